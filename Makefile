@@ -1,0 +1,59 @@
+# The two commands a new user types are `make demo` and `make test`; both build the
+# virtual environment from the lock on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+UV_VERSION := 0.13.9
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: help java venv demo test lint format bench lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+java:
+	@scripts/check_java.sh
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@echo ">> creating $(VENV) and installing the locked dependencies (first run takes a few minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: java $(STAMP)  ## create the virtual environment from requirements.lock
+
+demo: venv  ## run the main job on the embedded default (local Spark, tables under var/)
+	@$(BIN)/lakehouse demo
+
+test: venv  ## run the whole test suite on real Spark and real Delta tables
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv  ## ruff and mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+format: venv
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+bench: venv  ## table-layer benchmark; writes bench/RESULTS.md
+	@$(BIN)/python -m bench.table_io
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --excludes requirements/excludes.txt \
+	  --generate-hashes --no-emit-package setuptools -o requirements.lock
+
+clean:  ## remove generated data (var/) but keep the environment
+	rm -rf var/

@@ -1,0 +1,211 @@
+"""The `lakehouse` command: table maintenance and the demo; errors print one clear message."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lakehouse.config import ConfigError, Settings, load_settings
+from lakehouse.tables import Registry
+
+EXIT_USER_ERROR = 2
+
+
+def _registry(settings: Settings) -> Registry:
+    return Registry.load(settings.conf_dir / "tables")
+
+
+def _table_io(settings: Settings, app: str, table: str) -> Any:
+    """TableIO on a fresh Spark session, after checking `table` is declared (fail fast)."""
+    from lakehouse.io import TableIO
+    from lakehouse.spark import build_spark
+
+    registry = _registry(settings)
+    registry.get(table)
+    return TableIO(build_spark(settings, app_name=app), settings, registry)
+
+
+def _cli_context(job: str) -> Any:
+    from lakehouse.io import CommitContext
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return CommitContext(job=job, run_id=f"cli__{stamp}__{uuid.uuid4().hex[:6]}")
+
+
+def cmd_table_list(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(settings)
+    rows = [("TABLE", "LAYER", "PARTITIONED BY", "BUSINESS KEYS", "OWNER")]
+    for t in registry:
+        if args.layer and t.layer != args.layer:
+            continue
+        rows.append(
+            (
+                t.name,
+                t.layer,
+                ",".join(t.partition_by) or "-",
+                ",".join(t.business_keys) or "-",
+                t.owner,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-history", args.name)
+    entries = io.history(args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(entries, indent=2, default=str))
+        return 0
+    print(f"{'VERSION':>7}  {'TIMESTAMP (UTC)':<23}  {'OPERATION':<18}  {'JOB':<24}  RUN ID / CODE")
+    for e in entries:
+        stamp = dt.datetime.fromtimestamp(int(e.get("timestamp", 0)) / 1000, dt.UTC)
+        op = e.get("lakehouse_operation") or e.get("operation", "")
+        print(
+            f"{e.get('version', ''):>7}  {stamp:%Y-%m-%d %H:%M:%S.%f}"[:34]
+            + f"  {op:<18}  {e.get('job', '-'):<24}  {e.get('run_id', '-')} / "
+            f"{e.get('code_version', '-')}"
+        )
+    return 0
+
+
+def cmd_table_vacuum(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-vacuum", args.name)
+    removed = io.vacuum(
+        args.name,
+        retention_hours=args.retention_hours,
+        dry_run=args.dry_run,
+        ctx=_cli_context("table_vacuum"),
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{args.name}: {verb} {len(removed)} files")
+    for path in removed[:20]:
+        print(f"  {path}")
+    if len(removed) > 20:
+        print(f"  ... and {len(removed) - 20} more")
+    return 0
+
+
+def cmd_table_optimize(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-optimize", args.name)
+    result = io.optimize(args.name, ctx=_cli_context("table_optimize"), target_mb=args.target_mb)
+    print(
+        f"{args.name}: compacted {result.files_removed} files into {result.files_added} "
+        f"(version {result.version})"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from lakehouse.demo import run_demo
+
+    return run_demo(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakehouse",
+        description="ERP data-mining lakehouse for multi-plant medical-device groups.",
+    )
+    parser.add_argument(
+        "--env",
+        help="configuration overlay conf/env/<ENV>.yaml (default: $LAKEHOUSE_ENV or local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    table = sub.add_parser("table", help="inspect and maintain registered Delta tables")
+    tsub = table.add_subparsers(dest="table_command", required=True, metavar="ACTION")
+
+    p = tsub.add_parser(
+        "list",
+        help="list every table declared in conf/tables",
+        description="List every declared table with its layer, partitions, keys and owner.",
+    )
+    p.add_argument("--layer", choices=["bronze", "silver", "gold", "system"])
+    p.set_defaults(func=cmd_table_list)
+
+    p = tsub.add_parser(
+        "history",
+        help="show a table's commits",
+        description="Show a table's commits, newest first: version, time, operation, job, "
+        "run id and code version of the run that wrote it.",
+    )
+    p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
+    p.add_argument("--limit", type=int, default=None, help="show at most N commits")
+    p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
+    p.set_defaults(func=cmd_table_history)
+
+    p = tsub.add_parser(
+        "vacuum",
+        help="delete files no version within the retention needs",
+        description="Delete data files that no table version within the retention window "
+        "references: files replaced by later writes, files of writers that crashed before "
+        "committing, and stale staging folders. Time travel to versions older than the "
+        "retention is no longer possible afterwards.",
+    )
+    p.add_argument("name", help="registered table name")
+    p.add_argument(
+        "--retention-hours",
+        type=int,
+        default=None,
+        help="keep files needed by versions of the last H hours (default: "
+        "storage.vacuum_retention_hours in conf)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    p.set_defaults(func=cmd_table_vacuum)
+
+    p = tsub.add_parser(
+        "optimize",
+        help="compact small files",
+        description="Rewrite the small files of each partition into files near the target "
+        "size, in one commit that changes no data (readers see the same rows).",
+    )
+    p.add_argument("name", help="registered table name")
+    p.add_argument(
+        "--target-mb",
+        type=int,
+        default=None,
+        help="target file size (default: storage.target_file_mb)",
+    )
+    p.set_defaults(func=cmd_table_optimize)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the embedded demo on local Spark, tables under var/",
+        description="Run the demo on the embedded default: local Spark, Delta tables under var/.",
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        settings = load_settings(args.env)
+        return func(args, settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyError as exc:  # unknown table names
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        from lakehouse.io.errors import TableIOError
+
+        if isinstance(exc, TableIOError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

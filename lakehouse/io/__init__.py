@@ -1,0 +1,234 @@
+"""The only module that reads or writes tables: one API, two engines (delta-rs, delta-spark).
+
+>>> io = TableIO(spark, settings, registry)                              # doctest: +SKIP
+>>> ctx = CommitContext(job="silver_supplier", run_id="r1", logical_date=day)  # doctest: +SKIP
+>>> part = {"plant_id": "SZ"}                                            # doctest: +SKIP
+>>> io.replace_partitions("silver.supplier", df, partition=part, ctx=ctx)  # doctest: +SKIP
+>>> io.read("silver.supplier", version=3)                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.config import Settings
+from lakehouse.io.commit import CommitContext, code_version
+from lakehouse.io.errors import (
+    ConstraintViolationError,
+    SchemaMismatchError,
+    TableConflictError,
+    TableIOError,
+    TableNotFoundError,
+    UnsupportedTableError,
+)
+from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.schema import conform
+from lakehouse.io.storage import Storage
+from lakehouse.spark import use_delta_spark
+from lakehouse.tables import Registry, TableSpec
+
+__all__ = [
+    "CommitContext",
+    "ConstraintViolationError",
+    "OptimizeResult",
+    "SchemaMismatchError",
+    "TableConflictError",
+    "TableIO",
+    "TableIOError",
+    "TableNotFoundError",
+    "UnsupportedTableError",
+    "WriteResult",
+    "code_version",
+]
+
+
+class Engine(Protocol):
+    name: str
+
+    def version(self, spec: TableSpec, storage: Storage) -> int | None: ...
+    def read(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        *,
+        version: int | None = None,
+        timestamp: dt.datetime | None = None,
+    ) -> DataFrame: ...
+    def append(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult: ...
+    def overwrite(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult: ...
+    def replace_partitions(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        partition: Mapping[str, Any],
+    ) -> WriteResult: ...
+    def upsert(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult: ...
+    def optimize(
+        self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
+    ) -> OptimizeResult: ...
+    def vacuum(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        *,
+        retention_hours: int,
+        dry_run: bool,
+        ctx: CommitContext | None = None,
+    ) -> list[str]: ...
+    def history(
+        self, spec: TableSpec, storage: Storage, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+def make_engine(spark: SparkSession, settings: Settings) -> Engine:
+    """delta-spark where configured (or `auto` with its jars present), else delta-rs."""
+    if use_delta_spark(settings):
+        from lakehouse.io.deltaspark import DeltaSparkEngine
+
+        return DeltaSparkEngine(spark, settings)
+    from lakehouse.io.deltars import DeltaRsEngine
+
+    return DeltaRsEngine(spark, settings)
+
+
+class TableIO:
+    """Read and write registered tables by name; every write is one atomic Delta commit."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: Settings,
+        registry: Registry,
+        *,
+        engine: Engine | None = None,
+    ) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.registry = registry
+        self.engine = engine or make_engine(spark, settings)
+
+    # ----------------------------------------------------------------- addressing
+
+    def location(self, name: str) -> str:
+        """Where table `name` lives: `<storage.root>/<layer>/<name>`."""
+        return f"{self.settings.storage_root.rstrip('/')}/{self.registry.get(name).path}"
+
+    def _resolve(self, name: str) -> tuple[TableSpec, Storage]:
+        spec = self.registry.get(name)
+        return spec, Storage(self.location(name))
+
+    # ----------------------------------------------------------------- reads
+
+    def version(self, name: str) -> int | None:
+        """The latest committed version, or None when the table was never written."""
+        spec, storage = self._resolve(name)
+        return self.engine.version(spec, storage)
+
+    def read(
+        self, name: str, *, version: int | None = None, timestamp: dt.datetime | None = None
+    ) -> DataFrame:
+        """The table now, as of a `version`, or as of a `timestamp` (latest commit at or before)."""
+        if version is not None and timestamp is not None:
+            raise ValueError("give version or timestamp, not both")
+        spec, storage = self._resolve(name)
+        return self.engine.read(spec, storage, version=version, timestamp=timestamp)
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits, newest first, with job, run_id, logical_date and code_version."""
+        spec, storage = self._resolve(name)
+        return self.engine.history(spec, storage, limit)
+
+    # ----------------------------------------------------------------- writes
+
+    def append(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
+        spec, storage = self._resolve(name)
+        return self.engine.append(spec, storage, conform(df, spec), ctx)
+
+    def overwrite(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
+        spec, storage = self._resolve(name)
+        return self.engine.overwrite(spec, storage, conform(df, spec), ctx)
+
+    def replace_partitions(
+        self, name: str, df: DataFrame, *, partition: Mapping[str, Any], ctx: CommitContext
+    ) -> WriteResult:
+        """Atomically replace the rows of the given partitions with `df` (an idempotent re-run).
+
+        `partition` maps partition columns to values, e.g. `{"_ingest_date": day,
+        "_plant_id": "SZ"}`; every row of `df` must fall inside it. Running the same
+        (job, date, plant) again leaves the same table.
+        """
+        spec, storage = self._resolve(name)
+        unknown = [k for k in partition if k not in spec.partition_by]
+        if not partition or unknown:
+            raise TableIOError(
+                f"{name}: replace_partitions needs partition columns of the table "
+                f"({', '.join(spec.partition_by) or 'none declared'}); "
+                f"got {list(partition) or 'none'}"
+            )
+        if any(v is None for v in partition.values()):
+            raise TableIOError(
+                f"{name}: partition values to replace must not be None: {dict(partition)}"
+            )
+        return self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
+
+    def upsert(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
+        """Insert new business keys and replace existing ones; the higher sequence wins.
+
+        Incoming rows with an older sequence than the stored row are ignored, so late or
+        repeated deliveries never roll a record back. Partition columns must be part of
+        the business key, so a key lives in exactly one partition and only the touched
+        partitions are rewritten.
+        """
+        spec, storage = self._resolve(name)
+        if not spec.business_keys or not spec.sequence_column:
+            raise TableIOError(
+                f"{name}: upsert needs business_keys and sequence_column declared in conf/tables"
+            )
+        outside = [c for c in spec.partition_by if c not in spec.business_keys]
+        if outside:
+            raise TableIOError(
+                f"{name}: partition columns {outside} are not business keys, so a key could "
+                "move between partitions; add them to business_keys or use replace_partitions"
+            )
+        return self.engine.upsert(spec, storage, conform(df, spec), ctx)
+
+    # ----------------------------------------------------------------- maintenance
+
+    def optimize(
+        self, name: str, *, ctx: CommitContext, target_mb: int | None = None
+    ) -> OptimizeResult:
+        """Compact small files per partition into files near `storage.target_file_mb`."""
+        spec, storage = self._resolve(name)
+        return self.engine.optimize(
+            spec, storage, ctx, target_mb or self.settings.storage.target_file_mb
+        )
+
+    def vacuum(
+        self,
+        name: str,
+        *,
+        retention_hours: int | None = None,
+        dry_run: bool = False,
+        ctx: CommitContext | None = None,
+    ) -> list[str]:
+        """Delete files no longer referenced by a version within the retention window,
+        uncommitted files from crashed writers, and stale staging folders."""
+        spec, storage = self._resolve(name)
+        hours = (
+            self.settings.storage.vacuum_retention_hours
+            if retention_hours is None
+            else retention_hours
+        )
+        return self.engine.vacuum(spec, storage, retention_hours=hours, dry_run=dry_run, ctx=ctx)

@@ -1,0 +1,681 @@
+"""delta-rs engine: Spark writes Parquet, the driver commits exactly those files to Delta.
+
+A write goes through four steps, each safe to interrupt:
+
+1. stage    Spark's native writer puts Parquet files under `<table>/_staging/<txn>/`.
+2. check    footers give per-file statistics; NOT NULL and CHECK constraints are verified
+            on the staged files (nothing is visible to any reader yet).
+3. publish  the files are moved into the table's partition folders. Still invisible: a
+            Delta reader sees only files named in the log.
+4. commit   one atomic Delta commit (add, and remove when replacing) through `deltalake`,
+            against the snapshot read when the write started.
+
+A crash before step 4 leaves only uncommitted files, which `vacuum` removes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import posixpath
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote
+
+from deltalake import DeltaTable, Field, Schema
+from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    PostCommitHookProperties,
+    RemoveAction,
+)
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from lakehouse.config import Settings
+from lakehouse.io import failpoints
+from lakehouse.io.commit import CommitContext
+from lakehouse.io.errors import (
+    ConstraintViolationError,
+    TableConflictError,
+    TableIOError,
+    TableNotFoundError,
+    UnsupportedTableError,
+)
+from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.schema import evolution_needed, struct_from_delta
+from lakehouse.io.stats import footer_stats
+from lakehouse.io.storage import Storage
+from lakehouse.tables import TableSpec
+
+STAGING = "_staging"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_UNSUPPORTED_FEATURES = {"deletionVectors", "columnMapping"}
+
+Mode = Literal["append", "overwrite"]
+
+
+@dataclass
+class _StagedFile:
+    source: str  # full path under the staging folder
+    relative: str  # path relative to the table root once published, as on disk
+    partition_values: dict[str, str | None]
+    size: int
+    mtime_ms: int
+    stats: str
+    num_records: int
+
+
+@dataclass
+class _Staged:
+    txn: str
+    folder: str
+    files: list[_StagedFile] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.num_records for f in self.files)
+
+
+def _partition_values(relative: str, partition_by: Sequence[str]) -> dict[str, str | None]:
+    segments = relative.split("/")[:-1]
+    values: dict[str, str | None] = {}
+    for segment in segments:
+        key, sep, raw = segment.partition("=")
+        if not sep:
+            continue
+        value = unquote(raw)
+        values[key] = None if value == HIVE_NULL else value
+    if sorted(values) != sorted(partition_by):
+        raise TableIOError(f"staged file {relative} is not in a partition folder of {partition_by}")
+    return values
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+class DeltaRsEngine:
+    """Table operations for the default engine; see the module docstring for the protocol."""
+
+    name = "delta-rs"
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+
+    # ------------------------------------------------------------------ snapshot access
+
+    def _open(self, spec: TableSpec, storage: Storage) -> DeltaTable | None:
+        try:
+            return DeltaTable(storage.root_uri)
+        except DeltaTableNotFound:
+            return None
+
+    def version(self, spec: TableSpec, storage: Storage) -> int | None:
+        table = self._open(spec, storage)
+        return None if table is None else table.version()
+
+    def _require(self, spec: TableSpec, storage: Storage) -> DeltaTable:
+        table = self._open(spec, storage)
+        if table is None:
+            raise TableNotFoundError(f"{spec.name}: no Delta table at {storage.root_uri} yet")
+        return table
+
+    @staticmethod
+    def _check_readable(spec: TableSpec, table: DeltaTable) -> None:
+        protocol = table.protocol()
+        features = set(protocol.reader_features or []) & _UNSUPPORTED_FEATURES
+        mapping = table.metadata().configuration.get("delta.columnMapping.mode", "none")
+        if features or mapping not in ("none", None):
+            used = ", ".join(sorted(features | ({"columnMapping"} if mapping != "none" else set())))
+            raise UnsupportedTableError(
+                f"{spec.name}: the table uses {used}, which the Parquet read path of the "
+                "delta-rs engine cannot honour; read it with the delta-spark engine "
+                "(storage.engine: delta-spark) or rewrite it without those features"
+            )
+
+    def read(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        *,
+        version: int | None = None,
+        timestamp: dt.datetime | None = None,
+    ) -> DataFrame:
+        table = self._require(spec, storage)
+        target: int | dt.datetime | None = version if version is not None else timestamp
+        if target is not None:
+            try:
+                table.load_as_version(target)
+            except (DeltaError, ValueError, OSError) as exc:
+                raise TableNotFoundError(f"{spec.name}: no version as of {target}: {exc}") from None
+        self._check_readable(spec, table)
+        schema = struct_from_delta(table.schema().to_json())
+        files = table.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        uris = [self._spark_path(storage, path) for path in files]
+        frame = (
+            self.spark.read.schema(schema).option("basePath", storage.spark_uri()).parquet(*uris)
+        )
+        return frame.select(*schema.fieldNames())
+
+    @staticmethod
+    def _spark_path(storage: Storage, path: str) -> str:
+        if "://" in path:
+            return path
+        return storage.spark_uri(storage.relative(path))
+
+    def history(
+        self, spec: TableSpec, storage: Storage, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self._require(spec, storage).history(limit)
+
+    # ------------------------------------------------------------------ table lifecycle
+
+    def _ensure_table(self, spec: TableSpec, storage: Storage, ctx: CommitContext) -> DeltaTable:
+        """Open the table, creating it or adding declared columns and constraints as needed."""
+        table = self._open(spec, storage)
+        props = self._commit_properties(ctx, "create")
+        if table is None:
+            try:
+                table = DeltaTable.create(
+                    storage.root_uri,
+                    Schema.from_json(spec.spark_schema.json()),
+                    mode="ignore",
+                    partition_by=spec.partition_by or None,
+                    name=spec.name,
+                    description=spec.description,
+                    configuration={
+                        "delta.checkpointInterval": str(self.settings.storage.checkpoint_interval),
+                    },
+                    commit_properties=props,
+                )
+            except (CommitFailedError, DeltaError):
+                table = self._open(spec, storage)  # a concurrent writer created it first
+                if table is None:
+                    raise
+        stored = struct_from_delta(table.schema().to_json())
+        added = evolution_needed(spec, stored)
+        if added:
+            table.alter.add_columns(
+                [Field.from_json(json.dumps(f.jsonValue())) for f in added],
+                commit_properties=self._commit_properties(ctx, "add columns"),
+            )
+        missing_constraints = {
+            k: v
+            for k, v in spec.constraints.items()
+            if f"delta.constraints.{k.lower()}" not in table.metadata().configuration
+        }
+        if missing_constraints:
+            table.alter.add_constraint(
+                missing_constraints,
+                commit_properties=self._commit_properties(ctx, "add constraints"),
+            )
+        table.update_incremental()
+        return table
+
+    def _commit_properties(
+        self, ctx: CommitContext, operation: str, **extra: Any
+    ) -> CommitProperties:
+        meta: dict[str, Any] = {
+            **ctx.metadata(),
+            "engine": self.name,
+            "lakehouse_operation": operation,
+        }
+        meta.update(extra)
+        return CommitProperties(
+            custom_metadata=meta, max_commit_retries=0 if operation != "append" else None
+        )
+
+    # ------------------------------------------------------------------ write protocol
+
+    def _stage(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, *, max_records: int | None = None
+    ) -> _Staged:
+        txn = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        staged = _Staged(txn=txn, folder=f"{STAGING}/{txn}")
+        writer = df.write.mode("errorifexists").option("compression", "snappy")
+        if max_records:
+            writer = writer.option("maxRecordsPerFile", max_records)
+        if spec.partition_by:
+            writer = writer.partitionBy(*spec.partition_by)
+        writer.parquet(storage.spark_uri(staged.folder))
+        data_columns = [c.name for c in spec.columns if c.name not in spec.partition_by]
+        prefix = storage.abs(staged.folder)
+        for entry in storage.list_files(staged.folder):
+            base = posixpath.basename(entry.path)
+            if not base.endswith(".parquet") or base.startswith((".", "_")):
+                continue
+            relative = posixpath.relpath(entry.path, prefix)
+            stats = footer_stats(storage.fs, entry.path, data_columns)
+            if stats.num_records == 0:
+                continue  # Spark writes an empty file for an empty unpartitioned frame
+            staged.files.append(
+                _StagedFile(
+                    source=entry.path,
+                    relative=relative,
+                    partition_values=_partition_values(relative, spec.partition_by),
+                    size=entry.size,
+                    mtime_ms=entry.mtime_ms,
+                    stats=stats.to_json(),
+                    num_records=stats.num_records,
+                )
+            )
+        failpoints.reach("staged")
+        return staged
+
+    def _verify(self, spec: TableSpec, storage: Storage, staged: _Staged) -> None:
+        """NOT NULL from footer statistics; CHECK constraints by scanning the staged files."""
+        problems = []
+        for col in spec.columns:
+            if col.nullable:
+                continue
+            if col.name in spec.partition_by:
+                bad = sum(
+                    f.num_records for f in staged.files if f.partition_values[col.name] is None
+                )
+            else:
+                counts = [json.loads(f.stats)["nullCount"].get(col.name) for f in staged.files]
+                if any(c is None for c in counts):
+                    bad = self._count_where(spec, storage, staged, F.col(col.name).isNull())
+                else:
+                    bad = sum(counts)
+            if bad:
+                problems.append(f"{bad} rows have NULL in NOT NULL column {col.name}")
+        for name, expression in spec.constraints.items():
+            bad = self._count_where(spec, storage, staged, ~F.expr(expression))
+            if bad:
+                problems.append(f"{bad} rows violate CHECK {name}: {expression}")
+        if problems:
+            raise ConstraintViolationError(
+                f"{spec.name}: nothing was committed; " + "; ".join(problems)
+            )
+
+    def _count_where(
+        self, spec: TableSpec, storage: Storage, staged: _Staged, condition: Any
+    ) -> int:
+        if not staged.files:
+            return 0
+        frame = (
+            self.spark.read.schema(spec.spark_schema)
+            .option("basePath", storage.spark_uri(staged.folder))
+            .parquet(*[storage.spark_uri(f"{staged.folder}/{f.relative}") for f in staged.files])
+        )
+        return int(frame.where(condition).count())
+
+    def _publish(self, storage: Storage, staged: _Staged) -> list[AddAction]:
+        actions = []
+        for f in staged.files:
+            storage.move(f.source, storage.abs(f.relative))
+            actions.append(
+                AddAction(
+                    path=f.relative,  # deltalake percent-encodes it in the log
+                    size=f.size,
+                    partition_values=f.partition_values,
+                    modification_time=f.mtime_ms,
+                    data_change=True,
+                    stats=f.stats,
+                )
+            )
+        failpoints.reach("published")
+        return actions
+
+    def _discard(self, storage: Storage, staged: _Staged, published: bool) -> None:
+        """Best effort: remove this write's files after a failure (vacuum catches the rest)."""
+        try:
+            if published:
+                for f in staged.files:
+                    path = storage.abs(f.relative)
+                    if storage.fs.get_file_info(path).is_file:
+                        storage.delete_file(path)
+            storage.delete_dir(storage.abs(staged.folder))
+        except OSError:
+            pass
+
+    def _commit(
+        self,
+        spec: TableSpec,
+        table: DeltaTable,
+        actions: list[AddAction | RemoveAction],
+        *,
+        mode: Mode,
+        partition_filters: list[tuple[str, str, Any]] | None,
+        props: CommitProperties,
+    ) -> int:
+        read_version = table.version()
+        try:
+            table.create_write_transaction(
+                actions,
+                mode=mode,
+                schema=table.schema(),
+                partition_by=spec.partition_by or None,
+                partition_filters=partition_filters,
+                commit_properties=props,
+                post_commithook_properties=PostCommitHookProperties(create_checkpoint=True),
+            )
+        except CommitFailedError as exc:
+            raise TableConflictError(
+                f"{spec.name}: another writer committed after version {read_version}, which this "
+                f"write was based on, and the changes conflict ({exc}). Nothing of this write is "
+                "visible. Re-run the job; run writers of one table one at a time (Airflow pool)."
+            ) from None
+        table.update_incremental()
+        return table.version()
+
+    def _write(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        *,
+        operation: str,
+        mode: Mode,
+        partition_filters: list[tuple[str, str, Any]] | None = None,
+        removes: list[RemoveAction] | None = None,
+        check_partitions: Mapping[str, Any] | None = None,
+        max_records: int | None = None,
+        data_change: bool = True,
+        table: DeltaTable | None = None,
+        extra_meta: Mapping[str, Any] | None = None,
+    ) -> tuple[int, _Staged]:
+        table = table or self._ensure_table(spec, storage, ctx)
+        staged = self._stage(spec, storage, df, max_records=max_records)
+        published = False
+        try:
+            if check_partitions:
+                want = {k: _literal(v) for k, v in check_partitions.items()}
+                outside = [
+                    f.relative
+                    for f in staged.files
+                    if any(f.partition_values[k] != v for k, v in want.items())
+                ]
+                if outside:
+                    raise TableIOError(
+                        f"{spec.name}: rows outside the partitions being replaced ({want}), "
+                        f"e.g. in {outside[0]}; nothing was committed"
+                    )
+            if data_change:
+                self._verify(spec, storage, staged)
+            adds = self._publish(storage, staged)
+            published = True
+            if not data_change:
+                for add in adds:
+                    add.data_change = False
+            actions: list[AddAction | RemoveAction] = [*(removes or []), *adds]
+            if not actions and mode == "append":
+                return table.version(), staged
+            props = self._commit_properties(ctx, operation, **(extra_meta or {}))
+            version = self._commit(
+                spec, table, actions, mode=mode, partition_filters=partition_filters, props=props
+            )
+        except BaseException:
+            self._discard(storage, staged, published)
+            raise
+        failpoints.reach("committed")
+        storage.delete_dir(storage.abs(staged.folder))
+        return version, staged
+
+    # ------------------------------------------------------------------ operations
+
+    def append(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult:
+        version, staged = self._write(spec, storage, df, ctx, operation="append", mode="append")
+        return WriteResult(spec.name, version, "append", len(staged.files), 0, staged.rows)
+
+    def overwrite(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult:
+        table = self._ensure_table(spec, storage, ctx)
+        before = len(table.file_uris())
+        version, staged = self._write(
+            spec, storage, df, ctx, operation="overwrite", mode="overwrite", table=table
+        )
+        return WriteResult(spec.name, version, "overwrite", len(staged.files), before, staged.rows)
+
+    def replace_partitions(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        partition: Mapping[str, Any],
+    ) -> WriteResult:
+        filters = [(k, "=", _literal(v)) for k, v in partition.items()]
+        table = self._ensure_table(spec, storage, ctx)
+        want = {k: _literal(v) for k, v in partition.items()}
+        before = sum(
+            all(a["partition_values"].get(k) == v for k, v in want.items())
+            for a in _add_actions(table)
+        )
+        version, staged = self._write(
+            spec,
+            storage,
+            df,
+            ctx,
+            operation="replace_partitions",
+            mode="overwrite",
+            partition_filters=filters,
+            check_partitions=partition,
+            table=table,
+            extra_meta={"partition": {k: _literal(v) for k, v in partition.items()}},
+        )
+        return WriteResult(
+            spec.name, version, "replace_partitions", len(staged.files), before, staged.rows
+        )
+
+    def upsert(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+    ) -> WriteResult:
+        keys, seq = spec.business_keys, spec.sequence_column
+        assert seq is not None  # checked by TableIO
+        table = self._ensure_table(spec, storage, ctx)
+        order = [F.col(seq).desc_nulls_last(), F.col("__new").desc(), F.col("__tiebreak").desc()]
+        incoming = df.withColumn("__new", F.lit(1)).withColumn(
+            "__tiebreak", F.xxhash64(*[F.col(c) for c in df.columns])
+        )
+        incoming_rows_frame = incoming
+        removes: list[RemoveAction] = []
+        existing: DataFrame | None = None
+        if table.version() >= 0 and table.file_uris():
+            actions = _add_actions(table)
+            if spec.partition_by:
+                touched = {
+                    tuple(_none_or_literal(r[c]) for c in spec.partition_by)
+                    for r in df.select(*spec.partition_by).distinct().collect()
+                }
+                actions = [
+                    a
+                    for a in actions
+                    if tuple(a["partition_values"].get(c) for c in spec.partition_by) in touched
+                ]
+            if actions:
+                now_ms = int(time.time() * 1000)
+                removes = [
+                    RemoveAction(
+                        path=a["path"],
+                        data_change=True,
+                        deletion_timestamp=now_ms,
+                        size=a["size"],
+                        partition_values=a["partition_values"],
+                    )
+                    for a in actions
+                ]
+                stored = struct_from_delta(table.schema().to_json())
+                existing = (
+                    self.spark.read.schema(stored)
+                    .option("basePath", storage.spark_uri())
+                    .parquet(*[storage.spark_uri(a["path"]) for a in actions])
+                    .select(*df.columns)
+                    .withColumn("__new", F.lit(0))
+                    .withColumn("__tiebreak", F.lit(0).cast("bigint"))
+                )
+        combined = (
+            incoming_rows_frame if existing is None else incoming_rows_frame.unionByName(existing)
+        )
+        by_key = Window.partitionBy(*keys)
+        ranked = (
+            combined.withColumn("__rank", F.row_number().over(by_key.orderBy(*order)))
+            .withColumn("__had_old", F.max(1 - F.col("__new")).over(by_key))
+            .persist()
+        )
+        try:
+            counts = ranked.agg(
+                F.sum(F.col("__new")).alias("incoming"),
+                F.sum(
+                    F.when(
+                        (F.col("__rank") == 1) & (F.col("__new") == 1) & (F.col("__had_old") == 0),
+                        1,
+                    ).otherwise(0)
+                ).alias("inserted"),
+                F.sum(
+                    F.when(
+                        (F.col("__rank") == 1) & (F.col("__new") == 1) & (F.col("__had_old") == 1),
+                        1,
+                    ).otherwise(0)
+                ).alias("updated"),
+            ).first()
+            assert counts is not None
+            incoming_n = int(counts["incoming"] or 0)
+            inserted = int(counts["inserted"] or 0)
+            updated = int(counts["updated"] or 0)
+            winners = ranked.where(F.col("__rank") == 1).select(*df.columns)
+            version, staged = self._write(
+                spec,
+                storage,
+                winners,
+                ctx,
+                operation="upsert",
+                mode="append",
+                removes=removes,
+                table=table,
+                extra_meta={"rows_inserted": inserted, "rows_updated": updated},
+            )
+        finally:
+            ranked.unpersist()
+        return WriteResult(
+            spec.name,
+            version,
+            "upsert",
+            len(staged.files),
+            len(removes),
+            staged.rows,
+            rows_inserted=inserted,
+            rows_updated=updated,
+            rows_ignored=incoming_n - inserted - updated,
+        )
+
+    def optimize(
+        self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
+    ) -> OptimizeResult:
+        table = self._require(spec, storage)
+        target = target_mb * 1024 * 1024
+        groups: dict[tuple[str | None, ...], list[dict[str, Any]]] = {}
+        for action in _add_actions(table):
+            key = tuple(action["partition_values"].get(c) for c in spec.partition_by)
+            if action["size"] < target:
+                groups.setdefault(key, []).append(action)
+        chosen = [a for files in groups.values() if len(files) > 1 for a in files]
+        if not chosen:
+            return OptimizeResult(spec.name, table.version(), 0, 0)
+        total_bytes = sum(a["size"] for a in chosen)
+        total_rows = sum(a["num_records"] for a in chosen)
+        stored = struct_from_delta(table.schema().to_json())
+        frame = (
+            self.spark.read.schema(stored)
+            .option("basePath", storage.spark_uri())
+            .parquet(*[storage.spark_uri(a["path"]) for a in chosen])
+            .select(*stored.fieldNames())
+        )
+        if spec.partition_by:
+            frame = frame.repartition(*spec.partition_by)
+        else:
+            frame = frame.coalesce(max(1, math.ceil(total_bytes / target)))
+        max_records = max(1, int(target / max(1.0, total_bytes / max(1, total_rows))))
+        now_ms = int(time.time() * 1000)
+        removes = [
+            RemoveAction(
+                path=a["path"],
+                data_change=False,
+                deletion_timestamp=now_ms,
+                size=a["size"],
+                partition_values=a["partition_values"],
+            )
+            for a in chosen
+        ]
+        version, staged = self._write(
+            spec,
+            storage,
+            frame,
+            ctx,
+            operation="optimize",
+            mode="append",
+            removes=removes,
+            max_records=max_records,
+            data_change=False,
+            table=table,
+        )
+        return OptimizeResult(spec.name, version, len(chosen), len(staged.files))
+
+    def vacuum(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        *,
+        retention_hours: int,
+        dry_run: bool,
+        ctx: CommitContext | None = None,
+    ) -> list[str]:
+        """Delete files no version within the retention still needs, and stale staging folders."""
+        table = self._require(spec, storage)
+        removed = table.vacuum(
+            retention_hours=retention_hours,
+            dry_run=dry_run,
+            enforce_retention_duration=False,
+            commit_properties=self._commit_properties(ctx, "vacuum") if ctx else None,
+        )
+        cutoff_ms = (time.time() - retention_hours * 3600) * 1000
+        for folder in storage.list_dirs(STAGING):
+            if folder.mtime_ms <= cutoff_ms:
+                removed.append(storage.relative(folder.path) + "/")
+                if not dry_run:
+                    storage.delete_dir(folder.path)
+        return removed
+
+
+def _none_or_literal(value: Any) -> str | None:
+    return None if value is None else _literal(value)
+
+
+def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
+    """The snapshot's add actions as dicts with path, size, num_records, partition_values."""
+    import pyarrow as pa
+
+    rows = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    result = []
+    for row in rows:
+        partition_values = {
+            key.removeprefix("partition."): (None if value is None else _literal(value))
+            for key, value in row.items()
+            if key.startswith("partition.")
+        }
+        result.append(
+            {
+                "path": unquote(row["path"]),  # on-disk relative path (log form is encoded)
+                "size": row["size_bytes"],
+                "num_records": row["num_records"] or 0,
+                "partition_values": partition_values,
+            }
+        )
+    return result

@@ -1,0 +1,78 @@
+"""File operations on the table store (local disk or object storage) through pyarrow.fs."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from pyarrow import fs as pafs
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # filesystem path, as pyarrow.fs names it
+    size: int
+    mtime_ms: int
+
+
+class Storage:
+    """The few file operations the table layer needs, for one table root."""
+
+    def __init__(self, root: str) -> None:
+        self.root_uri = root
+        if "://" in root:
+            self.fs, self.root = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), root
+        self.root = self.root.rstrip("/")
+
+    def spark_uri(self, relative: str = "") -> str:
+        """URI of `relative` (under the root) as Spark's Hadoop file systems name it.
+
+        Hadoop reads `%XX` in a path string as an escape, so the on-disk name (which may
+        itself contain `%`, as Spark escapes partition values) is percent-encoded here.
+        """
+        base = self.root_uri.rstrip("/")
+        if "://" not in base:
+            base = f"file://{base}"
+        elif urlparse(base).scheme == "s3":
+            base = "s3a" + base[2:]
+        return f"{base}/{relative}" if relative else base
+
+    def abs(self, relative: str) -> str:
+        return posixpath.join(self.root, relative)
+
+    def list_files(self, relative: str) -> list[FileEntry]:
+        """Every file below `relative`, recursively; empty when the folder does not exist."""
+        selector = pafs.FileSelector(self.abs(relative), recursive=True, allow_not_found=True)
+        return [
+            FileEntry(
+                info.path, info.size or 0, int(info.mtime.timestamp() * 1000) if info.mtime else 0
+            )
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+        ]
+
+    def list_dirs(self, relative: str) -> list[FileEntry]:
+        selector = pafs.FileSelector(self.abs(relative), recursive=False, allow_not_found=True)
+        return [
+            FileEntry(info.path, 0, int(info.mtime.timestamp() * 1000) if info.mtime else 0)
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory
+        ]
+
+    def move(self, src: str, dst: str) -> None:
+        self.fs.create_dir(posixpath.dirname(dst), recursive=True)
+        self.fs.move(src, dst)
+
+    def delete_file(self, path: str) -> None:
+        self.fs.delete_file(path)
+
+    def delete_dir(self, path: str) -> None:
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(path)
+
+    def relative(self, path: str) -> str:
+        return posixpath.relpath(path, self.root)

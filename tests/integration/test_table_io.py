@@ -1,0 +1,311 @@
+"""Table-layer conformance on real Spark and real Delta tables (both engines where present)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.io import (
+    CommitContext,
+    ConstraintViolationError,
+    SchemaMismatchError,
+    TableIO,
+    TableIOError,
+    TableNotFoundError,
+)
+
+DAY = dt.date(2026, 3, 1)
+ORDER_COLUMNS = [
+    "plant_id",
+    "order_id",
+    "version",
+    "qty",
+    "amount",
+    "ordered_at",
+    "order_date",
+    "note",
+]
+
+
+def ctx(run: str = "run-1", day: dt.date = DAY, job: str = "test_job") -> CommitContext:
+    return CommitContext(job=job, run_id=run, logical_date=day, plant="SZ")
+
+
+def order(
+    plant: str, oid: int, version: int = 1, qty: float = 1.0, note: str | None = None
+) -> tuple[Any, ...]:
+    return (
+        plant,
+        oid,
+        version,
+        qty,
+        Decimal("12.5000") * oid,
+        dt.datetime(2026, 3, 1, 8, 30, 0, 123456),  # naive UTC, as PySpark returns it
+        DAY,
+        note,
+    )
+
+
+def orders(spark: SparkSession, io: TableIO, rows: list[tuple[Any, ...]]) -> DataFrame:
+    return spark.createDataFrame(rows, io.registry.get("silver.orders").spark_schema)
+
+
+def rows_of(df: DataFrame) -> list[tuple[Any, ...]]:
+    return sorted(tuple(r) for r in df.select(*ORDER_COLUMNS).collect())
+
+
+def test_when_appended_then_read_returns_exactly_the_rows(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    data = [order("SZ", 1, note="中文 ok"), order("GW", 2, qty=3.5), order("SZ", 3)]
+    result = any_io.append("silver.orders", orders(spark, any_io, data), ctx=ctx())
+    back = any_io.read("silver.orders")
+    assert back.columns == ORDER_COLUMNS
+    assert rows_of(back) == sorted(data)
+    if result.rows_written >= 0:
+        assert result.rows_written == 3
+
+
+def test_when_appended_twice_then_both_batches_are_visible(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append("silver.orders", orders(spark, any_io, [order("SZ", 1)]), ctx=ctx())
+    any_io.append("silver.orders", orders(spark, any_io, [order("SZ", 2)]), ctx=ctx("run-2"))
+    assert [r[1] for r in rows_of(any_io.read("silver.orders"))] == [1, 2]
+
+
+def test_when_overwritten_then_only_new_rows_remain(spark: SparkSession, any_io: TableIO) -> None:
+    any_io.append(
+        "silver.orders", orders(spark, any_io, [order("SZ", 1), order("GW", 2)]), ctx=ctx()
+    )
+    any_io.overwrite("silver.orders", orders(spark, any_io, [order("PN", 9)]), ctx=ctx("run-2"))
+    assert rows_of(any_io.read("silver.orders")) == [order("PN", 9)]
+
+
+def test_when_partition_replaced_then_other_partitions_are_untouched(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append(
+        "silver.orders",
+        orders(spark, any_io, [order("SZ", 1), order("SZ", 2), order("GW", 3)]),
+        ctx=ctx(),
+    )
+    any_io.replace_partitions(
+        "silver.orders",
+        orders(spark, any_io, [order("SZ", 7, qty=4.0)]),
+        partition={"plant_id": "SZ"},
+        ctx=ctx("run-2"),
+    )
+    assert rows_of(any_io.read("silver.orders")) == sorted(
+        [order("GW", 3), order("SZ", 7, qty=4.0)]
+    )
+
+
+def test_when_upserted_then_higher_version_wins_and_stale_rows_are_ignored(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append(
+        "silver.orders",
+        orders(
+            spark,
+            any_io,
+            [order("SZ", 1, 2, qty=10.0), order("SZ", 2, 1, qty=20.0), order("GW", 1, 1)],
+        ),
+        ctx=ctx(),
+    )
+    incoming = [
+        order("SZ", 1, 1, qty=99.0),  # older than stored version 2: ignored
+        order("SZ", 2, 3, qty=21.0),  # newer: replaces
+        order("SZ", 2, 2, qty=22.0),  # same key, superseded inside the batch
+        order("SZ", 5, 1, qty=5.0),  # new key: inserted
+    ]
+    result = any_io.upsert("silver.orders", orders(spark, any_io, incoming), ctx=ctx("run-2"))
+    expected = sorted(
+        [
+            order("SZ", 1, 2, qty=10.0),
+            order("SZ", 2, 3, qty=21.0),
+            order("GW", 1, 1),
+            order("SZ", 5, 1, qty=5.0),
+        ]
+    )
+    assert rows_of(any_io.read("silver.orders")) == expected
+    if result.rows_inserted is not None:
+        assert (result.rows_inserted, result.rows_updated, result.rows_ignored) == (1, 1, 2)
+
+
+def test_when_upserting_into_empty_table_then_latest_per_key_is_inserted(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    incoming = [order("SZ", 1, 1, qty=1.0), order("SZ", 1, 4, qty=4.0), order("SZ", 2, 1)]
+    any_io.upsert("silver.orders", orders(spark, any_io, incoming), ctx=ctx())
+    assert rows_of(any_io.read("silver.orders")) == sorted(
+        [order("SZ", 1, 4, qty=4.0), order("SZ", 2, 1)]
+    )
+
+
+def test_when_reading_as_of_version_then_that_commit_is_returned(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    first = any_io.append("silver.orders", orders(spark, any_io, [order("SZ", 1)]), ctx=ctx())
+    any_io.append("silver.orders", orders(spark, any_io, [order("SZ", 2)]), ctx=ctx("run-2"))
+    any_io.overwrite("silver.orders", orders(spark, any_io, [order("SZ", 3)]), ctx=ctx("run-3"))
+    assert rows_of(any_io.read("silver.orders", version=first.version)) == [order("SZ", 1)]
+    assert rows_of(any_io.read("silver.orders", version=first.version + 1)) == [
+        order("SZ", 1),
+        order("SZ", 2),
+    ]
+    assert rows_of(any_io.read("silver.orders")) == [order("SZ", 3)]
+
+
+def test_when_reading_as_of_timestamp_then_latest_commit_before_it_is_returned(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append("silver.orders", orders(spark, any_io, [order("SZ", 1)]), ctx=ctx())
+    time.sleep(1.1)
+    between = dt.datetime.now(dt.UTC)
+    time.sleep(1.1)
+    any_io.overwrite("silver.orders", orders(spark, any_io, [order("SZ", 2)]), ctx=ctx("run-2"))
+    assert rows_of(any_io.read("silver.orders", timestamp=between)) == [order("SZ", 1)]
+    assert rows_of(any_io.read("silver.orders", timestamp=dt.datetime.now(dt.UTC))) == [
+        order("SZ", 2)
+    ]
+
+
+def test_when_every_commit_is_made_then_history_names_job_run_date_and_code(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append(
+        "silver.orders", orders(spark, any_io, [order("SZ", 1)]), ctx=ctx("run-a", job="job_a")
+    )
+    any_io.replace_partitions(
+        "silver.orders",
+        orders(spark, any_io, [order("SZ", 2)]),
+        partition={"plant_id": "SZ"},
+        ctx=ctx("run-b", dt.date(2026, 3, 2), job="job_b"),
+    )
+    history = any_io.history("silver.orders")
+    latest, previous = history[0], history[1]
+    assert (latest["job"], latest["run_id"], latest["logical_date"]) == (
+        "job_b",
+        "run-b",
+        "2026-03-02",
+    )
+    assert (previous["job"], previous["run_id"], previous["logical_date"]) == (
+        "job_a",
+        "run-a",
+        "2026-03-01",
+    )
+    assert latest["code_version"] == "test-code-version"
+    assert latest["version"] > previous["version"]
+
+
+def test_when_never_written_then_read_says_table_not_found(any_io: TableIO) -> None:
+    with pytest.raises(TableNotFoundError, match=r"silver\.orders"):
+        any_io.read("silver.orders")
+
+
+def test_when_column_missing_or_undeclared_then_write_fails_naming_them(
+    spark: SparkSession, io: TableIO
+) -> None:
+    frame = orders(spark, io, [order("SZ", 1)]).drop("note").withColumn("colour", F.col("qty"))
+    with pytest.raises(SchemaMismatchError) as err:
+        io.append("silver.orders", frame, ctx=ctx())
+    assert "missing columns: note" in str(err.value)
+    assert "colour" in str(err.value)
+    assert io.version("silver.orders") is None  # nothing was created
+
+
+def test_when_type_is_incompatible_then_write_fails_naming_column_and_types(
+    spark: SparkSession, io: TableIO
+) -> None:
+    frame = orders(spark, io, [order("SZ", 1)]).withColumn("qty", F.col("note"))
+    with pytest.raises(SchemaMismatchError, match="column qty: expected double, got string"):
+        io.append("silver.orders", frame, ctx=ctx())
+
+
+def test_when_type_widens_losslessly_then_write_succeeds(spark: SparkSession, io: TableIO) -> None:
+    frame = spark.createDataFrame([(1, 2.5)], "id int, value float")
+    io.append("gold.evolving", frame, ctx=ctx())
+    assert [tuple(r) for r in io.read("gold.evolving").collect()] == [(1, 2.5)]
+    assert dict(io.read("gold.evolving").dtypes) == {"id": "bigint", "value": "double"}
+
+
+def test_when_not_null_column_has_nulls_then_nothing_is_committed(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1)]), ctx=ctx())
+    before = io.version("silver.orders")
+    schema = io.registry.get("silver.orders").spark_schema
+    loose = schema.__class__([f.__class__(f.name, f.dataType, True) for f in schema.fields])
+    bad = spark.createDataFrame([("SZ", None, 1, 1.0, None, None, None, None)], loose)
+    with pytest.raises(
+        ConstraintViolationError, match="1 rows have NULL in NOT NULL column order_id"
+    ):
+        io.append("silver.orders", bad, ctx=ctx("run-2"))
+    assert io.version("silver.orders") == before
+    assert io.read("silver.orders").count() == 1
+
+
+def test_when_check_constraint_is_violated_then_nothing_is_committed(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1)]), ctx=ctx())
+    bad = orders(spark, io, [order("SZ", 2, qty=-1.0), order("SZ", 3, qty=-2.0), order("SZ", 4)])
+    with pytest.raises(ConstraintViolationError, match="2 rows violate CHECK qty_non_negative"):
+        io.append("silver.orders", bad, ctx=ctx("run-2"))
+    assert rows_of(io.read("silver.orders")) == [order("SZ", 1)]
+    staging = io.location("silver.orders") + "/_staging"
+    import os
+
+    assert not os.path.exists(staging) or os.listdir(staging) == []
+
+
+def test_when_replacing_with_rows_outside_the_partition_then_nothing_is_committed(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1), order("GW", 2)]), ctx=ctx())
+    with pytest.raises(TableIOError, match="rows outside the partitions being replaced"):
+        io.replace_partitions(
+            "silver.orders",
+            orders(spark, io, [order("SZ", 3), order("GW", 4)]),
+            partition={"plant_id": "SZ"},
+            ctx=ctx("run-2"),
+        )
+    assert rows_of(io.read("silver.orders")) == sorted([order("SZ", 1), order("GW", 2)])
+
+
+def test_when_replacing_by_a_non_partition_column_then_it_is_refused(
+    spark: SparkSession, io: TableIO
+) -> None:
+    with pytest.raises(TableIOError, match="replace_partitions needs partition columns"):
+        io.replace_partitions(
+            "silver.orders",
+            orders(spark, io, [order("SZ", 1)]),
+            partition={"order_id": 1},
+            ctx=ctx(),
+        )
+
+
+def test_when_two_level_partition_is_replaced_then_only_that_date_and_plant_change(
+    spark: SparkSession, io: TableIO
+) -> None:
+    schema = io.registry.get("bronze.erp__receipts").spark_schema
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    base = [(d1, "SZ", 1, 1.0), (d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0)]
+    io.append("bronze.erp__receipts", spark.createDataFrame(base, schema), ctx=ctx())
+    io.replace_partitions(
+        "bronze.erp__receipts",
+        spark.createDataFrame([(d1, "SZ", 10, 2.0), (d1, "SZ", 11, 2.0)], schema),
+        partition={"_ingest_date": d1, "_plant_id": "SZ"},
+        ctx=ctx("run-2"),
+    )
+    got = sorted(tuple(r) for r in io.read("bronze.erp__receipts").collect())
+    assert got == sorted(
+        [(d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0), (d1, "SZ", 10, 2.0), (d1, "SZ", 11, 2.0)]
+    )
