@@ -643,6 +643,7 @@ class DeltaRsEngine:
             retention_hours=retention_hours,
             dry_run=dry_run,
             enforce_retention_duration=False,
+            full=True,  # also files never committed (crashed or conflicting writers)
             commit_properties=self._commit_properties(ctx, "vacuum") if ctx else None,
         )
         cutoff_ms = (time.time() - retention_hours * 3600) * 1000
