@@ -37,6 +37,7 @@ from deltalake.transaction import (
 )
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.config import Settings
 from lakehouse.io import failpoints
@@ -57,6 +58,7 @@ from lakehouse.tables import TableSpec
 STAGING = "_staging"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _UNSUPPORTED_FEATURES = {"deletionVectors", "columnMapping"}
+_READS_BEFORE_WRITE = {"upsert", "optimize"}
 
 Mode = Literal["append", "overwrite"]
 
@@ -152,6 +154,8 @@ class DeltaRsEngine:
         timestamp: dt.datetime | None = None,
     ) -> DataFrame:
         table = self._require(spec, storage)
+        if timestamp is not None and timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=dt.UTC)  # naive means UTC, as stored
         target: int | dt.datetime | None = version if version is not None else timestamp
         if target is not None:
             try:
@@ -163,17 +167,20 @@ class DeltaRsEngine:
         files = table.file_uris()
         if not files:
             return self.spark.createDataFrame([], schema)
-        uris = [self._spark_path(storage, path) for path in files]
-        frame = (
-            self.spark.read.schema(schema).option("basePath", storage.spark_uri()).parquet(*uris)
-        )
-        return frame.select(*schema.fieldNames())
+        relative = [_relative_to_root(storage, uri) for uri in files]
+        return self._scan(storage, schema, relative).select(*schema.fieldNames())
 
-    @staticmethod
-    def _spark_path(storage: Storage, path: str) -> str:
-        if "://" in path:
-            return path
-        return storage.spark_uri(storage.relative(path))
+    def _scan(
+        self, storage: Storage, schema: T.StructType, paths: list[str], base: str = ""
+    ) -> DataFrame:
+        """Spark's Parquet scan of exactly `paths` (relative to `base` in the table), with
+        partition values taken from the hive-style folders below `base`."""
+        prefix = f"{base}/" if base else ""
+        return (
+            self.spark.read.schema(schema)
+            .option("basePath", storage.spark_uri(base))
+            .parquet(*[storage.spark_uri(prefix + p) for p in paths])
+        )
 
     def history(
         self, spec: TableSpec, storage: Storage, limit: int | None = None
@@ -233,9 +240,11 @@ class DeltaRsEngine:
             "lakehouse_operation": operation,
         }
         meta.update(extra)
-        return CommitProperties(
-            custom_metadata=meta, max_commit_retries=0 if operation != "append" else None
-        )
+        # Operations that read the table's rows (upsert, optimize) must not be rebased onto
+        # a newer version: any concurrent commit fails them. Blind writes let the Delta
+        # conflict checker decide (concurrent appends and disjoint partition replacements land).
+        retries = 0 if operation in _READS_BEFORE_WRITE else None
+        return CommitProperties(custom_metadata=meta, max_commit_retries=retries)
 
     # ------------------------------------------------------------------ write protocol
 
@@ -306,10 +315,8 @@ class DeltaRsEngine:
     ) -> int:
         if not staged.files:
             return 0
-        frame = (
-            self.spark.read.schema(spec.spark_schema)
-            .option("basePath", storage.spark_uri(staged.folder))
-            .parquet(*[storage.spark_uri(f"{staged.folder}/{f.relative}") for f in staged.files])
+        frame = self._scan(
+            storage, spec.spark_schema, [f.relative for f in staged.files], staged.folder
         )
         return int(frame.where(condition).count())
 
@@ -414,11 +421,17 @@ class DeltaRsEngine:
                     add.data_change = False
             actions: list[AddAction | RemoveAction] = [*(removes or []), *adds]
             if not actions and mode == "append":
-                return table.version(), staged
-            props = self._commit_properties(ctx, operation, **(extra_meta or {}))
-            version = self._commit(
-                spec, table, actions, mode=mode, partition_filters=partition_filters, props=props
-            )
+                version = table.version()  # nothing to add or remove: no empty commit
+            else:
+                props = self._commit_properties(ctx, operation, **(extra_meta or {}))
+                version = self._commit(
+                    spec,
+                    table,
+                    actions,
+                    mode=mode,
+                    partition_filters=partition_filters,
+                    props=props,
+                )
         except BaseException:
             self._discard(storage, staged, published)
             raise
@@ -501,22 +514,10 @@ class DeltaRsEngine:
                     if tuple(a["partition_values"].get(c) for c in spec.partition_by) in touched
                 ]
             if actions:
-                now_ms = int(time.time() * 1000)
-                removes = [
-                    RemoveAction(
-                        path=a["path"],
-                        data_change=True,
-                        deletion_timestamp=now_ms,
-                        size=a["size"],
-                        partition_values=a["partition_values"],
-                    )
-                    for a in actions
-                ]
+                removes = _removes(actions, data_change=True)
                 stored = struct_from_delta(table.schema().to_json())
                 existing = (
-                    self.spark.read.schema(stored)
-                    .option("basePath", storage.spark_uri())
-                    .parquet(*[storage.spark_uri(a["path"]) for a in actions])
+                    self._scan(storage, stored, [a["path"] for a in actions])
                     .select(*df.columns)
                     .withColumn("__new", F.lit(0))
                     .withColumn("__tiebreak", F.lit(0).cast("bigint"))
@@ -592,28 +593,15 @@ class DeltaRsEngine:
         total_bytes = sum(a["size"] for a in chosen)
         total_rows = sum(a["num_records"] for a in chosen)
         stored = struct_from_delta(table.schema().to_json())
-        frame = (
-            self.spark.read.schema(stored)
-            .option("basePath", storage.spark_uri())
-            .parquet(*[storage.spark_uri(a["path"]) for a in chosen])
-            .select(*stored.fieldNames())
+        frame = self._scan(storage, stored, [a["path"] for a in chosen]).select(
+            *stored.fieldNames()
         )
         if spec.partition_by:
             frame = frame.repartition(*spec.partition_by)
         else:
             frame = frame.coalesce(max(1, math.ceil(total_bytes / target)))
         max_records = max(1, int(target / max(1.0, total_bytes / max(1, total_rows))))
-        now_ms = int(time.time() * 1000)
-        removes = [
-            RemoveAction(
-                path=a["path"],
-                data_change=False,
-                deletion_timestamp=now_ms,
-                size=a["size"],
-                partition_values=a["partition_values"],
-            )
-            for a in chosen
-        ]
+        removes = _removes(chosen, data_change=False)
         version, staged = self._write(
             spec,
             storage,
@@ -653,6 +641,28 @@ class DeltaRsEngine:
                 if not dry_run:
                     storage.delete_dir(folder.path)
         return removed
+
+
+def _relative_to_root(storage: Storage, uri: str) -> str:
+    """A snapshot file (absolute path or URI from deltalake) relative to the table root."""
+    root = storage.root_uri.rstrip("/") + "/"
+    if uri.startswith(root):
+        return uri[len(root) :]
+    return storage.relative(uri.split("://", 1)[-1] if "://" in uri else uri)
+
+
+def _removes(actions: list[dict[str, Any]], *, data_change: bool) -> list[RemoveAction]:
+    now_ms = int(time.time() * 1000)
+    return [
+        RemoveAction(
+            path=a["path"],
+            data_change=data_change,
+            deletion_timestamp=now_ms,
+            size=a["size"],
+            partition_values=a["partition_values"],
+        )
+        for a in actions
+    ]
 
 
 def _none_or_literal(value: Any) -> str | None:

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 TABLE = "silver.orders"
 
 
-def start_writer(root: str, mode: str, start: int, count: int, **env: str) -> subprocess.Popen[str]:
+def start_writer(
+    root: str, mode: str, start: int, count: int, plant: str = "SZ", **env: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -35,6 +37,8 @@ def start_writer(root: str, mode: str, start: int, count: int, **env: str) -> su
             str(start),
             "--count",
             str(count),
+            "--plant",
+            plant,
         ],
         cwd=PROJECT_ROOT,
         env={**os.environ, **env},
@@ -136,14 +140,16 @@ def test_when_writer_is_killed_during_the_spark_write_then_nothing_is_visible(
     assert order_ids(io) == list(range(100))
 
 
-def _race(io: TableIO, mode: str, tmp_path: Path) -> list[tuple[int, str]]:
+def _race(
+    io: TableIO, mode: str, tmp_path: Path, plants: tuple[str, str] = ("SZ", "SZ")
+) -> list[tuple[int, str]]:
     """Two writers that both read the same version, then commit at the same moment."""
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     env = {"LAKEHOUSE_BARRIER": "published", "LAKEHOUSE_BARRIER_DIR": str(barrier)}
     writers = [
-        start_writer(io.settings.storage_root, mode, 1000, 50, **env),
-        start_writer(io.settings.storage_root, mode, 2000, 70, **env),
+        start_writer(io.settings.storage_root, mode, 1000, 50, plants[0], **env),
+        start_writer(io.settings.storage_root, mode, 2000, 70, plants[1], **env),
     ]
     deadline = time.monotonic() + 240
     while len(list(barrier.glob("ready.*"))) < 2:
@@ -182,6 +188,36 @@ def test_when_two_processes_overwrite_at_once_then_one_fails_with_a_conflict(
     # what the winning overwrite replaced (kept for time travel until vacuum)
     location = io.location(TABLE)
     assert parquet_on_disk(location) - files_in_log(location) == _removed_by_overwrite(io)
+
+
+def test_when_two_processes_replace_different_plants_at_once_then_both_land(
+    spark: SparkSession, io: TableIO, tmp_path: Path
+) -> None:
+    version = seed(spark, io)  # plant SZ, ids 0..99
+    writers = _race(io, "replace", tmp_path, plants=("GW", "PN"))
+    assert [code for code, _ in writers] == [0, 0], writers
+    assert DeltaTable(io.location(TABLE)).version() == version + 2
+    by_plant = {
+        plant: sorted(r.order_id for r in io.read(TABLE).where(f"plant_id = '{plant}'").collect())
+        for plant in ("SZ", "GW", "PN")
+    }
+    assert by_plant == {
+        "SZ": list(range(100)),
+        "GW": list(range(1000, 1050)),
+        "PN": list(range(2000, 2070)),
+    }
+
+
+def test_when_two_processes_replace_the_same_plant_at_once_then_one_fails_with_a_conflict(
+    spark: SparkSession, io: TableIO, tmp_path: Path
+) -> None:
+    version = seed(spark, io)
+    writers = _race(io, "replace", tmp_path, plants=("SZ", "SZ"))
+    codes = [code for code, _ in writers]
+    assert sorted(codes) == [0, 3], writers
+    expected = list(range(1000, 1050)) if codes[0] == 0 else list(range(2000, 2070))
+    assert DeltaTable(io.location(TABLE)).version() == version + 1
+    assert order_ids(io) == expected
 
 
 def _removed_by_overwrite(io: TableIO) -> set[str]:
