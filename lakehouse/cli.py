@@ -11,9 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lakehouse.config import ConfigError, Settings, load_settings
-from lakehouse.tables import Registry
+from lakehouse.tables import Registry, UnknownTableError
 
 EXIT_USER_ERROR = 2
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _registry(settings: Settings) -> Registry:
@@ -66,7 +73,11 @@ def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'VERSION':>7}  {'TIMESTAMP (UTC)':<23}  {'OPERATION':<18}  {'JOB':<24}  RUN ID / CODE")
     for e in entries:
-        stamp = dt.datetime.fromtimestamp(int(e.get("timestamp", 0)) / 1000, dt.UTC)
+        raw = e.get("timestamp", 0)
+        if isinstance(raw, dt.datetime):  # delta-spark history
+            stamp = raw
+        else:
+            stamp = dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC)
         op = e.get("lakehouse_operation") or e.get("operation", "")
         print(
             f"{e.get('version', ''):>7}  {stamp:%Y-%m-%d %H:%M:%S.%f}"[:34]
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run id and code version of the run that wrote it.",
     )
     p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
-    p.add_argument("--limit", type=int, default=None, help="show at most N commits")
+    p.add_argument("--limit", type=_non_negative, default=None, help="show at most N commits")
     p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
     p.set_defaults(func=cmd_table_history)
 
@@ -153,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name")
     p.add_argument(
         "--retention-hours",
-        type=int,
+        type=_non_negative,
         default=None,
         help="keep files needed by versions of the last H hours (default: "
         "storage.vacuum_retention_hours in conf)",
@@ -170,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name")
     p.add_argument(
         "--target-mb",
-        type=int,
+        type=_non_negative,
         default=None,
         help="target file size (default: storage.target_file_mb)",
     )
@@ -195,13 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyError as exc:  # unknown table names
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+    except UnknownTableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Exception as exc:
+        from deltalake.exceptions import DeltaError
+
         from lakehouse.io.errors import TableIOError
 
-        if isinstance(exc, TableIOError):
+        if isinstance(exc, TableIOError | DeltaError):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

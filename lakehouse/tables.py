@@ -46,6 +46,17 @@ _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _PARTITION_TYPES = (T.StringType, T.DateType, T.IntegerType, T.LongType, T.ShortType, T.ByteType)
 
 
+def _split_top_level(text: str) -> tuple[str, str]:
+    """Split `k,v` at the comma outside any parentheses or angle brackets."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += char in "(<"
+        depth -= char in ")>"
+        if char == "," and depth == 0:
+            return text[:i], text[i + 1 :]
+    raise ValueError(f"map<{text}> needs a key and a value type")
+
+
 def parse_type(text: str) -> T.DataType:
     """Parse the type names used in `conf/tables` (a subset of Spark SQL DDL).
 
@@ -65,7 +76,7 @@ def parse_type(text: str) -> T.DataType:
     if spec.startswith("array<") and spec.endswith(">"):
         return T.ArrayType(parse_type(spec[6:-1]))
     if spec.startswith("map<") and spec.endswith(">"):
-        key, _, value = spec[4:-1].partition(",")
+        key, value = _split_top_level(spec[4:-1])
         return T.MapType(parse_type(key), parse_type(value))
     allowed = ", ".join([*_PRIMITIVES, "decimal(p,s)", "array<t>", "map<k,v>"])
     raise ValueError(f"unknown type {text!r}; expected one of {allowed}")
@@ -164,6 +175,13 @@ class TableSpec(_Strict):
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
+class UnknownTableError(KeyError):
+    """A table name that is not declared in conf/tables."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class _TableFile(_Strict):
     tables: list[TableSpec]
 
@@ -205,7 +223,7 @@ class Registry:
             return self._tables[name]
         except KeyError:
             known = ", ".join(sorted(self._tables))
-            raise KeyError(f"unknown table {name!r}; declared tables: {known}") from None
+            raise UnknownTableError(f"unknown table {name!r}; declared tables: {known}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._tables

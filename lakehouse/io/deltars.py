@@ -43,6 +43,7 @@ from lakehouse.config import Settings
 from lakehouse.io import failpoints
 from lakehouse.io.commit import CommitContext
 from lakehouse.io.errors import (
+    CommitOutcomeUnknownError,
     ConstraintViolationError,
     TableConflictError,
     TableIOError,
@@ -56,9 +57,9 @@ from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
 
 STAGING = "_staging"
+MAX_REBASES = 10
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _UNSUPPORTED_FEATURES = {"deletionVectors", "columnMapping"}
-_READS_BEFORE_WRITE = {"upsert", "optimize"}
 
 Mode = Literal["append", "overwrite"]
 
@@ -211,6 +212,8 @@ class DeltaRsEngine:
                 table = self._open(spec, storage)  # a concurrent writer created it first
                 if table is None:
                     raise
+        # upsert and optimize scan files, and writes must not ignore DVs or column mapping
+        self._check_readable(spec, table)
         stored = struct_from_delta(table.schema().to_json())
         added = evolution_needed(spec, stored)
         if added:
@@ -240,10 +243,9 @@ class DeltaRsEngine:
             "lakehouse_operation": operation,
         }
         meta.update(extra)
-        # Operations that read the table's rows (upsert, optimize) must not be rebased onto
-        # a newer version: any concurrent commit fails them. Blind writes let the Delta
-        # conflict checker decide (concurrent appends and disjoint partition replacements land).
-        retries = 0 if operation in _READS_BEFORE_WRITE else None
+        # Only blind appends may be re-based by deltalake onto a newer version. Everything
+        # else commits against the snapshot read when the write started (see `_commit`).
+        retries = None if operation == "append" else 0
         return CommitProperties(custom_metadata=meta, max_commit_retries=retries)
 
     # ------------------------------------------------------------------ write protocol
@@ -302,7 +304,9 @@ class DeltaRsEngine:
             if bad:
                 problems.append(f"{bad} rows have NULL in NOT NULL column {col.name}")
         for name, expression in spec.constraints.items():
-            bad = self._count_where(spec, storage, staged, ~F.expr(expression))
+            # As Delta does: a row passes only when the expression is true (NULL fails).
+            violated = ~F.coalesce(F.expr(expression), F.lit(False))
+            bad = self._count_where(spec, storage, staged, violated)
             if bad:
                 problems.append(f"{bad} rows violate CHECK {name}: {expression}")
         if problems:
@@ -352,32 +356,107 @@ class DeltaRsEngine:
     def _commit(
         self,
         spec: TableSpec,
+        storage: Storage,
         table: DeltaTable,
         actions: list[AddAction | RemoveAction],
         *,
         mode: Mode,
         partition_filters: list[tuple[str, str, Any]] | None,
         props: CommitProperties,
+        txn: str,
     ) -> int:
+        """Commit against `table`'s snapshot; return the new version.
+
+        A partition replacement whose snapshot went stale is re-based only when no commit
+        in between touched its partitions or the table's metadata; any other conflict raises
+        `TableConflictError`. When the commit call fails in another way, the log is checked
+        for this write's transaction id, so a commit that landed is never reported as lost
+        (and its files are never deleted).
+        """
         read_version = table.version()
+        for _ in range(MAX_REBASES + 1):
+            try:
+                table.create_write_transaction(
+                    actions,
+                    mode=mode,
+                    schema=table.schema(),
+                    partition_by=spec.partition_by or None,
+                    partition_filters=partition_filters,
+                    commit_properties=props,
+                    post_commithook_properties=PostCommitHookProperties(create_checkpoint=True),
+                )
+            except CommitFailedError as exc:
+                base = table.version()
+                table.update_incremental()
+                if (
+                    mode == "overwrite"
+                    and partition_filters is not None
+                    and not self._touched(storage, base, table.version(), partition_filters)
+                ):
+                    continue
+                raise TableConflictError(
+                    f"{spec.name}: another writer committed after version {read_version}, which "
+                    f"this write was based on, and the changes conflict ({exc}). Nothing of this "
+                    "write is visible. Re-run the job; run writers of one table one at a time "
+                    "(Airflow pool)."
+                ) from None
+            except Exception as exc:
+                return self._outcome(spec, storage, read_version, txn, exc)
+            try:
+                table.update_incremental()
+            except Exception as exc:
+                return self._outcome(spec, storage, read_version, txn, exc)
+            return table.version()
+        raise TableConflictError(
+            f"{spec.name}: gave up after {MAX_REBASES} re-bases on concurrent commits; "
+            "re-run the job"
+        )
+
+    def _outcome(
+        self, spec: TableSpec, storage: Storage, read_version: int, txn: str, error: Exception
+    ) -> int:
+        """After an ambiguous commit failure: the version that holds `txn`, or raise."""
         try:
-            table.create_write_transaction(
-                actions,
-                mode=mode,
-                schema=table.schema(),
-                partition_by=spec.partition_by or None,
-                partition_filters=partition_filters,
-                commit_properties=props,
-                post_commithook_properties=PostCommitHookProperties(create_checkpoint=True),
-            )
-        except CommitFailedError as exc:
-            raise TableConflictError(
-                f"{spec.name}: another writer committed after version {read_version}, which this "
-                f"write was based on, and the changes conflict ({exc}). Nothing of this write is "
-                "visible. Re-run the job; run writers of one table one at a time (Airflow pool)."
-            ) from None
-        table.update_incremental()
-        return table.version()
+            fresh = DeltaTable(storage.root_uri)
+            newer = fresh.version() - read_version
+            for entry in fresh.history(newer) if newer > 0 else []:
+                if entry.get("lakehouse_txn") == txn:
+                    return int(entry["version"])
+        except Exception as check_error:
+            raise CommitOutcomeUnknownError(
+                f"{spec.name}: the commit call failed ({error}) and the log could not be read "
+                f"to see whether it landed ({check_error}). Its files are left in place; look "
+                f"for transaction {txn} in `lakehouse table history {spec.name}`, then re-run "
+                "the job (vacuum removes files that were never committed)."
+            ) from error
+        raise TableIOError(
+            f"{spec.name}: the commit failed ({error}); nothing of this write is visible. "
+            "Re-run the job."
+        ) from error
+
+    def _touched(
+        self,
+        storage: Storage,
+        after: int,
+        upto: int,
+        partition_filters: list[tuple[str, str, Any]],
+    ) -> bool:
+        """Did any commit in (after, upto] change metadata or files in these partitions?"""
+        want = {k: v for k, _, v in partition_filters}
+        for version in range(after + 1, upto + 1):
+            path = storage.abs(f"_delta_log/{version:020d}.json")
+            with storage.fs.open_input_stream(path) as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+            for line in lines:
+                action = json.loads(line)
+                if "metaData" in action or "protocol" in action:
+                    return True
+                for kind in ("add", "remove"):
+                    if kind in action:
+                        values = action[kind].get("partitionValues") or {}
+                        if all(values.get(k) == v for k, v in want.items()):
+                            return True
+        return False
 
     def _write(
         self,
@@ -423,15 +502,20 @@ class DeltaRsEngine:
             if not actions and mode == "append":
                 version = table.version()  # nothing to add or remove: no empty commit
             else:
-                props = self._commit_properties(ctx, operation, **(extra_meta or {}))
+                meta = {**(extra_meta or {}), "lakehouse_txn": staged.txn}
+                props = self._commit_properties(ctx, operation, **meta)
                 version = self._commit(
                     spec,
+                    storage,
                     table,
                     actions,
                     mode=mode,
                     partition_filters=partition_filters,
                     props=props,
+                    txn=staged.txn,
                 )
+        except CommitOutcomeUnknownError:
+            raise  # the files may be committed: never delete them here
         except BaseException:
             self._discard(storage, staged, published)
             raise

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -18,8 +19,11 @@ from lakehouse.config import Settings
 from lakehouse.io.commit import CommitContext
 from lakehouse.io.errors import TableConflictError, TableNotFoundError
 from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.schema import evolution_needed
 from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
+
+R = TypeVar("R")
 
 
 def _sql_literal(value: Any) -> str:
@@ -34,11 +38,44 @@ class DeltaSparkEngine:
     name = "delta-spark"
 
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        from delta.exceptions import DeltaConcurrentModificationException
         from delta.tables import DeltaTable  # needs the jars; imported only when chosen
 
         self.spark = spark
         self.settings = settings
         self._delta = DeltaTable
+        self._conflict = DeltaConcurrentModificationException
+
+    # ------------------------------------------------------------------ helpers
+
+    @contextmanager
+    def _session_conf(self, values: Mapping[str, str]) -> Iterator[None]:
+        """Set session settings for one operation and restore them afterwards."""
+        previous: dict[str, str | None] = {key: self.spark.conf.get(key, None) for key in values}
+        for key, value in values.items():
+            self.spark.conf.set(key, value)
+        try:
+            yield
+        finally:
+            for key, old in previous.items():
+                if old is None:
+                    self.spark.conf.unset(key)
+                else:
+                    self.spark.conf.set(key, old)
+
+    def _metadata(self, ctx: CommitContext, operation: str) -> dict[str, str]:
+        meta = {**ctx.metadata(), "engine": self.name, "lakehouse_operation": operation}
+        return {"spark.databricks.delta.commitInfo.userMetadata": json.dumps(meta)}
+
+    def _guard(self, spec: TableSpec, action: Callable[[], R]) -> R:
+        try:
+            return action()
+        except self._conflict as exc:
+            raise TableConflictError(
+                f"{spec.name}: another writer committed a conflicting change ({exc}). Nothing "
+                "of this write is visible. Re-run the job; run writers of one table one at a "
+                "time (Airflow pool)."
+            ) from None
 
     def _table(self, spec: TableSpec, storage: Storage) -> Any:
         path = storage.spark_uri()
@@ -46,38 +83,54 @@ class DeltaSparkEngine:
             raise TableNotFoundError(f"{spec.name}: no Delta table at {path} yet")
         return self._delta.forPath(self.spark, path)
 
+    def _last(self, spec: TableSpec, storage: Storage) -> dict[str, Any]:
+        row = self._table(spec, storage).history(1).first()
+        return {} if row is None else row.asDict(recursive=True)
+
     def version(self, spec: TableSpec, storage: Storage) -> int | None:
         if not self._delta.isDeltaTable(self.spark, storage.spark_uri()):
             return None
-        row = self._table(spec, storage).history(1).select("version").first()
-        return None if row is None else int(row[0])
+        return int(self._last(spec, storage)["version"])
 
     def _ensure_table(self, spec: TableSpec, storage: Storage) -> None:
         path = storage.spark_uri()
-        builder = (
-            self._delta.createIfNotExists(self.spark).location(path).addColumns(spec.spark_schema)
-        )
-        if spec.partition_by:
-            builder = builder.partitionedBy(*spec.partition_by)
-        builder = builder.property(
-            "delta.checkpointInterval", str(self.settings.storage.checkpoint_interval)
-        ).comment(spec.description)
-        builder.execute()
-        existing = self.spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
-        present = {row["key"] for row in existing}
+        if not self._delta.isDeltaTable(self.spark, path):
+            builder = self._delta.createIfNotExists(self.spark).location(path)
+            builder = builder.addColumns(spec.spark_schema).comment(spec.description)
+            if spec.partition_by:
+                builder = builder.partitionedBy(*spec.partition_by)
+            interval = str(self.settings.storage.checkpoint_interval)
+            builder.property("delta.checkpointInterval", interval).execute()
+        stored = self.spark.read.format("delta").load(path).schema
+        added = evolution_needed(spec, stored)
+        if added:
+            columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
+            self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+        present = {
+            row["key"] for row in self.spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
+        }
         for name, expression in spec.constraints.items():
             if f"delta.constraints.{name.lower()}" not in present:
                 self.spark.sql(
                     f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {name} CHECK ({expression})"
                 )
 
-    def _set_metadata(self, ctx: CommitContext, operation: str) -> None:
-        meta = {**ctx.metadata(), "engine": self.name, "lakehouse_operation": operation}
-        self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", json.dumps(meta))
+    def _result(self, spec: TableSpec, storage: Storage, operation: str) -> WriteResult:
+        last = self._last(spec, storage)
+        metrics = last.get("operationMetrics") or {}
+        rows = int(metrics.get("numOutputRows", metrics.get("numTargetRowsInserted", -1)))
+        return WriteResult(
+            spec.name,
+            int(last["version"]),
+            operation,
+            int(metrics.get("numFiles", metrics.get("numTargetFilesAdded", -1))),
+            int(metrics.get("numRemovedFiles", metrics.get("numTargetFilesRemoved", 0))),
+            rows,
+            rows_inserted=_int_or_none(metrics.get("numTargetRowsInserted")),
+            rows_updated=_int_or_none(metrics.get("numTargetRowsUpdated")),
+        )
 
-    def _last_version(self, spec: TableSpec, storage: Storage) -> int:
-        version = self.version(spec, storage)
-        return -1 if version is None else version
+    # ------------------------------------------------------------------ reads
 
     def read(
         self,
@@ -87,13 +140,38 @@ class DeltaSparkEngine:
         version: int | None = None,
         timestamp: dt.datetime | None = None,
     ) -> DataFrame:
-        self._table(spec, storage)
+        table = self._table(spec, storage)
+        if timestamp is not None:  # the latest commit at or before the timestamp
+            if timestamp.tzinfo is not None:
+                timestamp = timestamp.astimezone(dt.UTC).replace(tzinfo=None)
+            row = (
+                table.history()
+                .where(F.col("timestamp") <= F.lit(timestamp))
+                .agg(F.max("version"))
+                .first()
+            )
+            if row is None or row[0] is None:
+                raise TableNotFoundError(f"{spec.name}: no version as of {timestamp}")
+            version = int(row[0])
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        elif timestamp is not None:
-            reader = reader.option("timestampAsOf", timestamp.isoformat())
         return reader.load(storage.spark_uri())
+
+    def history(
+        self, spec: TableSpec, storage: Storage, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        table = self._table(spec, storage)
+        rows = table.history(limit) if limit else table.history()
+        result = []
+        for row in rows.collect():
+            entry = row.asDict(recursive=True)
+            if entry.get("userMetadata"):
+                entry.update(json.loads(entry["userMetadata"]))
+            result.append(entry)
+        return result
+
+    # ------------------------------------------------------------------ writes
 
     def _save(
         self,
@@ -105,20 +183,13 @@ class DeltaSparkEngine:
         mode: str,
         replace_where: str | None = None,
     ) -> WriteResult:
-        self._ensure_table(spec, storage)
-        self._set_metadata(ctx, operation)
-        writer = df.write.format("delta").mode(mode)
-        if replace_where:
-            writer = writer.option("replaceWhere", replace_where)
-        try:
-            writer.save(storage.spark_uri())
-        except Exception as exc:  # delta-spark raises JVM exceptions wrapped by py4j
-            if "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc):
-                raise TableConflictError(f"{spec.name}: concurrent write conflict: {exc}") from None
-            raise
-        return WriteResult(
-            spec.name, self._last_version(spec, storage), operation, -1, -1, df.count()
-        )
+        with self._session_conf(self._metadata(ctx, operation)):
+            self._ensure_table(spec, storage)
+            writer = df.write.format("delta").mode(mode)
+            if replace_where:
+                writer = writer.option("replaceWhere", replace_where)
+            self._guard(spec, lambda: writer.save(storage.spark_uri()))
+        return self._result(spec, storage, operation)
 
     def append(
         self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
@@ -138,52 +209,53 @@ class DeltaSparkEngine:
         ctx: CommitContext,
         partition: Mapping[str, Any],
     ) -> WriteResult:
-        where = " AND ".join(f"{k} = {_sql_literal(v)}" for k, v in partition.items())
+        where = " AND ".join(f"`{k}` = {_sql_literal(v)}" for k, v in partition.items())
         return self._save(spec, storage, df, ctx, "replace_partitions", "overwrite", where)
 
     def upsert(
         self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
     ) -> WriteResult:
-        self._ensure_table(spec, storage)
         seq = spec.sequence_column
         assert seq is not None
+        # Same rule as the delta-rs engine: latest sequence per key, ties broken by content.
+        order = [F.col(seq).desc_nulls_last(), F.xxhash64(*[F.col(c) for c in df.columns]).desc()]
         latest = (
             df.withColumn(
                 "__rank",
-                F.row_number().over(
-                    Window.partitionBy(*spec.business_keys).orderBy(F.col(seq).desc_nulls_last())
-                ),
+                F.row_number().over(Window.partitionBy(*spec.business_keys).orderBy(*order)),
             )
             .where("__rank = 1")
             .drop("__rank")
         )
-        condition = " AND ".join(f"t.{k} <=> s.{k}" for k in spec.business_keys)
-        self._set_metadata(ctx, "upsert")
-        (
-            self._table(spec, storage)
-            .alias("t")
-            .merge(latest.alias("s"), condition)
-            .whenMatchedUpdateAll(condition=f"s.{seq} >= t.{seq}")
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-        return WriteResult(
-            spec.name, self._last_version(spec, storage), "upsert", -1, -1, latest.count()
-        )
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in spec.business_keys)
+        with self._session_conf(self._metadata(ctx, "upsert")):
+            self._ensure_table(spec, storage)
+            merge = (
+                self._table(spec, storage)
+                .alias("t")
+                .merge(latest.alias("s"), condition)
+                .whenMatchedUpdateAll(condition=f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL")
+                .whenNotMatchedInsertAll()
+            )
+            self._guard(spec, merge.execute)
+        return self._result(spec, storage, "upsert")
+
+    # ------------------------------------------------------------------ maintenance
 
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
     ) -> OptimizeResult:
-        self.spark.conf.set(
-            "spark.databricks.delta.optimize.maxFileSize", str(target_mb * 1024 * 1024)
-        )
-        self._set_metadata(ctx, "optimize")
-        metrics = self._table(spec, storage).optimize().executeCompaction().first()
-        removed = added = -1
-        if metrics is not None:
-            removed = int(metrics["metrics"]["numFilesRemoved"])
-            added = int(metrics["metrics"]["numFilesAdded"])
-        return OptimizeResult(spec.name, self._last_version(spec, storage), removed, added)
+        conf = {
+            **self._metadata(ctx, "optimize"),
+            "spark.databricks.delta.optimize.maxFileSize": str(target_mb * 1024 * 1024),
+        }
+        with self._session_conf(conf):
+            table = self._table(spec, storage)
+            row = self._guard(spec, lambda: table.optimize().executeCompaction().first())
+        metrics = row["metrics"] if row is not None else None
+        removed = int(metrics["numFilesRemoved"]) if metrics else 0
+        added = int(metrics["numFilesAdded"]) if metrics else 0
+        return OptimizeResult(spec.name, int(self._last(spec, storage)["version"]), removed, added)
 
     def vacuum(
         self,
@@ -194,28 +266,18 @@ class DeltaSparkEngine:
         dry_run: bool,
         ctx: CommitContext | None = None,
     ) -> list[str]:
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         path = storage.spark_uri()
-        if dry_run:
-            rows = self.spark.sql(
-                f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS DRY RUN"
-            ).collect()
-            return [str(r[0]) for r in rows]
-        self._table(spec, storage).vacuum(retention_hours)
-        return []
+        self._table(spec, storage)
+        conf = {"spark.databricks.delta.retentionDurationCheck.enabled": "false"}
+        if ctx is not None:
+            conf.update(self._metadata(ctx, "vacuum"))
+        with self._session_conf(conf):
+            listed = self.spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS DRY RUN")
+            files = [str(r[0]) for r in listed.collect()]
+            if not dry_run:
+                self.spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS")
+        return files
 
-    def history(
-        self, spec: TableSpec, storage: Storage, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        rows = (
-            self._table(spec, storage).history(limit)
-            if limit
-            else self._table(spec, storage).history()
-        )
-        result = []
-        for row in rows.collect():
-            entry = row.asDict(recursive=True)
-            if entry.get("userMetadata"):
-                entry.update(json.loads(entry["userMetadata"]))
-            result.append(entry)
-        return result
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -19,6 +19,10 @@ class TableConflictError(TableIOError):
     """Another writer committed to the same table first; nothing of this write is visible."""
 
 
+class CommitOutcomeUnknownError(TableIOError):
+    """The commit call failed and the log could not be read to tell whether it landed."""
+
+
 class UnsupportedTableError(TableIOError):
     """The table uses a Delta feature this engine's read path cannot honour."""
 

@@ -26,6 +26,11 @@ def _widens(source: T.DataType, target: T.DataType) -> bool:
     return any(isinstance(target, kind) for kind in allowed)
 
 
+def _same_type(a: T.DataType, b: T.DataType) -> bool:
+    """Equal types, ignoring nullability inside arrays, maps and structs."""
+    return a.simpleString() == b.simpleString()
+
+
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     """Return `df` with the table's columns in declared order, or raise naming every problem.
 
@@ -47,7 +52,7 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     casts = []
     for name, want in expected.items():
         got = actual.get(name)
-        if got is None or got == want:
+        if got is None or _same_type(got, want):
             casts.append(F.col(name))
         elif _widens(got, want):
             casts.append(F.col(name).cast(want).alias(name))
@@ -80,7 +85,7 @@ def evolution_needed(spec: TableSpec, stored: T.StructType) -> list[T.StructFiel
     if dropped:
         problems.append(f"stored columns no longer declared: {', '.join(dropped)}")
     for name, field in present.items():
-        if name in declared and declared[name].dataType != field.dataType:
+        if name in declared and not _same_type(declared[name].dataType, field.dataType):
             problems.append(
                 f"column {name}: stored as {field.dataType.simpleString()}, "
                 f"declared as {declared[name].dataType.simpleString()}"

@@ -54,7 +54,11 @@ def _json_bound(value: Any, *, is_max: bool) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
+        # Parquet leaves NaN out of min/max, but readers sort NaN above every number: an
+        # upper bound could make them skip a file holding NaN. Keep lower bounds only.
+        if is_max or math.isnan(value) or math.isinf(value):
+            return None
+        return value
     if isinstance(value, str):
         if len(value) <= STRING_PREFIX:
             return value

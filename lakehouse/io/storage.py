@@ -20,6 +20,9 @@ class Storage:
     """The few file operations the table layer needs, for one table root."""
 
     def __init__(self, root: str) -> None:
+        # deltalake and pyarrow name S3 `s3://`; Spark's Hadoop connector names it `s3a://`.
+        if root.startswith("s3a://"):
+            root = "s3://" + root[len("s3a://") :]
         self.root_uri = root
         if "://" in root:
             self.fs, self.root = pafs.FileSystem.from_uri(root)
@@ -30,8 +33,8 @@ class Storage:
     def spark_uri(self, relative: str = "") -> str:
         """URI of `relative` (under the root) as Spark's Hadoop file systems name it.
 
-        Hadoop reads `%XX` in a path string as an escape, so the on-disk name (which may
-        itself contain `%`, as Spark escapes partition values) is percent-encoded here.
+        `relative` is the on-disk name (Spark escapes some characters of partition values
+        as `%XX` in folder names); Hadoop's `Path(String)` takes such names literally.
         """
         base = self.root_uri.rstrip("/")
         if "://" not in base:
@@ -55,12 +58,17 @@ class Storage:
         ]
 
     def list_dirs(self, relative: str) -> list[FileEntry]:
+        """Sub-folders of `relative`, each with the newest modification time found inside
+        (object stores keep no folder times, and a folder's own time misses deep writes)."""
         selector = pafs.FileSelector(self.abs(relative), recursive=False, allow_not_found=True)
-        return [
-            FileEntry(info.path, 0, int(info.mtime.timestamp() * 1000) if info.mtime else 0)
-            for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.Directory
-        ]
+        folders = []
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.Directory:
+                continue
+            own = int(info.mtime.timestamp() * 1000) if info.mtime else 0
+            inside = [f.mtime_ms for f in self.list_files(self.relative(info.path))]
+            folders.append(FileEntry(info.path, 0, max([own, *inside])))
+        return folders
 
     def move(self, src: str, dst: str) -> None:
         self.fs.create_dir(posixpath.dirname(dst), recursive=True)

@@ -208,16 +208,18 @@ def test_when_two_processes_replace_different_plants_at_once_then_both_land(
     }
 
 
+@pytest.mark.parametrize("plant", ["SZ", "GW"], ids=["existing-partition", "new-partition"])
 def test_when_two_processes_replace_the_same_plant_at_once_then_one_fails_with_a_conflict(
-    spark: SparkSession, io: TableIO, tmp_path: Path
+    spark: SparkSession, io: TableIO, tmp_path: Path, plant: str
 ) -> None:
-    version = seed(spark, io)
-    writers = _race(io, "replace", tmp_path, plants=("SZ", "SZ"))
+    version = seed(spark, io)  # plant SZ only: GW is a partition neither writer has seen
+    writers = _race(io, "replace", tmp_path, plants=(plant, plant))
     codes = [code for code, _ in writers]
     assert sorted(codes) == [0, 3], writers
-    expected = list(range(1000, 1050)) if codes[0] == 0 else list(range(2000, 2070))
+    winner = list(range(1000, 1050)) if codes[0] == 0 else list(range(2000, 2070))
     assert DeltaTable(io.location(TABLE)).version() == version + 1
-    assert order_ids(io) == expected
+    rows = io.read(TABLE).where(f"plant_id = '{plant}'").select("order_id").collect()
+    assert sorted(r.order_id for r in rows) == winner
 
 
 def _removed_by_overwrite(io: TableIO) -> set[str]:

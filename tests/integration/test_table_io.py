@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -309,3 +312,105 @@ def test_when_two_level_partition_is_replaced_then_only_that_date_and_plant_chan
     assert got == sorted(
         [(d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0), (d1, "SZ", 10, 2.0), (d1, "SZ", 11, 2.0)]
     )
+
+
+def test_when_a_check_expression_is_null_then_the_row_violates_it_as_in_delta(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append(
+        "gold.evolving", spark.createDataFrame([(1, 1.0)], "id bigint, value double"), ctx=ctx()
+    )
+    with pytest.raises(ConstraintViolationError, match="1 rows violate CHECK value_non_negative"):
+        io.append(
+            "gold.evolving",
+            spark.createDataFrame([(2, None)], "id bigint, value double"),
+            ctx=ctx(),
+        )
+    assert [tuple(r) for r in io.read("gold.evolving").collect()] == [(1, 1.0)]
+
+
+def test_when_upserting_an_equal_sequence_then_the_incoming_row_wins(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1, 2, qty=1.0)]), ctx=ctx())
+    result = io.upsert(
+        "silver.orders", orders(spark, io, [order("SZ", 1, 2, qty=9.0)]), ctx=ctx("run-2")
+    )
+    assert rows_of(io.read("silver.orders")) == [order("SZ", 1, 2, qty=9.0)]
+    assert (result.rows_inserted, result.rows_updated, result.rows_ignored) == (0, 1, 0)
+
+
+def test_when_upserting_one_partition_then_other_partitions_files_are_untouched(
+    spark: SparkSession, io: TableIO
+) -> None:
+    io.append(
+        "silver.orders",
+        orders(spark, io, [order("SZ", 1), order("GW", 2), order("PN", 3)]),
+        ctx=ctx(),
+    )
+    location = io.location("silver.orders")
+
+    def files(plant: str) -> set[str]:
+        return {f for f in DeltaTable(location).file_uris() if f"plant_id={plant}/" in f}
+
+    before = {p: files(p) for p in ("SZ", "GW", "PN")}
+    result = io.upsert(
+        "silver.orders", orders(spark, io, [order("SZ", 1, 2, qty=5.0)]), ctx=ctx("run-2")
+    )
+    assert files("GW") == before["GW"] and files("PN") == before["PN"]
+    assert files("SZ") != before["SZ"]
+    assert result.files_removed == len(before["SZ"])
+
+
+@pytest.mark.parametrize("plant", ["A/B", "50% off", "苏州 工厂", "x=y&z", "tab\tand:colon"])
+def test_when_partition_values_hold_special_characters_then_they_round_trip(
+    spark: SparkSession, io: TableIO, plant: str
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order(plant, 1), order("SZ", 2)]), ctx=ctx())
+    io.replace_partitions(
+        "silver.orders",
+        orders(spark, io, [order(plant, 3)]),
+        partition={"plant_id": plant},
+        ctx=ctx("run-2"),
+    )
+    assert rows_of(io.read("silver.orders")) == sorted([order(plant, 3), order("SZ", 2)])
+    assert sorted(pl.read_delta(io.location("silver.orders"))["plant_id"].to_list()) == sorted(
+        [plant, "SZ"]
+    )
+
+
+def test_when_the_commit_call_fails_after_the_commit_landed_then_the_write_is_kept(
+    spark: SparkSession, io: TableIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1)]), ctx=ctx())
+    real_commit = DeltaTable.create_write_transaction
+
+    def commit_then_fail(self: DeltaTable, *args: Any, **kwargs: Any) -> None:
+        real_commit(self, *args, **kwargs)  # the log entry is written ...
+        raise OSError("connection reset while writing the checkpoint")  # ... then a failure
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", commit_then_fail)
+    result = io.append("silver.orders", orders(spark, io, [order("SZ", 2)]), ctx=ctx("run-2"))
+    monkeypatch.undo()
+    assert result.version == io.version("silver.orders")
+    assert rows_of(io.read("silver.orders")) == [order("SZ", 1), order("SZ", 2)]  # files intact
+
+
+def test_when_the_commit_call_fails_before_the_commit_then_a_clear_error_and_no_files_remain(
+    spark: SparkSession, io: TableIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    io.append("silver.orders", orders(spark, io, [order("SZ", 1)]), ctx=ctx())
+    location = io.location("silver.orders")
+    files_before = set(Path(location).rglob("*.parquet"))
+
+    def fail(self: DeltaTable, *args: Any, **kwargs: Any) -> None:
+        raise OSError("object store unavailable")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", fail)
+    with pytest.raises(
+        TableIOError, match=r"the commit failed .*object store unavailable.*Re-run the job"
+    ):
+        io.append("silver.orders", orders(spark, io, [order("SZ", 2)]), ctx=ctx("run-2"))
+    monkeypatch.undo()
+    assert set(Path(location).rglob("*.parquet")) == files_before
+    assert rows_of(io.read("silver.orders")) == [order("SZ", 1)]

@@ -26,7 +26,7 @@ def test_when_no_env_is_given_then_local_is_used_with_tables_under_var(
 def test_when_cluster_overlay_is_chosen_then_paths_master_and_tracking_change() -> None:
     local, cluster = load_settings("local"), load_settings("cluster")
     assert cluster.spark.master == "yarn"
-    assert cluster.storage_root.startswith("s3a://")
+    assert cluster.storage_root.startswith("s3://")
     assert cluster.mlflow.tracking_uri.startswith("http")
     assert cluster.storage.checkpoint_interval == local.storage.checkpoint_interval  # untouched
 
