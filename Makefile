@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help java venv demo test lint format bench lock clean
+.PHONY: help java venv demo test lint format bench lock clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -47,8 +47,9 @@ format: venv
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-bench: venv  ## table-layer benchmark; writes bench/RESULTS.md
+bench: venv  ## table-layer and simulator benchmarks; write bench/RESULTS.md
 	@$(BIN)/python -m bench.table_io
+	@$(BIN)/python -m bench.generator
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
@@ -57,3 +58,6 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 
 clean:  ## remove generated data (var/) but keep the environment
 	rm -rf var/
+
+docs: venv  ## regenerate docs/sources.md from the simulator's source contracts
+	@$(BIN)/python -m lakehouse.simulator.docs > docs/sources.md

@@ -114,6 +114,53 @@ def cmd_table_optimize(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from lakehouse.simulator.generate import generate
+
+    try:
+        result = generate(
+            Path(args.out),
+            start=args.start,
+            days=args.days,
+            scale=args.scale,
+            seed=args.seed,
+            progress=not args.quiet,
+            workers=args.workers,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    print(
+        f"wrote {result.rows:,} rows in {result.files:,} files under {result.out} "
+        f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); ground truth in {result.out}/_truth/"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from lakehouse.demo import run_demo
 
@@ -186,6 +233,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="target file size (default: storage.target_file_mb)",
     )
     p.set_defaults(func=cmd_table_optimize)
+
+    p = sub.add_parser(
+        "generate",
+        help="write simulated plant deliveries (ERP, MES, WMS, QC, CRM, service, PLM)",
+        description="Simulate six plants of a medical-device group and write what their "
+        "systems deliver: one folder per plant per day (<plant>/<YYYY-MM-DD>/<system>__<entity>), "
+        "in each plant's language, formats and encoding, with realistic dirt and planted "
+        "signals. Ground truth (signals, personal-data labels, dirt counts) goes to _truth/. "
+        "The same arguments always give byte-identical files.",
+    )
+    p.add_argument("--out", required=True, help="output folder (replaced if it exists)")
+    p.add_argument(
+        "--start", type=_date, default=dt.date(2026, 1, 1), help="first day (default 2026-01-01)"
+    )
+    p.add_argument(
+        "--days", type=_positive_int, default=7, help="number of daily deliveries (default 7)"
+    )
+    p.add_argument(
+        "--scale", type=_positive_float, default=1.0, help="volume multiplier (default 1)"
+    )
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes sharing the plants (default 1); the files do not depend on it",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
         "demo",

@@ -1,0 +1,1 @@
+"""Multi-plant source simulator: deterministic, heterogeneous per-plant extracts."""
