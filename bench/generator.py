@@ -1,7 +1,7 @@
 """Source-simulator benchmark: rows per second and peak memory at three scales.
 
 Run with `python -m bench.generator` (defaults: one year of daily deliveries at scales 1,
-10 and 120, two worker processes). Each scale runs in a fresh process whose peak resident
+10 and 125, two worker processes). Each scale runs in a fresh process whose peak resident
 memory (ru_maxrss of the process and its workers) is recorded, to show that memory stays
 bounded while volume grows: the generator streams each plant-day to disk.
 """
@@ -34,7 +34,7 @@ print(json.dumps({"rows": r.rows, "files": r.files, "seconds": r.seconds, "peak_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--scales", default="1,10,120")
+    parser.add_argument("--scales", default="1,10,125")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()

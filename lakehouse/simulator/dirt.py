@@ -32,10 +32,10 @@ RATES: dict[str, float] = {
 DESCRIPTIONS: dict[str, str] = {
     "exact_duplicate": "the same row delivered twice, byte for byte",
     "near_duplicate": "the same row again with padded or re-cased text in one field",
-    "missing_mandatory": "a key column left empty",
+    "missing_mandatory": "the last key column of the entity left empty",
     "unparseable_date": "a date that is not a date (31.02., 2026-13-45, n/a)",
     "unparseable_number": "a number that is not a number (1,2,3 / abc / --)",
-    "bad_quantity": "a negative quantity or one 1000 times too large",
+    "bad_quantity": "the first quantity column negative or 1000 times too large",
     "unit_mismatch": (
         "receipt recorded in the base unit while the order is in BOX (or the reverse), "
         "quantity unconverted"
