@@ -34,7 +34,7 @@ print(json.dumps({"rows": r.rows, "files": r.files, "seconds": r.seconds, "peak_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--scales", default="1,10,125")
+    parser.add_argument("--scales", default="125,10,1")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
@@ -54,6 +54,12 @@ def main() -> None:
         results.append(result)
         print(f"scale {scale:g}: {result['rows']:,} rows in {result['seconds']:.0f} s", flush=True)
         shutil.rmtree(out, ignore_errors=True)
+        if not args.no_record:  # record after every scale: the largest one takes long
+            write_section("generator", _table(args, sorted(results, key=lambda r: r["scale"])))
+    print(_table(args, sorted(results, key=lambda r: r["scale"])))
+
+
+def _table(args: argparse.Namespace, results: list[dict[str, float]]) -> str:
     lines = [
         "## Source simulator: throughput and peak memory",
         "",
@@ -70,10 +76,7 @@ def main() -> None:
             f"| {r['scale']:g} | {args.days} | {r['rows']:,} | {r['files']:,} | {r['bytes'] / 2**30:.2f} GiB "
             f"| {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | {r['peak_kib'] / 1024:.0f} MiB |"
         )
-    body = "\n".join(lines) + "\n"
-    print(body)
-    if not args.no_record:
-        write_section("generator", body)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -170,6 +170,53 @@ class FieldBatch:
     post_eco: bool
 
 
+GroupKey = tuple[str, bool, bool]  # product, built with the bad lot, built after the ECO
+MAX_BATCH = 40  # largest sales-order line, so the largest shipped batch
+
+
+class FieldDevices:
+    """Shipped batches still tracked in the field, grouped by what drives their incident rate.
+
+    Each group is a list in shipping order with a moving head, so expiring old batches,
+    drawing a batch in proportion to its device count and summing a group are all cheap
+    however many devices are in the field.
+    """
+
+    def __init__(self) -> None:
+        self._lists: dict[GroupKey, list[FieldBatch]] = {}
+        self._heads: dict[GroupKey, int] = {}
+        self._units: dict[GroupKey, int] = {}
+
+    def add(self, batch: FieldBatch) -> None:
+        key = (batch.product, batch.bad, batch.post_eco)
+        self._lists.setdefault(key, []).append(batch)
+        self._heads.setdefault(key, 0)
+        self._units[key] = self._units.get(key, 0) + batch.count
+
+    def expire(self, day: dt.date, max_days: int) -> None:
+        for key, batches in self._lists.items():
+            head = self._heads[key]
+            while head < len(batches) and (day - batches[head].shipped).days > max_days:
+                self._units[key] -= batches[head].count
+                head += 1
+            if head > 4096 and head * 2 > len(batches):
+                del batches[:head]
+                head = 0
+            self._heads[key] = head
+
+    def groups(self) -> dict[GroupKey, int]:
+        """Devices in the field per group (groups with none left out)."""
+        return {k: n for k, n in sorted(self._units.items()) if n > 0}
+
+    def pick(self, key: GroupKey, rng: np.random.Generator) -> FieldBatch:
+        """A batch of the group, chosen in proportion to its device count."""
+        batches, head = self._lists[key], self._heads[key]
+        while True:
+            batch = batches[int(rng.integers(head, len(batches)))]
+            if rng.random() * MAX_BATCH < batch.count:
+                return batch
+
+
 @dataclass
 class PlantState:
     comp: dict[str, deque[CompLot]] = field(default_factory=dict)
@@ -177,7 +224,7 @@ class PlantState:
     pending: dict[dt.date, list[Record]] = field(default_factory=dict)  # receipts due
     corrections: dict[dt.date, list[Record]] = field(default_factory=dict)
     finished: dict[str, deque[FinLot]] = field(default_factory=dict)  # per product, FIFO
-    field_batches: deque[FieldBatch] = field(default_factory=deque)
+    in_field: FieldDevices = field(default_factory=FieldDevices)
     counters: dict[str, int] = field(default_factory=dict)
     fx: dict[str, float] = field(default_factory=lambda: dict(FX_PER_EUR))
 
@@ -245,8 +292,8 @@ class Simulation:
         self._purchasing(pw, day, rng, out)
         self._receiving(pw, day, rng, out)
         self._production(pw, day, rng, faker, out)
+        self._field(pw, day, rng, faker, out)  # devices shipped before today
         self._sales_and_shipping(pw, day, rng, out)
-        self._field(pw, day, rng, faker, out)
         self._on_hand(pw, day, out)
         return out
 
@@ -875,7 +922,7 @@ class Simulation:
                         "ship_date": day,
                     }
                 )
-            state.field_batches.append(
+            state.in_field.add(
                 FieldBatch(
                     day,
                     fin.lot,
@@ -907,24 +954,31 @@ class Simulation:
         faker: PiiFaker,
         out: dict[str, list[Record]],
     ) -> None:
+        """Complaints and repairs of the devices in the field (shipped before today).
+
+        Cost per day depends on the number of incidents, not on the devices in the field:
+        incidents are drawn per group of alike batches, then a batch within the group.
+        """
         state, s = self.states[pw.plant.code], self.signals
-        while state.field_batches and (day - state.field_batches[0].shipped).days > FIELD_DAYS:
-            state.field_batches.popleft()
+        state.in_field.expire(day, FIELD_DAYS)
         complaints, services = [], []
-        batches = [b for b in state.field_batches if b.shipped < day]
-        if batches:
-            lo, hi = s.cluster_window
-            in_cluster = lo <= day <= hi
+        lo, hi = s.cluster_window
+        in_cluster = lo <= day <= hi
+        groups = state.in_field.groups()
+        if groups:
+            keys = list(groups)
             weights = np.array(
                 [
-                    b.count
-                    * (s.bad_lot_complaint_factor if b.bad else 1.0)
-                    * (s.cluster_factor if in_cluster and b.product == s.cluster_product else 1.0)
-                    for b in batches
+                    groups[k]
+                    * (s.bad_lot_complaint_factor if k[1] else 1.0)
+                    * (s.cluster_factor if in_cluster and k[0] == s.cluster_product else 1.0)
+                    for k in keys
                 ]
             )
             for _ in range(int(rng.poisson(weights.sum() * 0.0004))):
-                b = batches[int(rng.choice(len(batches), p=weights / weights.sum()))]
+                b = state.in_field.pick(
+                    keys[int(rng.choice(len(keys), p=weights / weights.sum()))], rng
+                )
                 if in_cluster and b.product == s.cluster_product and rng.random() < 0.85:
                     fault = s.cluster_fault
                 elif b.bad:
@@ -934,14 +988,12 @@ class Simulation:
                 complaints.append(self._complaint(pw, b, fault, day, rng, faker))
             fail = np.array(
                 [
-                    b.count
-                    * (s.eco_failure_factor if b.post_eco else 1.0)
-                    * (3.0 if b.bad else 1.0)
-                    for b in batches
+                    groups[k] * (s.eco_failure_factor if k[2] else 1.0) * (3.0 if k[1] else 1.0)
+                    for k in keys
                 ]
             )
             for _ in range(int(rng.poisson(fail.sum() * 0.0006))):
-                b = batches[int(rng.choice(len(batches), p=fail / fail.sum()))]
+                b = state.in_field.pick(keys[int(rng.choice(len(keys), p=fail / fail.sum()))], rng)
                 fault = (
                     "NOISE"
                     if b.product == s.eco_product
