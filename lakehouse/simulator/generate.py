@@ -139,9 +139,28 @@ def _run_plants(
     return _Part(rows, files, log.counts, log.rows, signals.found, labelled)
 
 
-def _worker(args: tuple[Path, dt.date, int, float, int, list[str], Any]) -> _Part:
-    out, start, days, scale, seed, codes, queue = args
-    return _run_plants(out, start, days, scale, seed, codes, queue.put)
+_WORKER: dict[str, Any] = {}  # set in each pool worker by _init_worker
+
+
+def _init_worker(queue: Any, parent: int) -> None:
+    """Pool initializer: keep the progress queue, and stop when the generating process dies."""
+    import os
+    import threading
+    import time
+
+    _WORKER["progress"] = queue
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker(args: tuple[Path, dt.date, int, float, int, list[str]]) -> _Part:
+    out, start, days, scale, seed, codes = args
+    return _run_plants(out, start, days, scale, seed, codes, _WORKER["progress"].put)
 
 
 def _partition(workers: int) -> list[list[str]]:
@@ -171,6 +190,8 @@ def generate(
     the same whatever the number of workers.
     """
     import multiprocessing
+    import os
+    import queue as queue_module
     import time
 
     if days < 1:
@@ -191,23 +212,20 @@ def generate(
         parts = [_run_plants(out, start, days, scale, seed, [p.code for p in PLANTS], steps.update)]
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Manager() as manager:
-            queue = manager.Queue()
-            groups = _partition(min(workers, len(PLANTS)))
-            with ctx.Pool(len(groups)) as pool:
-                pending = pool.map_async(
-                    _worker, [(out, start, days, scale, seed, g, queue) for g in groups]
-                )
-                done = 0
-                while done < days * len(PLANTS):
-                    if pending.ready() and queue.empty():
-                        break
-                    try:
-                        steps.update(queue.get(timeout=0.5))
-                        done += 1
-                    except Exception:  # queue.Empty, raised through the manager proxy
-                        continue
-                parts = pending.get()
+        queue = ctx.Queue()
+        groups = _partition(min(workers, len(PLANTS)))
+        with ctx.Pool(len(groups), _init_worker, (queue, os.getpid())) as pool:
+            pending = pool.map_async(_worker, [(out, start, days, scale, seed, g) for g in groups])
+            done = 0
+            while done < days * len(PLANTS):
+                if pending.ready() and queue.empty():
+                    break
+                try:
+                    steps.update(queue.get(timeout=0.5))
+                    done += 1
+                except queue_module.Empty:
+                    continue
+            parts = pending.get()
     steps.close()
     world = build_world(seed, start, scale)
     signals = Signals(start, days)

@@ -782,3 +782,28 @@ def test_generate_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -
     with pytest.raises(ValueError, match="not a simulator output folder"):
         generate(tmp_path, start=START, days=1, scale=0.2, seed=1, progress=False)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_killing_generate_leaves_no_worker_processes_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--out", str(out)]
+    cmd += ["--start", "2026-01-01", "--days", "300", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*/2026-01-0[2-9]")):  # the workers have written days
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    children = parent.children(recursive=True)
+    assert len(children) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert alive == [], f"orphaned workers still running: {[p.cmdline() for p in alive]}"
