@@ -165,9 +165,10 @@ class TableIO:
     ) -> WriteResult:
         """Atomically replace the rows of the given partitions with `df` (an idempotent re-run).
 
-        `partition` maps partition columns to values, e.g. `{"_ingest_date": day,
-        "_plant_id": "SZ"}`; every row of `df` must fall inside it. Running the same
-        (job, date, plant) again leaves the same table.
+        `partition` maps partition columns to a value or a list of values, e.g.
+        `{"_ingest_date": day, "_plant_id": ["SZ", "SU"]}`; every row of `df` must fall
+        inside it, and every listed partition is replaced (emptied when `df` has no rows
+        for it). Running the same (job, date, plant) again leaves the same table.
         """
         spec, storage = self._resolve(name)
         unknown = [k for k in partition if k not in spec.partition_by]
@@ -177,7 +178,10 @@ class TableIO:
                 f"({', '.join(spec.partition_by) or 'none declared'}); "
                 f"got {list(partition) or 'none'}"
             )
-        if any(v is None for v in partition.values()):
+        if any(
+            v is None or (isinstance(v, list | tuple | set | frozenset) and (not v or None in v))
+            for v in partition.values()
+        ):
             raise TableIOError(
                 f"{name}: partition values to replace must not be None: {dict(partition)}"
             )

@@ -106,6 +106,19 @@ def _literal(value: Any) -> str:
     return str(value)
 
 
+def _literals(value: Any) -> set[str]:
+    """Partition value(s) as Delta partition strings: one value or a list/tuple/set of them."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return {_literal(v) for v in value}
+    return {_literal(value)}
+
+
+def _partition_filters(want: Mapping[str, set[str]]) -> list[tuple[str, str, Any]]:
+    return [
+        (k, "=", next(iter(v))) if len(v) == 1 else (k, "in", sorted(v)) for k, v in want.items()
+    ]
+
+
 class DeltaRsEngine:
     """Table operations for the default engine; see the module docstring for the protocol."""
 
@@ -442,7 +455,7 @@ class DeltaRsEngine:
         partition_filters: list[tuple[str, str, Any]],
     ) -> bool:
         """Did any commit in (after, upto] change metadata or files in these partitions?"""
-        want = {k: v for k, _, v in partition_filters}
+        want = {k: set(v) if op == "in" else {v} for k, op, v in partition_filters}
         for version in range(after + 1, upto + 1):
             path = storage.abs(f"_delta_log/{version:020d}.json")
             with storage.fs.open_input_stream(path) as stream:
@@ -454,7 +467,7 @@ class DeltaRsEngine:
                 for kind in ("add", "remove"):
                     if kind in action:
                         values = action[kind].get("partitionValues") or {}
-                        if all(values.get(k) == v for k, v in want.items()):
+                        if all(values.get(k) in v for k, v in want.items()):
                             return True
         return False
 
@@ -469,7 +482,7 @@ class DeltaRsEngine:
         mode: Mode,
         partition_filters: list[tuple[str, str, Any]] | None = None,
         removes: list[RemoveAction] | None = None,
-        check_partitions: Mapping[str, Any] | None = None,
+        check_partitions: Mapping[str, set[str]] | None = None,
         max_records: int | None = None,
         data_change: bool = True,
         table: DeltaTable | None = None,
@@ -480,16 +493,15 @@ class DeltaRsEngine:
         published = False
         try:
             if check_partitions:
-                want = {k: _literal(v) for k, v in check_partitions.items()}
                 outside = [
                     f.relative
                     for f in staged.files
-                    if any(f.partition_values[k] != v for k, v in want.items())
+                    if any(f.partition_values[k] not in v for k, v in check_partitions.items())
                 ]
                 if outside:
                     raise TableIOError(
-                        f"{spec.name}: rows outside the partitions being replaced ({want}), "
-                        f"e.g. in {outside[0]}; nothing was committed"
+                        f"{spec.name}: rows outside the partitions being replaced "
+                        f"({check_partitions}), e.g. in {outside[0]}; nothing was committed"
                     )
             if data_change:
                 self._verify(spec, storage, staged)
@@ -549,11 +561,11 @@ class DeltaRsEngine:
         ctx: CommitContext,
         partition: Mapping[str, Any],
     ) -> WriteResult:
-        filters = [(k, "=", _literal(v)) for k, v in partition.items()]
+        want = {k: _literals(v) for k, v in partition.items()}
+        filters = _partition_filters(want)
         table = self._ensure_table(spec, storage, ctx)
-        want = {k: _literal(v) for k, v in partition.items()}
         before = sum(
-            all(a["partition_values"].get(k) == v for k, v in want.items())
+            all(a["partition_values"].get(k) in v for k, v in want.items())
             for a in _add_actions(table)
         )
         version, staged = self._write(
@@ -564,9 +576,9 @@ class DeltaRsEngine:
             operation="replace_partitions",
             mode="overwrite",
             partition_filters=filters,
-            check_partitions=partition,
+            check_partitions=want,
             table=table,
-            extra_meta={"partition": {k: _literal(v) for k, v in partition.items()}},
+            extra_meta={"partition": {k: sorted(v) for k, v in want.items()}},
         )
         return WriteResult(
             spec.name, version, "replace_partitions", len(staged.files), before, staged.rows

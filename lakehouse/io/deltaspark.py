@@ -209,7 +209,12 @@ class DeltaSparkEngine:
         ctx: CommitContext,
         partition: Mapping[str, Any],
     ) -> WriteResult:
-        where = " AND ".join(f"`{k}` = {_sql_literal(v)}" for k, v in partition.items())
+        where = " AND ".join(
+            f"`{k}` IN ({', '.join(_sql_literal(x) for x in sorted(v))})"
+            if isinstance(v, list | tuple | set | frozenset)
+            else f"`{k}` = {_sql_literal(v)}"
+            for k, v in partition.items()
+        )
         return self._save(spec, storage, df, ctx, "replace_partitions", "overwrite", where)
 
     def upsert(

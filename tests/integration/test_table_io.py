@@ -110,6 +110,20 @@ def test_when_partition_replaced_then_other_partitions_are_untouched(
     )
 
 
+def test_when_replacing_a_list_of_partitions_then_each_listed_one_is_replaced_or_emptied(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    rows = [order("SZ", 1), order("GW", 2), order("MN", 3)]
+    any_io.append("silver.orders", orders(spark, any_io, rows), ctx=ctx())
+    any_io.replace_partitions(
+        "silver.orders",
+        orders(spark, any_io, [order("SZ", 8)]),  # nothing for GW: its partition empties
+        partition={"plant_id": ["SZ", "GW"]},
+        ctx=ctx("run-2"),
+    )
+    assert rows_of(any_io.read("silver.orders")) == sorted([order("MN", 3), order("SZ", 8)])
+
+
 def test_when_upserted_then_higher_version_wins_and_stale_rows_are_ignored(
     spark: SparkSession, any_io: TableIO
 ) -> None:
