@@ -1,0 +1,91 @@
+"""Job entry points: `run(ctx)` per job; `lakehouse run <job>` and spark-submit dispatch here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakehouse.config import PROJECT_ROOT, Settings
+from lakehouse.tables import Registry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from lakehouse.io import TableIO
+    from lakehouse.lineage import LineageRecorder
+    from lakehouse.sources import PlantSource
+
+
+def new_run_id(job: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"manual__{stamp}__{job}__{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class JobContext:
+    """What every job gets: settings, the dates it processes, its run id, and lazy resources."""
+
+    settings: Settings
+    job: str
+    dates: list[dt.date]
+    run_id: str
+    plants: list[str] | None = None  # None: every configured plant
+    force: bool = False
+    _spark: SparkSession | None = field(default=None, repr=False)
+
+    @property
+    def logical_date(self) -> dt.date:
+        return max(self.dates)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry.load(self.settings.conf_dir / "tables")
+
+    @cached_property
+    def sources(self) -> dict[str, PlantSource]:
+        from lakehouse.config import ConfigError
+        from lakehouse.sources import load_sources
+
+        every = load_sources(self.settings.conf_dir / "sources")
+        if self.plants is None:
+            return every
+        unknown = [p for p in self.plants if p not in every]
+        if unknown:
+            raise ConfigError(
+                f"unknown plant {', '.join(unknown)}; configured plants: {', '.join(every)} "
+                f"(add conf/sources/<PLANT>.yaml to onboard one)"
+            )
+        return {p: every[p] for p in self.plants}
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from lakehouse.spark import build_spark
+
+            self._spark = build_spark(self.settings, app_name=f"medlake-{self.job}")
+        return self._spark
+
+    @cached_property
+    def io(self) -> TableIO:
+        from lakehouse.io import TableIO
+
+        return TableIO(self.spark, self.settings, self.registry)
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.resolve(self.settings.landing.root))
+
+    def lineage(self) -> LineageRecorder:
+        from lakehouse.lineage import LineageRecorder, emitter_from_config
+
+        return LineageRecorder(
+            job=self.job,
+            run_id=self.run_id,
+            logical_date=self.logical_date,
+            namespace=self.settings.storage_root,
+            emitter=emitter_from_config(self.settings.lineage, PROJECT_ROOT),
+        )

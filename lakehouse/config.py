@@ -62,6 +62,13 @@ class MlflowSettings(_Strict):
     tracking_uri: str = "var/mlruns"
 
 
+class LandingSettings(_Strict):
+    root: str = Field(
+        default="var/deliveries",
+        description="folder holding <plant>/<YYYY-MM-DD>/<file> deliveries",
+    )
+
+
 class Settings(_Strict):
     """Everything that differs between environments; nothing else is read from the outside."""
 
@@ -70,6 +77,8 @@ class Settings(_Strict):
     storage: StorageSettings
     spark: SparkSettings = SparkSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    landing: LandingSettings = LandingSettings()
+    lineage: dict[str, Any] | None = None  # validated by lakehouse.lineage.emitter_from_config
 
     def resolve(self, location: str) -> str:
         """Return `location` as an absolute path (relative to the project) or unchanged URI."""

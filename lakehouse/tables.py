@@ -205,6 +205,8 @@ class Registry:
         seen: dict[str, Path] = {}
         for path in files:
             data = read_yaml(path)
+            # top-level `x-...` keys hold YAML anchors shared by several tables
+            data = {k: v for k, v in data.items() if not str(k).startswith("x-")}
             try:
                 parsed = _TableFile.model_validate(data)
             except ValidationError as exc:

@@ -299,43 +299,52 @@ class DeltaRsEngine:
         return staged
 
     def _verify(self, spec: TableSpec, storage: Storage, staged: _Staged) -> None:
-        """NOT NULL from footer statistics; CHECK constraints by scanning the staged files."""
-        problems = []
+        """NOT NULL from footer statistics where they exist; whatever is left (nested
+        columns without statistics, CHECK constraints) in one scan of the staged files."""
+        problems: dict[str, int] = {}
+        scans: dict[str, Any] = {}
         for col in spec.columns:
             if col.nullable:
                 continue
+            label = f"have NULL in NOT NULL column {col.name}"
             if col.name in spec.partition_by:
-                bad = sum(
+                problems[label] = sum(
                     f.num_records for f in staged.files if f.partition_values[col.name] is None
                 )
+                continue
+            counts = [json.loads(f.stats)["nullCount"].get(col.name) for f in staged.files]
+            if any(c is None for c in counts):
+                scans[label] = F.col(col.name).isNull()
             else:
-                counts = [json.loads(f.stats)["nullCount"].get(col.name) for f in staged.files]
-                if any(c is None for c in counts):
-                    bad = self._count_where(spec, storage, staged, F.col(col.name).isNull())
-                else:
-                    bad = sum(counts)
-            if bad:
-                problems.append(f"{bad} rows have NULL in NOT NULL column {col.name}")
+                problems[label] = sum(counts)
         for name, expression in spec.constraints.items():
             # As Delta does: a row passes only when the expression is true (NULL fails).
-            violated = ~F.coalesce(F.expr(expression), F.lit(False))
-            bad = self._count_where(spec, storage, staged, violated)
-            if bad:
-                problems.append(f"{bad} rows violate CHECK {name}: {expression}")
-        if problems:
+            scans[f"violate CHECK {name}: {expression}"] = ~F.coalesce(
+                F.expr(expression), F.lit(False)
+            )
+        problems.update(self._count_where(spec, storage, staged, scans))
+        found = [f"{n} rows {label}" for label, n in problems.items() if n]
+        if found:
             raise ConstraintViolationError(
-                f"{spec.name}: nothing was committed; " + "; ".join(problems)
+                f"{spec.name}: nothing was committed; " + "; ".join(found)
             )
 
     def _count_where(
-        self, spec: TableSpec, storage: Storage, staged: _Staged, condition: Any
-    ) -> int:
-        if not staged.files:
-            return 0
+        self, spec: TableSpec, storage: Storage, staged: _Staged, conditions: dict[str, Any]
+    ) -> dict[str, int]:
+        """Rows matching each condition, all counted in one pass over the staged files."""
+        if not staged.files or not conditions:
+            return {}
         frame = self._scan(
             storage, spec.spark_schema, [f.relative for f in staged.files], staged.folder
         )
-        return int(frame.where(condition).count())
+        sums = [
+            F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}")
+            for i, cond in enumerate(conditions.values())
+        ]
+        row = frame.agg(*sums).first()
+        assert row is not None
+        return {label: int(row[f"c{i}"] or 0) for i, label in enumerate(conditions)}
 
     def _publish(self, storage: Storage, staged: _Staged) -> list[AddAction]:
         actions = []

@@ -26,7 +26,7 @@ from lakehouse.simulator import dirt
 from lakehouse.simulator.contracts import ENTITIES
 from lakehouse.simulator.engine import FX_PER_EUR, Simulation, local_fault
 from lakehouse.simulator.plants import PLANTS
-from lakehouse.simulator.signals import Signals
+from lakehouse.simulator.signals import Signals, identity_maps
 from lakehouse.simulator.world import World, build_world
 from lakehouse.simulator.writer import Labels, file_name, write_file
 
@@ -42,7 +42,7 @@ class GenerateResult:
 
 
 def local_codes(world: World, signals: Signals) -> dict[str, Any]:
-    """How each plant names the things the signals are about (for checking answers)."""
+    """How each plant names the things the signals are about, and every supplier and material."""
     plants = world.plants.values()
     return {
         "otd_supplier_name": world.suppliers[signals.otd_supplier].name_en,
@@ -86,6 +86,7 @@ def local_codes(world: World, signals: Signals) -> dict[str, Any]:
             }
             for p in plants
         },
+        **identity_maps(world),
     }
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakehouse.simulator.world import World
 
 
 @dataclass
@@ -92,3 +95,29 @@ class Signals:
         )
         data.update(self.found)
         return data
+
+
+def identity_maps(world: World) -> dict[str, Any]:
+    """Every plant's local code of each real supplier, raw material and finished product.
+
+    `supplier_identity` is keyed by the supplier's English name, `material_identity` by the
+    material or product key; each maps plant -> local code, only where the plant has it.
+    """
+    plants = list(world.plants.values())
+    suppliers = {
+        s.name_en: {
+            p.plant.code: p.supplier_codes[s.index] for p in plants if s.index in p.supplier_codes
+        }
+        for s in world.suppliers
+    }
+    materials = {
+        key: {p.plant.code: p.material_codes[key] for p in plants} for key in world.materials
+    }
+    products = {
+        key: {p.plant.code: p.product_codes[key] for p in plants if key in p.products}
+        for key in world.products
+    }
+    return {
+        "supplier_identity": {name: codes for name, codes in suppliers.items() if codes},
+        "material_identity": {key: codes for key, codes in (materials | products).items() if codes},
+    }

@@ -807,3 +807,53 @@ def test_killing_generate_leaves_no_worker_processes_behind(tmp_path: Path) -> N
     proc.wait()
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert alive == [], f"orphaned workers still running: {[p.cmdline() for p in alive]}"
+
+
+def test_identity_maps_give_every_delivered_supplier_and_material_one_real_entity(
+    data: Path, answers: dict[str, Any]
+) -> None:
+    checks = (
+        ("supplier_identity", "erp__suppliers", "supplier_code"),
+        ("material_identity", "erp__materials", "material_code"),
+    )
+    members: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for kind, key, code_field in checks:
+        delivered = {
+            p.code: {r[code_field]: r for r in rows(data, p.code, key) if r["_day"] == START}
+            for p in PLANTS
+        }
+        mapped = [(p, c) for codes in answers[kind].values() for p, c in codes.items()]
+        # a bijection: every delivered code belongs to exactly one entity of the map
+        assert sorted(mapped) == sorted((p, c) for p, codes in delivered.items() for c in codes)
+        members[kind] = {
+            name: [{**delivered[p][c], "_plant": p} for p, c in codes.items()]
+            for name, codes in answers[kind].items()
+        }
+
+    tax_ids = []
+    for name, found in members["supplier_identity"].items():
+        assert len({r["country"] for r in found}) == 1, name
+        taxes = {r["tax_id"] or None for r in found}
+        assert len(taxes) == 1, (name, taxes)
+        tax_ids += [t for t in taxes if t]
+        for r in found:
+            if plant(r["_plant"]).lang == "zh":
+                assert not r["supplier_name"].isascii(), (name, r)
+            else:  # English and German spellings start with the same word
+                assert r["supplier_name"].split()[0].casefold() == name.split()[0].casefold()
+    assert len(tax_ids) == len(set(tax_ids)) > 0
+
+    refs = []
+    for key, found in members["material_identity"].items():
+        assert len({r["category"] for r in found}) == 1, key
+        by_lang: dict[str, set[str]] = defaultdict(set)
+        for r in found:
+            by_lang[plant(r["_plant"]).lang].add(r["description"])
+        assert all(len(v) == 1 for v in by_lang.values()), (key, by_lang)
+        found_refs = {r["global_ref"] for r in found if r["_plant"] in ("GW", "MN")}
+        if found[0]["category"] == "finished":
+            assert found_refs <= {None}, key
+        else:
+            assert len(found_refs) == 1 and None not in found_refs, (key, found_refs)
+            refs += list(found_refs)
+    assert len(refs) == len(set(refs)) > 0

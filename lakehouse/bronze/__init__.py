@@ -1,0 +1,1 @@
+"""Bronze layer: land deliveries as delivered."""

@@ -1,0 +1,1 @@
+"""Silver layer: canonical, typed, deduplicated, masked and quality-gated entities."""
