@@ -35,6 +35,7 @@ class JobContext:
     run_id: str
     plants: list[str] | None = None  # None: every configured plant
     force: bool = False
+    entities: list[str] | None = None  # silver: only these entities (default all)
     _spark: SparkSession | None = field(default=None, repr=False)
 
     @property
@@ -43,14 +44,15 @@ class JobContext:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry.load(self.settings.conf_dir / "tables")
+        from lakehouse.silver.spec import full_registry
+
+        return full_registry(self.settings.conf_dir)
 
     @cached_property
     def sources(self) -> dict[str, PlantSource]:
         from lakehouse.config import ConfigError
-        from lakehouse.sources import load_sources
 
-        every = load_sources(self.settings.conf_dir / "sources")
+        every = self.all_sources
         if self.plants is None:
             return every
         unknown = [p for p in self.plants if p not in every]
@@ -60,6 +62,12 @@ class JobContext:
                 f"(add conf/sources/<PLANT>.yaml to onboard one)"
             )
         return {p: every[p] for p in self.plants}
+
+    @cached_property
+    def all_sources(self) -> dict[str, PlantSource]:
+        from lakehouse.sources import load_sources
+
+        return load_sources(self.settings.conf_dir / "sources")
 
     @property
     def spark(self) -> SparkSession:

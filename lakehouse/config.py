@@ -62,6 +62,12 @@ class MlflowSettings(_Strict):
     tracking_uri: str = "var/mlruns"
 
 
+class GroupSettings(_Strict):
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="group reporting currency"
+    )
+
+
 class LandingSettings(_Strict):
     root: str = Field(
         default="var/deliveries",
@@ -78,6 +84,7 @@ class Settings(_Strict):
     spark: SparkSettings = SparkSettings()
     mlflow: MlflowSettings = MlflowSettings()
     landing: LandingSettings = LandingSettings()
+    group: GroupSettings = GroupSettings()
     lineage: dict[str, Any] | None = None  # validated by lakehouse.lineage.emitter_from_config
 
     def resolve(self, location: str) -> str:

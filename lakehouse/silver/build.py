@@ -1,0 +1,461 @@
+"""The silver build: conform, deduplicate, flag, quality-gate and upsert each entity, reconciled.
+
+For every entity (FX rates and master data first, because others need them): read the
+run's bronze partitions, conform them (`conform.py`), quarantine rows that cannot be
+conformed, keep the latest version of each business key, flag anomalies, apply the
+entity's quality rules (`conf/quality`), upsert into `silver.<entity>`, and record
+per plant that rows read = inserted + updated + duplicates + quarantined + dropped.
+A quality rule with action `fail` stops that entity's promotion for the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.io import CommitContext, TableIO
+from lakehouse.silver.conform import Refs, conform
+from lakehouse.silver.masterdata import PartyRecord, match_parties
+from lakehouse.silver.quality import RuleResult, RuleSet, evaluate, results_rows
+from lakehouse.silver.spec import EntitySpec
+from lakehouse.sources import PlantSource
+
+log = logging.getLogger("lakehouse.silver")
+
+FIRST = ("fx_rates", "suppliers", "materials")
+RECON = "_reconciliation"
+DQ = "_dq"
+XREF = {"supplier": "silver.supplier_xref", "material": "silver.material_xref"}
+CANDIDATES = "silver.masterdata_candidates"
+
+
+@dataclass
+class EntityOutcome:
+    entity: str
+    rows_read: int = 0
+    versions_read: dict[str, int | None] = field(default_factory=dict)
+    versions_written: dict[str, int] = field(default_factory=dict)
+    failed: list[RuleResult] = field(default_factory=list)
+    recon: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SilverResult:
+    run_id: str
+    entities: list[EntityOutcome] = field(default_factory=list)
+
+    @property
+    def failed_gates(self) -> list[tuple[str, RuleResult]]:
+        return [(e.entity, r) for e in self.entities for r in e.failed]
+
+
+@dataclass(frozen=True)
+class SilverRun:
+    io: TableIO
+    specs: Mapping[str, EntitySpec]
+    rules: Mapping[str, RuleSet]
+    sources: Mapping[str, PlantSource]  # every configured plant (master data spans them all)
+    plants: Sequence[str]  # the plants this run processes
+    dates: Sequence[dt.date]
+    run_id: str
+    group_currency: str
+
+    @property
+    def logical_date(self) -> dt.date:
+        return max(self.dates)
+
+    def ctx(self) -> CommitContext:
+        return CommitContext(job="silver", run_id=self.run_id, logical_date=self.logical_date)
+
+
+def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult:
+    ordered = _order(list(entities or run.specs), run.rules)
+    result = SilverResult(run.run_id)
+    refs = Refs(run.group_currency, fx=_fx_table(run), xref=_xrefs(run))
+    for name in ordered:
+        spec = run.specs[name]
+        if name in {"suppliers", "materials"}:
+            refs = Refs(
+                run.group_currency, fx=refs.fx, xref={**(refs.xref or {}), **_match(run, spec)}
+            )
+        log.info("silver: %s", spec.table)
+        result.entities.append(_entity(run, spec, refs))
+        if name == "fx_rates":
+            refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref)
+    return result
+
+
+def _order(names: list[str], rules: Mapping[str, RuleSet]) -> list[str]:
+    """FX rates and master data first, then every entity after the tables its rules refer to."""
+    needs = {
+        n: {
+            str(getattr(r, "ref_table", "")).removeprefix("silver.")
+            for r in (rules[f"silver.{n}"].rules if f"silver.{n}" in rules else [])
+        }
+        & set(names)
+        for n in names
+    }
+    ordered = [e for e in FIRST if e in names]
+    rest = sorted(e for e in names if e not in FIRST)
+    while rest:
+        ready = next((e for e in rest if needs[e] <= set(ordered) | {e}), rest[0])
+        ordered.append(ready)
+        rest.remove(ready)
+    return ordered
+
+
+# ----------------------------------------------------------------------------- one entity
+
+
+def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
+    io, out = run.io, EntityOutcome(spec.entity)
+    bronze_name = f"bronze.{spec.source}"
+    out.versions_read[bronze_name] = io.version(bronze_name)
+    if out.versions_read[bronze_name] is None:
+        log.warning("silver: %s has no data yet; %s skipped", bronze_name, spec.table)
+        return out
+    bronze = io.read(bronze_name, version=out.versions_read[bronze_name]).where(
+        F.col("_plant_id").isin(list(run.plants)) & F.col("_delivery_date").isin(list(run.dates))
+    )
+    plants = {p: s for p, s in run.sources.items() if p in run.plants}
+    rows = conform(bronze, spec, plants, refs, run_id=run.run_id).persist()
+    try:
+        _promote(run, spec, rows, out, refs)
+    finally:
+        rows.unpersist()
+    return out
+
+
+def _promote(
+    run: SilverRun, spec: EntitySpec, rows: DataFrame, out: EntityOutcome, refs: Refs
+) -> None:
+    io = run.io
+    read = _count_by_plant(rows)
+    bad = rows.where(F.size("_errors") > 0)
+    good = rows.where(F.size("_errors") == 0)
+    key = ["plant_id", *spec.keys]
+    order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
+    ranked = good.withColumn("__rank", F.row_number().over(order))
+    latest = _flag_anomalies(ranked.where("__rank = 1").drop("__rank", "_errors", "_text"), spec)
+    duplicates = _count_by_plant(ranked.where("__rank > 1"))
+    table_spec = io.registry.get(spec.table)
+    rules = run.rules.get(spec.table)
+    outcome = None
+    quality_bad: DataFrame | None = None
+    if rules is None:
+        latest = latest.withColumn("_dq_warnings", F.array().cast("array<string>"))
+    else:
+        outcome = evaluate(
+            latest,
+            rules,
+            logical_date=run.logical_date,
+            refs=_rule_refs(run, rules),
+            volume_history=_volume_history(run, spec.table),
+        )
+        latest, quality_bad = outcome.kept, outcome.quarantined
+        out.failed = outcome.failed_gates
+    try:
+        quarantine = _quarantine_rows(bad, rows, quality_bad, run.run_id)
+        quarantined = _count_by_plant(quarantine)
+        dropped = _count_dropped(outcome, ranked) if outcome else {}
+        out.versions_written[spec.quarantine_table] = io.replace_partitions(
+            spec.quarantine_table,
+            quarantine,
+            partition={"plant_id": list(run.plants), "_delivery_date": list(run.dates)},
+            ctx=run.ctx(),
+        ).version
+        kept = latest.select(*[c.name for c in table_spec.columns])
+        if out.failed:
+            reasons = "; ".join(f"{r.rule_id}: {r.message}" for r in out.failed)
+            log.error("silver: %s not promoted (quality gate failed): %s", spec.table, reasons)
+            changes: dict[str, tuple[int, int, int]] = {}
+        else:
+            changes = _classify(io, spec, kept)
+            out.versions_written[spec.table] = io.upsert(spec.table, kept, ctx=run.ctx()).version
+        if outcome is not None:
+            rows_dq = results_rows(
+                outcome, table=spec.table, run_id=run.run_id, logical_date=run.logical_date
+            )
+            frame = io.spark.createDataFrame(rows_dq, io.registry.get(DQ).spark_schema)
+            io.append(DQ, frame, ctx=run.ctx())
+    finally:
+        if outcome is not None:
+            outcome.release()
+    out.rows_read = sum(read.values())
+    for plant in run.plants:
+        inserted, updated, superseded = changes.get(plant, (0, 0, 0))
+        out.recon.append(
+            _recon_row(
+                run,
+                spec,
+                plant,
+                read.get(plant, 0),
+                inserted,
+                updated,
+                duplicates.get(plant, 0) + superseded,
+                quarantined.get(plant, 0),
+                dropped.get(plant, 0),
+                bool(out.failed),
+            )
+        )
+
+
+def _count_dropped(outcome: Any, ranked: DataFrame) -> dict[str, int]:
+    """Rows a `drop` rule removed: deduplicated rows neither kept nor quarantined."""
+    if not outcome.dropped_count:
+        return {}
+    kept = _count_by_plant(outcome.kept)
+    quarantined = _count_by_plant(outcome.quarantined)
+    total = _count_by_plant(ranked.where("__rank = 1"))
+    return {p: n - kept.get(p, 0) - quarantined.get(p, 0) for p, n in total.items()}
+
+
+def _count_by_plant(df: DataFrame) -> dict[str, int]:
+    column = "plant_id" if "plant_id" in df.columns else "_plant_id"
+    return {r[0]: int(r[1]) for r in df.groupBy(column).count().collect()}
+
+
+def _flag_anomalies(df: DataFrame, spec: EntitySpec) -> DataFrame:
+    """Robust z-score (median and MAD within the group) above the threshold: flag, keep."""
+    for a in spec.anomalies:
+        group = Window.partitionBy(*(["plant_id", *a.by]))
+        x = F.col(a.column).cast("double")
+        median = F.percentile_approx(x, 0.5).over(group)
+        df = df.withColumn("__med", median)
+        mad = F.percentile_approx(F.abs(x - F.col("__med")), 0.5).over(group)
+        df = df.withColumn("__mad", mad)
+        z = F.abs(x - F.col("__med")) / (F.lit(1.4826) * F.col("__mad"))
+        flag = F.when(
+            (F.col("__mad") > 0) & (z > a.threshold), F.lit(f"anomaly:{a.column}:robust_z")
+        )
+        df = df.withColumn("_flags", F.array_compact(F.concat("_flags", F.array(flag)))).drop(
+            "__med", "__mad"
+        )
+    return df
+
+
+def _quarantine_rows(
+    bad: DataFrame, rows: DataFrame, quality_bad: DataFrame | None, run_id: str
+) -> DataFrame:
+    conformance = bad.select(
+        "plant_id",
+        "_delivery_date",
+        "_source_file",
+        "_file_row",
+        F.col("_text").alias("record"),
+        F.lit("conformance").alias("rule_id"),
+        F.array_join("_errors", "; ").alias("reason"),
+        F.lit(run_id).alias("_run_id"),
+    )
+    if quality_bad is None:
+        return conformance
+    texts = rows.select(
+        F.col("plant_id").alias("__p"),
+        F.col("_source_file").alias("__f"),
+        F.col("_file_row").alias("__r"),
+        F.col("_text").alias("record"),
+    )
+    ruled = quality_bad.join(
+        texts,
+        (F.col("plant_id") == F.col("__p"))
+        & (F.col("_source_file") == F.col("__f"))
+        & (F.col("_file_row") == F.col("__r")),
+        "left",
+    ).select(
+        "plant_id",
+        "_delivery_date",
+        "_source_file",
+        "_file_row",
+        "record",
+        F.col("_rule_id").alias("rule_id"),
+        F.col("_reason").alias("reason"),
+        F.lit(run_id).alias("_run_id"),
+    )
+    return conformance.unionByName(ruled)
+
+
+def _classify(io: TableIO, spec: EntitySpec, kept: DataFrame) -> dict[str, tuple[int, int, int]]:
+    """Per plant: keys new to silver, keys replaced (stored version not newer), and rows
+    superseded by a newer stored version (the upsert ignores them)."""
+    key = ["plant_id", *spec.keys]
+    if io.version(spec.table) is None:
+        return {r[0]: (int(r[1]), 0, 0) for r in kept.groupBy("plant_id").count().collect()}
+    stored = io.read(spec.table).select(*key, F.col("_seq").alias("__old"))
+    joined = kept.select(*key, "_seq").join(stored, key, "left")
+    counts = joined.groupBy("plant_id").agg(
+        F.sum(F.when(F.col("__old").isNull(), 1).otherwise(0)).alias("i"),
+        F.sum(F.when(F.col("__old") <= F.col("_seq"), 1).otherwise(0)).alias("u"),
+        F.sum(F.when(F.col("__old") > F.col("_seq"), 1).otherwise(0)).alias("s"),
+    )
+    return {r["plant_id"]: (int(r["i"]), int(r["u"]), int(r["s"])) for r in counts.collect()}
+
+
+def _recon_row(
+    run: SilverRun,
+    spec: EntitySpec,
+    plant: str,
+    read: int,
+    inserted: int,
+    updated: int,
+    duplicates: int,
+    quarantined: int,
+    dropped: int,
+    gate_failed: bool,
+) -> dict[str, Any]:
+    accounted = inserted + updated + duplicates + quarantined + dropped
+    return {
+        "run_id": run.run_id,
+        "logical_date": run.logical_date,
+        "entity": spec.entity,
+        "plant_id": plant,
+        "rows_read": read,
+        "rows_inserted": inserted,
+        "rows_updated": updated,
+        "duplicates_removed": duplicates,
+        "rows_quarantined": quarantined,
+        "rows_dropped": dropped,
+        "promoted": not gate_failed,
+        "balanced": gate_failed or accounted == read,
+        "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+    }
+
+
+def _rule_refs(run: SilverRun, rules: RuleSet) -> dict[str, DataFrame]:
+    refs = {}
+    for rule in rules.rules:
+        name = getattr(rule, "ref_table", None)
+        if name and run.io.version(name) is not None:
+            refs[name] = run.io.read(name)
+    return refs
+
+
+def _volume_history(run: SilverRun, table: str) -> list[int]:
+    """Rows read by earlier runs for this table (oldest first), from the reconciliation log."""
+    if run.io.version(RECON) is None:
+        return []
+    entity = table.removeprefix("silver.")
+    rows = (
+        run.io.read(RECON)
+        .where((F.col("entity") == entity) & (F.col("logical_date") < run.logical_date))
+        .groupBy("run_id", "logical_date")
+        .agg(F.sum("rows_read").alias("n"))
+        .orderBy("logical_date")
+        .collect()
+    )
+    return [int(r["n"]) for r in rows]
+
+
+# ----------------------------------------------------------------------------- reference data
+
+
+def _fx_table(run: SilverRun) -> DataFrame | None:
+    """Group-currency rate per (date, currency) from every plant's ERP rates: the quoted
+    rates to the group currency where a plant quotes them, else inverses of rates from it."""
+    if run.io.version("silver.fx_rates") is None:
+        return None
+    g = run.group_currency
+    fx = run.io.read("silver.fx_rates")
+    direct = fx.where(F.col("to_currency") == g).select(
+        "rate_date",
+        F.col("from_currency").alias("currency"),
+        F.col("rate").cast("double").alias("r"),
+        F.lit(0).alias("inverse"),
+    )
+    inverse = fx.where((F.col("from_currency") == g) & (F.col("rate") > 0)).select(
+        "rate_date",
+        F.col("to_currency").alias("currency"),
+        (1 / F.col("rate").cast("double")).alias("r"),
+        F.lit(1).alias("inverse"),
+    )
+    # a quoted rate to the group currency beats the inverse of a rate from it (rounding)
+    best = Window.partitionBy("rate_date", "currency")
+    return (
+        direct.unionByName(inverse)
+        .withColumn("__best", F.min("inverse").over(best))
+        .where(F.col("inverse") == F.col("__best"))
+        .groupBy("rate_date", "currency")
+        .agg(F.avg("r").cast("decimal(18,8)").alias("rate_to_group"))
+    ).persist()
+
+
+def _xrefs(run: SilverRun) -> dict[str, DataFrame]:
+    return {
+        lookup: run.io.read(name).select("plant_id", "local_code", "group_id")
+        for lookup, name in XREF.items()
+        if run.io.version(name) is not None
+    }
+
+
+_MATCH_FIELDS = {
+    "suppliers": ("supplier", "supplier_code", "supplier_name", "tax_id", "country", None, "SUP"),
+    "materials": ("material", "material_code", "description", None, None, "global_ref", "MAT"),
+}
+
+
+def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
+    """Match every plant's latest master snapshot into group ids; write xref and candidates."""
+    lookup, code, name, reg, country, ref, prefix = _MATCH_FIELDS[spec.entity]
+    io = run.io
+    bronze_name = f"bronze.{spec.source}"
+    if io.version(bronze_name) is None:
+        return {}
+    bronze = io.read(bronze_name).where(F.col("_delivery_date") <= run.logical_date)
+    newest = Window.partitionBy("_plant_id")
+    bronze = (
+        bronze.withColumn("__last", F.max("_delivery_date").over(newest))
+        .where(F.col("_delivery_date") == F.col("__last"))
+        .drop("__last")
+    )
+    rows = conform(bronze, spec, run.sources, Refs(run.group_currency), run_id=run.run_id)
+    picked = [c for c in (code, name, reg, country, ref) if c]
+    records = []
+    for r in rows.where(F.size("_errors") == 0).select("plant_id", *picked).distinct().collect():
+        records.append(
+            PartyRecord(
+                plant_id=r["plant_id"],
+                local_code=r[code],
+                name=r[name],
+                registration_id=r[reg] if reg else None,
+                country=r[country] if country else None,
+                extra_ref=r[ref] if ref else None,
+            )
+        )
+    steward = {
+        (p, local): group
+        for p, s in run.sources.items()
+        for local, group in s.code_map(lookup).items()
+    }
+    result = match_parties(records, prefix=prefix, steward=steward)
+    spark = io.spark
+    xref = spark.createDataFrame(
+        [
+            (x.plant_id, x.local_code, x.group_id, x.method, x.match_key, x.name)
+            for x in result.xref
+        ],
+        io.registry.get(XREF[lookup]).spark_schema,
+    )
+    io.overwrite(XREF[lookup], xref, ctx=run.ctx())
+    candidates = spark.createDataFrame(
+        [
+            (lookup, c.plant_id, c.local_code, c.status, list(c.candidates), c.reason)
+            for c in result.candidates
+        ],
+        io.registry.get(CANDIDATES).spark_schema,
+    )
+    io.replace_partitions(CANDIDATES, candidates, partition={"domain": lookup}, ctx=run.ctx())
+    for c in result.candidates:
+        log.warning("master data %s %s/%s: %s", c.status, c.plant_id, c.local_code, c.reason)
+    return {lookup: io.read(XREF[lookup]).select("plant_id", "local_code", "group_id")}
+
+
+def load_rules(folder: Path) -> dict[str, RuleSet]:
+    from lakehouse.silver.quality import load_rule_dir
+
+    return load_rule_dir(folder) if folder.is_dir() and any(folder.glob("*.yaml")) else {}
