@@ -59,5 +59,6 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 clean:  ## remove generated data (var/) but keep the environment
 	rm -rf var/
 
-docs: venv  ## regenerate docs/sources.md from the simulator's source contracts
+docs: venv  ## regenerate docs/sources.md and docs/data-dictionary.md from their sources
 	@$(BIN)/python -m lakehouse.simulator.docs > docs/sources.md
+	@$(BIN)/python -m lakehouse.dictionary > docs/data-dictionary.md
