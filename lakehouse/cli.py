@@ -188,8 +188,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     module = importlib.import_module(f"jobs.{args.job}")
     summary = module.run(ctx)
-    printable = {k: v for k, v in summary.items() if not isinstance(v, list | dict)}
+    printable = {
+        k: v
+        for k, v in summary.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    }
+    if "unbalanced" in summary:
+        printable["unbalanced"] = len(summary["unbalanced"])
     print(json.dumps(printable, indent=2, default=str))
+    for gate in summary.get("failed_gates", []):
+        print(f"error: quality gate failed, not promoted: {gate}", file=sys.stderr)
     return int(summary.get("exit_code", 0))
 
 
