@@ -24,7 +24,10 @@ def _table(t: TableSpec) -> list[str]:
     if t.partition_by:
         facts.append("partitioned by: " + ", ".join(f"`{k}`" for k in t.partition_by))
     lines += ["; ".join(facts), ""]
-    lines += ["| column | type | meaning | unit | classification |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "| column | type | meaning | unit | classification |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for c in t.columns:
         null = "" if c.nullable else " (not null)"
         lines.append(

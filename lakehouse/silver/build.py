@@ -76,7 +76,7 @@ class SilverRun:
 
 
 def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult:
-    ordered = _order(list(entities or run.specs), run.rules)
+    ordered = _order(list(entities or run.specs), run.rules, run.specs)
     result = SilverResult(run.run_id)
     refs = Refs(run.group_currency, fx=_fx_table(run), xref=_xrefs(run))
     for name in ordered:
@@ -92,13 +92,19 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
     return result
 
 
-def _order(names: list[str], rules: Mapping[str, RuleSet]) -> list[str]:
-    """FX rates and master data first, then every entity after the tables its rules refer to."""
+def _order(
+    names: list[str], rules: Mapping[str, RuleSet], specs: Mapping[str, EntitySpec]
+) -> list[str]:
+    """FX rates and master data first, then every entity after the tables its rules and
+    cross-checks refer to."""
     needs = {
-        n: {
-            str(getattr(r, "ref_table", "")).removeprefix("silver.")
-            for r in (rules[f"silver.{n}"].rules if f"silver.{n}" in rules else [])
-        }
+        n: (
+            {
+                str(getattr(r, "ref_table", "")).removeprefix("silver.")
+                for r in (rules[f"silver.{n}"].rules if f"silver.{n}" in rules else [])
+            }
+            | {c.ref for c in specs[n].cross_checks}
+        )
         & set(names)
         for n in names
     }
@@ -144,6 +150,7 @@ def _promote(
     order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
     ranked = good.withColumn("__rank", F.row_number().over(order))
     latest = _flag_anomalies(ranked.where("__rank = 1").drop("__rank", "_errors", "_text"), spec)
+    latest = _cross_check(io, spec, latest)
     duplicates = _count_by_plant(ranked.where("__rank > 1"))
     table_spec = io.registry.get(spec.table)
     rules = run.rules.get(spec.table)
@@ -237,6 +244,32 @@ def _flag_anomalies(df: DataFrame, spec: EntitySpec) -> DataFrame:
         )
         df = df.withColumn("_flags", F.array_compact(F.concat("_flags", F.array(flag)))).drop(
             "__med", "__mad"
+        )
+    return df
+
+
+def _cross_check(io: TableIO, spec: EntitySpec, df: DataFrame) -> DataFrame:
+    """Flag rows that disagree with a related table, e.g. a receipt in another unit than
+    its order line (`cross_checks` in the spec). Rows without a partner are not flagged."""
+    import re
+
+    for check in spec.cross_checks:
+        ref = f"silver.{check.ref}"
+        if io.version(ref) is None:
+            continue
+        wanted = set(re.findall(r"\bref_([a-z][a-z0-9_]*)", check.expr)) | set(check.keys.values())
+        right = io.read(ref).select(
+            F.col("plant_id").alias("ref_plant_id"), *[F.col(c).alias(f"ref_{c}") for c in wanted]
+        )
+        right = right.dropDuplicates(["ref_plant_id", *[f"ref_{c}" for c in check.keys.values()]])
+        cond = F.col("plant_id") == F.col("ref_plant_id")
+        for mine, theirs in check.keys.items():
+            cond = cond & (F.col(mine) == F.col(f"ref_{theirs}"))
+        flag = F.when(F.coalesce(F.expr(check.expr), F.lit(False)), F.lit(check.flag))
+        df = (
+            df.join(right, cond, "left")
+            .withColumn("_flags", F.array_compact(F.concat("_flags", F.array(flag))))
+            .drop("ref_plant_id", *[f"ref_{c}" for c in wanted])
         )
     return df
 

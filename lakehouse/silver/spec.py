@@ -71,6 +71,15 @@ class Anomaly(_Strict):
     threshold: float = Field(gt=0)
 
 
+class CrossCheck(_Strict):
+    """Flag rows that disagree with a related silver table (the row is kept)."""
+
+    flag: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    ref: str = Field(description="silver entity to compare with")
+    keys: dict[str, str] = Field(min_length=1, description="this column -> ref column")
+    expr: str = Field(description="Spark SQL that is true when the row disagrees; ref_<col>")
+
+
 class EntitySpec(_Strict):
     """How one source entity becomes the canonical `silver.<entity>` table."""
 
@@ -83,6 +92,7 @@ class EntitySpec(_Strict):
     partition_date: str | None = None
     money: Money | None = None
     anomalies: list[Anomaly] = Field(default_factory=list)
+    cross_checks: list[CrossCheck] = Field(default_factory=list)
     columns: list[Column] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -57,11 +57,33 @@ def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
     root = tmp_path_factory.mktemp("silver")
     landing = root / "landing"
     generate(landing, start=START, days=DAYS, scale=0.4, seed=5, progress=False)
+    _plant_unit_mismatch(landing)
     ingest_job.run(make_ctx(spark, root / "lake", landing, "ingest"))
     ctx = make_ctx(spark, root / "lake", landing, "silver")
     summary = silver_job.run(ctx)
     answers = json.loads((landing / "_truth" / "answers.json").read_text(encoding="utf-8"))
     return {"ctx": ctx, "summary": summary, "answers": answers, "root": root, "landing": landing}
+
+
+def _plant_unit_mismatch(landing: Path) -> None:
+    """Book the first Penang receipt in the other unit too (the simulator does it for ~1%
+    of receipts, which a dataset this small may not contain)."""
+    import csv
+    import io
+
+    column = local("PN", "erp__goods_receipts", "uom")
+    for day in DATES:
+        path = landing / "PN" / day.isoformat() / "erp__goods_receipts.csv"
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+        if rows:
+            rows[0][column] = "BOX" if rows[0][column] != "BOX" else "PCS"
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            path.write_text(out.getvalue(), encoding="utf-8")
+            return
+    raise AssertionError("no Penang receipt to modify")
 
 
 def local(plant: str, entity: str, column: str) -> str:
@@ -355,3 +377,33 @@ def test_a_failed_gate_stops_promotion_and_names_the_rule(
     assert ctx.io.version("silver.customers") == version  # not promoted
     dq = ctx.io.read("_dq").where(F.col("run_id") == "silver-gate").collect()
     assert [(r["rule_id"], r["passed"]) for r in dq] == [("every_customer_is_a_hospital", False)]
+
+
+def test_receipts_in_another_unit_than_their_order_line_are_flagged(
+    built: dict[str, Any],
+) -> None:
+    ctx = built["ctx"]
+    order_unit = {}
+    for b in bronze_text(ctx, "erp__purchase_orders", "uom"):
+        rec, p = b["record"], b["plant"]
+        number = rec.get(local(p, "erp__purchase_orders", "po_number"))
+        line = rec.get(local(p, "erp__purchase_orders", "po_line"))
+        if number and line and b["text"]:
+            order_unit[(p, number, line)] = b["text"]
+    mismatched = set()
+    for b in bronze_text(ctx, "erp__goods_receipts", "uom"):
+        rec, p = b["record"], b["plant"]
+        key = (
+            p,
+            rec.get(local(p, "erp__goods_receipts", "po_number")),
+            rec.get(local(p, "erp__goods_receipts", "po_line")),
+        )
+        if key in order_unit and order_unit[key] != b["text"]:
+            mismatched.add((b["file"], b["row"]))
+    flagged = {
+        (r["_source_file"], r["_file_row"])
+        for r in ctx.io.read("silver.goods_receipts").collect()
+        if "uom_differs_from_order" in r["_flags"]
+    }
+    assert mismatched, "the simulator books about 1% of receipts in the other unit"
+    assert flagged == mismatched
