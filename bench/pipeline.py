@@ -1,0 +1,139 @@
+"""Bronze + silver benchmark: throughput at two scales and the cost of the nightly increment.
+
+Run with `python -m bench.pipeline` (defaults: scales 1 and 10, a history of 60 days).
+For each scale the simulator writes `days + 1` daily deliveries; then, in one process on
+the embedded default (local Spark, delta-rs):
+
+1. rebuild: `ingest` and `silver` over the whole history from empty tables, in one run each
+   (what a rebuild or a first load does);
+2. nightly: `ingest` and `silver` for the one new day on top of that history.
+
+Throughput is delivered rows per second of the rebuild; the incremental ratio is
+nightly / rebuild, measured in the same process. The target (issue 4) is at most 10% for a
+year of history (`--days 365`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+
+from bench.common import machine, write_section
+from lakehouse.config import PROJECT_ROOT
+
+START = dt.date(2026, 1, 1)
+
+CHILD = """
+import datetime as dt, json, sys, time
+from pathlib import Path
+from lakehouse.config import load_settings
+from jobs import JobContext
+from jobs import ingest, silver
+root, days = Path(sys.argv[1]), int(sys.argv[2])
+start = dt.date(2026, 1, 1)
+history = [start + dt.timedelta(days=i) for i in range(days)]
+night = [start + dt.timedelta(days=days)]
+settings = load_settings("local", overrides={
+    "storage": {"root": str(root / "lake")}, "landing": {"root": str(root / "landing")},
+    "lineage": {"transport": "none"}})
+spark = None
+def run(job, module, dates, run_id):
+    global spark
+    ctx = JobContext(settings=settings, job=job, dates=dates, run_id=run_id)
+    if spark is not None:
+        ctx._spark = spark
+    began = time.perf_counter()
+    summary = module.run(ctx)
+    spark = ctx.spark
+    return time.perf_counter() - began, summary
+t_ingest, s_ingest = run("ingest", ingest, history, "bench-rebuild-ingest")
+t_silver, s_silver = run("silver", silver, history, "bench-rebuild-silver")
+n_ingest, _ = run("ingest", ingest, night, "bench-night-ingest")
+n_silver, s_night = run("silver", silver, night, "bench-night-silver")
+print(json.dumps({
+    "rows": s_ingest["rows_ingested"] + s_ingest["rows_quarantined"],
+    "rebuild_ingest": t_ingest, "rebuild_silver": t_silver,
+    "night_ingest": n_ingest, "night_silver": n_silver,
+    "unbalanced": len(s_silver["unbalanced"]) + len(s_night["unbalanced"]),
+}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--days", type=int, default=60, help="days of history (default 60)")
+    parser.add_argument("--scales", default="1,10")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    results = []
+    for scale in [float(s) for s in args.scales.split(",")]:
+        root = PROJECT_ROOT / "var" / "bench" / f"pipeline-{scale:g}"
+        shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lakehouse.cli",
+                "generate",
+                "--out",
+                str(root / "landing"),
+                "--start",
+                START.isoformat(),
+                "--days",
+                str(args.days + 1),
+                "--scale",
+                f"{scale:g}",
+                "--workers",
+                "2",
+                "--quiet",
+            ],
+            check=True,
+            cwd=PROJECT_ROOT,
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(root), str(args.days)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=PROJECT_ROOT,
+        )
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["scale"] = scale
+        results.append(result)
+        print(json.dumps(result), flush=True)
+        shutil.rmtree(root, ignore_errors=True)
+        if not args.no_record:
+            write_section("pipeline", _table(args, results))
+    print(_table(args, results))
+
+
+def _table(args: argparse.Namespace, results: list[dict[str, float]]) -> str:
+    lines = [
+        "## Bronze + silver: throughput and the nightly increment",
+        "",
+        f"Measured {dt.date.today().isoformat()} on {machine()}.",
+        f"Command: `python -m bench.pipeline --days {args.days} --scales {args.scales}` "
+        "(rebuild = ingest + silver over the history from empty tables, one run each;",
+        "nightly = ingest + silver of the next day on top; same process, local Spark).",
+        "",
+        "| scale | history days | rows | rebuild ingest s | rebuild silver s | rows/s | "
+        "nightly ingest s | nightly silver s | nightly / rebuild |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        rebuild = r["rebuild_ingest"] + r["rebuild_silver"]
+        night = r["night_ingest"] + r["night_silver"]
+        lines.append(
+            f"| {r['scale']:g} | {args.days} | {int(r['rows']):,} | {r['rebuild_ingest']:.0f} | "
+            f"{r['rebuild_silver']:.0f} | {r['rows'] / rebuild:,.0f} | {r['night_ingest']:.0f} | "
+            f"{r['night_silver']:.0f} | {night / rebuild:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
