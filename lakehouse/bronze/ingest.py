@@ -261,7 +261,10 @@ def ingest(
                 r._source_file: json.loads(r._raw)
                 for r in parsed.where("_kind = 'file'").select("_source_file", "_raw").collect()
             }
-            _write_bronze(io, parsed, todo, started, run_id, result, dates)
+            # a file refused as a whole leaves its bronze partition as it was (a bad
+            # re-delivery must not empty the good version already landed)
+            usable = [t for t in todo if not summaries.get(t.relative, {}).get("file_error")]
+            _write_bronze(io, parsed, usable, started, run_id, result, dates)
             _write_quarantine(io, parsed, todo, started, run_id, result, dates)
         finally:
             parsed.unpersist()
@@ -404,7 +407,9 @@ def _manifest_rows(
 
     out = []
     for t in todo:
-        s = summaries.get(t.relative, {})
+        if t.relative not in summaries:
+            raise RuntimeError(f"{t.relative}: the reader produced no summary; nothing recorded")
+        s = summaries[t.relative]
         good, bad = int(s.get("rows", 0)), int(s.get("errors", 0))
         extra = [c for c in s.get("header", []) if c not in t.spec.columns]
         status = "quarantined" if s.get("file_error") else "ingested"

@@ -129,6 +129,7 @@ def read_csv(content: bytes, spec: FileSpec) -> Parsed:
         return _refuse_lines(text, problem, skip_header=True)
     parsed = Parsed(header=header)
     number = 0
+    consumed = rows.line_num  # physical lines read so far
     while True:
         number += 1
         try:
@@ -136,8 +137,14 @@ def read_csv(content: bytes, spec: FileSpec) -> Parsed:
         except StopIteration:
             break
         except csv.Error as exc:
-            parsed.errors.append((number, "", f"broken CSV quoting: {exc}"))
-            continue
+            # an unbalanced quote swallows the lines after it: quarantine each of them
+            rest = [line for line in text.splitlines()[consumed:] if line]
+            reason = (
+                f"broken CSV quoting from this row on ({exc}); the rest of the file is kept here"
+            )
+            parsed.errors += [(number + i, line, reason) for i, line in enumerate(rest)]
+            break
+        consumed = rows.line_num
         if not values:
             number -= 1  # a blank line is not a row
             continue
@@ -202,7 +209,8 @@ def read_parquet(content: bytes, spec: FileSpec) -> Parsed:
     parsed = Parsed(header=list(table.column_names))
     problem = _header_problem(parsed.header, spec, b"")
     if problem:
-        return Parsed(file_error=problem, errors=[(0, "", problem)])
+        raw = ",".join(parsed.header)
+        return Parsed(file_error=problem, errors=[(1, f"columns: {raw}", problem)])
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
     for i in range(table.num_rows):
         parsed.rows.append((i + 1, {name: _text(values[i]) for name, values in columns.items()}))

@@ -127,10 +127,13 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     if out.versions_read[bronze_name] is None:
         log.warning("silver: %s has no data yet; %s skipped", bronze_name, spec.table)
         return out
+    plants = {p: s for p, s in run.sources.items() if p in run.plants and spec.source in s.entities}
+    if not plants:
+        log.info("silver: no plant of this run delivers %s; %s skipped", spec.source, spec.table)
+        return out
     bronze = io.read(bronze_name, version=out.versions_read[bronze_name]).where(
         F.col("_plant_id").isin(list(run.plants)) & F.col("_delivery_date").isin(list(run.dates))
     )
-    plants = {p: s for p, s in run.sources.items() if p in run.plants}
     rows = conform(bronze, spec, plants, refs, run_id=run.run_id).persist()
     try:
         _promote(run, spec, rows, out, refs)
@@ -446,10 +449,18 @@ def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
         .where(F.col("_delivery_date") == F.col("__last"))
         .drop("__last")
     )
-    rows = conform(bronze, spec, run.sources, Refs(run.group_currency), run_id=run.run_id)
+    delivering = {p: s for p, s in run.sources.items() if spec.source in s.entities}
+    rows = conform(bronze, spec, delivering, Refs(run.group_currency), run_id=run.run_id)
     picked = [c for c in (code, name, reg, country, ref) if c]
     records = []
-    for r in rows.where(F.size("_errors") == 0).select("plant_id", *picked).distinct().collect():
+    newest_first = rows.where(F.size("_errors") == 0).orderBy(
+        "plant_id", code, F.col("_seq").desc(), "_file_row"
+    )
+    seen: set[tuple[str, str]] = set()
+    for r in newest_first.select("plant_id", *picked).collect():
+        if (r["plant_id"], r[code]) in seen:
+            continue  # one record per local code: its newest version
+        seen.add((r["plant_id"], r[code]))
         records.append(
             PartyRecord(
                 plant_id=r["plant_id"],

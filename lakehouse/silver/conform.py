@@ -72,7 +72,10 @@ def _parse(plants: Mapping[str, PlantSource], c: Column, raw: SparkColumn) -> Sp
         number = _by_plant(
             plants,
             {
-                p: F.regexp_replace(raw, ",", ".") if s.delivery.decimal == "," else raw
+                # a dot at a decimal-comma plant is a grouping or a typo: not a number
+                p: F.when(~raw.contains("."), F.regexp_replace(raw, ",", "."))
+                if s.delivery.decimal == ","
+                else raw
                 for p, s in plants.items()
             },
         )
@@ -228,6 +231,14 @@ def _units(df: DataFrame, spec: EntitySpec, plants: Mapping[str, PlantSource]) -
                 ),
             ),
         )
+        for dependent in (*c.unit_of, *c.price_per):
+            df = _add_error(
+                df,
+                F.when(
+                    local.isNull() & F.col(f"__val_{dependent}").isNotNull(),
+                    F.lit(f"{c.name} is missing, so {dependent} cannot be converted"),
+                ),
+            )
         for q in c.unit_of:
             df = df.withColumn(f"__src_{q}", F.col(f"__val_{q}")).withColumn(
                 f"__val_{q}", (F.col(f"__val_{q}") * factor).cast(DECIMAL)
@@ -307,6 +318,13 @@ def _money(
         df = _as_of_rate(df, refs.fx, cur, day, refs.group_currency)
     for a in m.amounts:
         df = df.withColumn(f"__grp_amt_{a}", (F.col(f"__val_{a}") * F.col("__fx")).cast(DECIMAL))
+        df = _add_error(
+            df,
+            F.when(
+                cur.isNull() & F.col(f"__val_{a}").isNotNull(),
+                F.lit(f"the currency is missing, so {a} cannot be converted"),
+            ),
+        )
     return _add_error(
         df,
         F.when(
