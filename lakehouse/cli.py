@@ -24,7 +24,10 @@ def _non_negative(text: str) -> int:
 
 
 def _registry(settings: Settings) -> Registry:
-    return Registry.load(settings.conf_dir / "tables")
+    """Declared tables plus the silver tables derived from conf/silver."""
+    from lakehouse.silver.spec import full_registry
+
+    return full_registry(settings.conf_dir)
 
 
 def _table_io(settings: Settings, app: str, table: str) -> Any:
@@ -340,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownTableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         from deltalake.exceptions import DeltaError
 

@@ -224,8 +224,14 @@ class Registry:
         try:
             return self._tables[name]
         except KeyError:
-            known = ", ".join(sorted(self._tables))
-            raise UnknownTableError(f"unknown table {name!r}; declared tables: {known}") from None
+            import difflib
+
+            close = difflib.get_close_matches(name, self._tables, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise UnknownTableError(
+                f"unknown table {name!r}; {hint}{len(self._tables)} tables are declared "
+                "(see `lakehouse table list`)"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._tables

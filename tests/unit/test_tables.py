@@ -29,12 +29,15 @@ def test_layer_paths_follow_the_table_name() -> None:
     assert registry.get("bronze.erp__receipts").path == "bronze/erp__receipts"
 
 
-def test_when_a_table_is_unknown_then_the_error_lists_the_declared_ones() -> None:
+def test_when_a_table_is_unknown_then_the_error_suggests_close_names() -> None:
     registry = Registry.load(DEFAULT_CONF_DIR / "tables")
+    count = len(list(registry))
     with pytest.raises(
-        KeyError, match=r"unknown table .silver\.nope.; declared tables: _audit, _lineage"
+        KeyError, match=rf"unknown table .silver\.nope.; {count} tables are declared"
     ):
         registry.get("silver.nope")
+    with pytest.raises(KeyError, match=r"did you mean silver\.supplier_xref[,?]"):
+        registry.get("silver.supplier_xrefs")
 
 
 @pytest.mark.parametrize(
