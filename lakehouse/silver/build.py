@@ -77,6 +77,7 @@ class SilverRun:
 
 def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult:
     ordered = _order(list(entities or run.specs), run.rules, run.specs)
+    check_mappings(run.specs, run.sources, ordered)
     result = SilverResult(run.run_id)
     refs = Refs(run.group_currency, fx=_fx_table(run), xref=_xrefs(run))
     for name in ordered:
@@ -90,6 +91,31 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
         if name == "fx_rates":
             refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref)
     return result
+
+
+def check_mappings(
+    specs: Mapping[str, EntitySpec], sources: Mapping[str, PlantSource], entities: Sequence[str]
+) -> None:
+    """Every plant that delivers an entity maps its key and mandatory columns; otherwise
+    every row would be quarantined as 'missing', which is a configuration error."""
+    from lakehouse.config import ConfigError
+
+    problems = []
+    for name in entities:
+        spec = specs[name]
+        needed = [c.name for c in spec.columns if c.name in spec.keys or c.missing == "reject"]
+        for plant_id, source in sources.items():
+            entity = source.entities.get(spec.source)
+            if entity is None:
+                continue
+            missing = [c for c in needed if c not in entity.columns.values()]
+            if missing:
+                problems.append(
+                    f"conf/sources/{plant_id}.yaml: entities.{spec.source}.columns maps no "
+                    f"local column to {', '.join(missing)} (required by conf/silver/{name}.yaml)"
+                )
+    if problems:
+        raise ConfigError("incomplete source mapping:\n  " + "\n  ".join(problems))
 
 
 def _order(
