@@ -261,6 +261,9 @@ def ingest(
                 r._source_file: json.loads(r._raw)
                 for r in parsed.where("_kind = 'file'").select("_source_file", "_raw").collect()
             }
+            for t in todo:  # Spark's file scan skips zero-byte files: account for them here
+                if t.size == 0 and t.relative not in summaries:
+                    summaries[t.relative] = _empty_summary(t)
             # a file refused as a whole leaves its bronze partition as it was (a bad
             # re-delivery must not empty the good version already landed)
             usable = [t for t in todo if not summaries.get(t.relative, {}).get("file_error")]
@@ -276,6 +279,12 @@ def ingest(
         ctx=ctx,
     ).version
     return result
+
+
+def _empty_summary(t: FileTask) -> dict[str, Any]:
+    """A zero-byte delivery: no rows (JSON Lines), or a CSV/Parquet file without a header."""
+    error = None if t.spec.format == "jsonl" else f"empty file (0 bytes): no {t.spec.format} header"
+    return {"header": [], "file_error": error, "rows": 0, "errors": 0}
 
 
 def _write_bronze(

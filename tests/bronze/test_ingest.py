@@ -188,6 +188,7 @@ def test_missing_unexpected_and_corrupt_files_are_reported_and_the_run_goes_on(
     (day / "plm__ecos.parquet").unlink()
     (day / "notes.txt").write_text("hello")
     (day / "wms__on_hand.parquet").write_bytes(b"PAR1 this is not parquet")
+    (day / "qc__nonconformances.parquet").write_bytes(b"")  # zero bytes
     ctx = context(spark, tmp_path, landing, plants=["MN"])
     summary = ingest_job.run(ctx)
     assert summary["files_missing"] == 1 and summary["files_unexpected"] == 1
@@ -195,6 +196,8 @@ def test_missing_unexpected_and_corrupt_files_are_reported_and_the_run_goes_on(
     corrupt = manifest[f"MN/{DATES[0]}/wms__on_hand.parquet"]
     assert corrupt["status"] == "quarantined" and "parquet" in corrupt["message"]
     assert manifest[f"MN/{DATES[0]}/notes.txt"]["status"] == "unexpected"
+    empty = manifest[f"MN/{DATES[0]}/qc__nonconformances.parquet"]
+    assert empty["status"] == "quarantined" and "empty file" in empty["message"]
     assert manifest[f"MN/{DATES[0]}/plm__ecos.parquet"]["status"] == "missing"
     assert ctx.io.read("bronze.wms__on_hand").where(F.col("_delivery_date") == DATES[1]).count() > 0
 
