@@ -164,9 +164,14 @@ def plan(
     return todo, skip, unexpected
 
 
-def partition_groups(
-    tasks: Sequence[FileTask],
-) -> list[tuple[list[str], list[dt.date], list[FileTask]]]:
+def by_entity(tasks: Sequence[FileTask]) -> dict[str, list[FileTask]]:
+    grouped: dict[str, list[FileTask]] = defaultdict(list)
+    for t in tasks:
+        grouped[t.entity].append(t)
+    return dict(sorted(grouped.items()))
+
+
+def partition_groups(tasks: Sequence[FileTask]) -> list[tuple[list[str], list[dt.date]]]:
     """Split one entity's tasks into exact (plants x dates) blocks: one commit each."""
     plants_by_date: dict[dt.date, set[str]] = defaultdict(set)
     for t in tasks:
@@ -174,11 +179,7 @@ def partition_groups(
     blocks: dict[frozenset[str], list[dt.date]] = defaultdict(list)
     for day, at_day in sorted(plants_by_date.items()):
         blocks[frozenset(at_day)].append(day)
-    out = []
-    for block, days in blocks.items():
-        chosen = [t for t in tasks if t.plant_id in block and t.delivery_date in days]
-        out.append((sorted(block), days, chosen))
-    return out
+    return [(sorted(block), days) for block, days in blocks.items()]
 
 
 # ----------------------------------------------------------------------------- parsing in Spark
@@ -296,11 +297,8 @@ def _write_bronze(
     result: IngestResult,
     dates: Sequence[dt.date],
 ) -> None:
-    by_entity: dict[str, list[FileTask]] = defaultdict(list)
-    for t in todo:
-        by_entity[t.entity].append(t)
     jobs: list[tuple[str, DataFrame, dict[str, Any]]] = []
-    for entity, tasks in sorted(by_entity.items()):
+    for entity, tasks in by_entity(todo).items():
         table = f"bronze.{entity}"
         rows = parsed.where((F.col("_kind") == "row") & (F.col("_entity") == entity)).select(
             "_plant_id",
@@ -314,7 +312,7 @@ def _write_bronze(
             F.lit(started).cast("timestamp").alias("_ingested_at"),
             F.lit(run_id).alias("_run_id"),
         )
-        for plants, days, _ in partition_groups(tasks):
+        for plants, days in partition_groups(tasks):
             block = rows.where(F.col("_plant_id").isin(plants) & F.col("_delivery_date").isin(days))
             jobs.append((table, block, {"_plant_id": plants, "_delivery_date": days}))
     ctx = CommitContext(job="ingest", run_id=run_id, logical_date=max(dates))
@@ -353,12 +351,9 @@ def _write_quarantine(
     result: IngestResult,
     dates: Sequence[dt.date],
 ) -> None:
-    by_entity: dict[str, list[FileTask]] = defaultdict(list)
-    for t in todo:
-        by_entity[t.entity].append(t)
     blocks: dict[tuple[tuple[str, ...], tuple[dt.date, ...]], list[str]] = defaultdict(list)
-    for entity, tasks in by_entity.items():
-        for plants, days, _ in partition_groups(tasks):
+    for entity, tasks in by_entity(todo).items():
+        for plants, days in partition_groups(tasks):
             blocks[(tuple(plants), tuple(days))].append(entity)
     errors = parsed.where(F.col("_kind") == "error").select(
         F.col("_entity").alias("entity"),
