@@ -30,9 +30,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result = build(silver, ctx.entities)
         recon = [row for e in result.entities for row in e.recon]
         commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
-        if recon:
-            frame = ctx.spark.createDataFrame(recon, ctx.registry.get(RECON).spark_schema)
-            ctx.io.append(RECON, frame, ctx=commit)
+        dq = [row for e in result.entities for row in e.dq_rows]
+        for table, rows in ((DQ, dq), (RECON, recon)):
+            if rows:
+                frame = ctx.spark.createDataFrame(rows, ctx.registry.get(table).spark_schema)
+                ctx.io.append(table, frame, ctx=commit)
         _lineage(ctx, result)
     except BaseException as exc:
         recorder.fail(str(exc))

@@ -73,7 +73,12 @@ class Engine(Protocol):
         partition: Mapping[str, Any],
     ) -> WriteResult: ...
     def upsert(
-        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        count_by: str | None = None,
     ) -> WriteResult: ...
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
@@ -187,13 +192,16 @@ class TableIO:
             )
         return self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
 
-    def upsert(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
+    def upsert(
+        self, name: str, df: DataFrame, *, ctx: CommitContext, count_by: str | None = None
+    ) -> WriteResult:
         """Insert new business keys and replace existing ones; the higher sequence wins.
 
         Incoming rows with an older sequence than the stored row are ignored, so late or
         repeated deliveries never roll a record back. Partition columns must be part of
         the business key, so a key lives in exactly one partition and only the touched
-        partitions are rewritten.
+        partitions are rewritten. With `count_by` (a business-key column), the result's
+        `changes_by` holds (inserted, updated, ignored) per value of that column.
         """
         spec, storage = self._resolve(name)
         if not spec.business_keys or not spec.sequence_column:
@@ -206,7 +214,9 @@ class TableIO:
                 f"{name}: partition columns {outside} are not business keys, so a key could "
                 "move between partitions; add them to business_keys or use replace_partitions"
             )
-        return self.engine.upsert(spec, storage, conform(df, spec), ctx)
+        if count_by is not None and count_by not in spec.business_keys:
+            raise TableIOError(f"{name}: count_by={count_by!r} is not a business key column")
+        return self.engine.upsert(spec, storage, conform(df, spec), ctx, count_by)
 
     # ----------------------------------------------------------------- maintenance
 

@@ -594,7 +594,12 @@ class DeltaRsEngine:
         )
 
     def upsert(
-        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        count_by: str | None = None,
     ) -> WriteResult:
         keys, seq = spec.business_keys, spec.sequence_column
         assert seq is not None  # checked by TableIO
@@ -637,25 +642,20 @@ class DeltaRsEngine:
             .persist()
         )
         try:
-            counts = ranked.agg(
+            winner = (F.col("__rank") == 1) & (F.col("__new") == 1)
+            sums = [
                 F.sum(F.col("__new")).alias("incoming"),
-                F.sum(
-                    F.when(
-                        (F.col("__rank") == 1) & (F.col("__new") == 1) & (F.col("__had_old") == 0),
-                        1,
-                    ).otherwise(0)
-                ).alias("inserted"),
-                F.sum(
-                    F.when(
-                        (F.col("__rank") == 1) & (F.col("__new") == 1) & (F.col("__had_old") == 1),
-                        1,
-                    ).otherwise(0)
-                ).alias("updated"),
-            ).first()
-            assert counts is not None
-            incoming_n = int(counts["incoming"] or 0)
-            inserted = int(counts["inserted"] or 0)
-            updated = int(counts["updated"] or 0)
+                F.sum(F.when(winner & (F.col("__had_old") == 0), 1).otherwise(0)).alias("inserted"),
+                F.sum(F.when(winner & (F.col("__had_old") == 1), 1).otherwise(0)).alias("updated"),
+            ]
+            grouped = ranked.groupBy(count_by) if count_by else ranked.groupBy()
+            changes_by: dict[str, tuple[int, int, int]] = {}
+            incoming_n = inserted = updated = 0
+            for row in grouped.agg(*sums).collect():
+                n, i, u = (int(row[c] or 0) for c in ("incoming", "inserted", "updated"))
+                incoming_n, inserted, updated = incoming_n + n, inserted + i, updated + u
+                if count_by and n:
+                    changes_by[row[count_by]] = (i, u, n - i - u)
             winners = ranked.where(F.col("__rank") == 1).select(*df.columns)
             version, staged = self._write(
                 spec,
@@ -680,6 +680,7 @@ class DeltaRsEngine:
             rows_inserted=inserted,
             rows_updated=updated,
             rows_ignored=incoming_n - inserted - updated,
+            changes_by=changes_by if count_by else None,
         )
 
     def optimize(

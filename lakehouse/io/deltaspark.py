@@ -6,6 +6,7 @@ the jars installed). Nothing here downloads jars; see `lakehouse.spark.use_delta
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -218,7 +219,12 @@ class DeltaSparkEngine:
         return self._save(spec, storage, df, ctx, "replace_partitions", "overwrite", where)
 
     def upsert(
-        self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        ctx: CommitContext,
+        count_by: str | None = None,
     ) -> WriteResult:
         seq = spec.sequence_column
         assert seq is not None
@@ -242,8 +248,27 @@ class DeltaSparkEngine:
                 .whenMatchedUpdateAll(condition=f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL")
                 .whenNotMatchedInsertAll()
             )
+            changes = self._changes_by(spec, storage, df, latest, count_by) if count_by else None
             self._guard(spec, merge.execute)
-        return self._result(spec, storage, "upsert")
+        result = self._result(spec, storage, "upsert")
+        return dataclasses.replace(result, changes_by=changes) if changes is not None else result
+
+    def _changes_by(
+        self, spec: TableSpec, storage: Storage, df: DataFrame, latest: DataFrame, count_by: str
+    ) -> dict[str, tuple[int, int, int]]:
+        """(inserted, updated, ignored) per `count_by` value, as the merge will decide them:
+        ignored are incoming rows that lose to a stored or incoming later sequence."""
+        seq, keys = spec.sequence_column, spec.business_keys
+        assert seq is not None
+        stored = self._table(spec, storage).toDF().select(*keys, F.col(seq).alias("__old"))
+        joined = latest.select(*keys, seq).join(stored, [*keys], "left")
+        counts = joined.groupBy(count_by).agg(
+            F.sum(F.when(F.col("__old").isNull(), 1).otherwise(0)).alias("i"),
+            F.sum(F.when(F.col("__old") <= F.col(seq), 1).otherwise(0)).alias("u"),
+        )
+        won = {r[count_by]: (int(r["i"]), int(r["u"])) for r in counts.collect()}
+        incoming = {r[0]: int(r[1]) for r in df.groupBy(count_by).count().collect()}
+        return {k: (*won.get(k, (0, 0)), n - sum(won.get(k, (0, 0)))) for k, n in incoming.items()}
 
     # ------------------------------------------------------------------ maintenance
 

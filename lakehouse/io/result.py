@@ -16,6 +16,8 @@ class WriteResult:
     rows_inserted: int | None = None
     rows_updated: int | None = None
     rows_ignored: int | None = None  # upsert: incoming rows that lost to a later sequence
+    # upsert with `count_by`: value of that column -> (inserted, updated, ignored)
+    changes_by: dict[str, tuple[int, int, int]] | None = None
 
 
 @dataclass(frozen=True)

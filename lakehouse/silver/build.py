@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -34,6 +36,7 @@ RECON = "_reconciliation"
 DQ = "_dq"
 XREF = {"supplier": "silver.supplier_xref", "material": "silver.material_xref"}
 CANDIDATES = "silver.masterdata_candidates"
+ENTITY_THREADS = 4  # entities built at once (see `_in_parallel`)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class EntityOutcome:
     versions_written: dict[str, int] = field(default_factory=dict)
     failed: list[RuleResult] = field(default_factory=list)
     recon: list[dict[str, Any]] = field(default_factory=list)
+    dq_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -76,21 +80,49 @@ class SilverRun:
 
 
 def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult:
-    ordered = _order(list(entities or run.specs), run.rules, run.specs)
+    names = list(entities or run.specs)
+    ordered = _order(names, run.rules, run.specs)
     check_mappings(run.specs, run.sources, ordered)
     result = SilverResult(run.run_id)
     refs = Refs(run.group_currency, fx=_fx_table(run), xref=_xrefs(run))
-    for name in ordered:
+    for name in [n for n in ordered if n in FIRST]:
         spec = run.specs[name]
         if name in {"suppliers", "materials"}:
             refs = Refs(
                 run.group_currency, fx=refs.fx, xref={**(refs.xref or {}), **_match(run, spec)}
             )
-        log.info("silver: %s", spec.table)
         result.entities.append(_entity(run, spec, refs))
         if name == "fx_rates":
             refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref)
+    rest = [n for n in ordered if n not in FIRST]
+    done = _in_parallel(run, rest, _needs(names, run.rules, run.specs), refs)
+    result.entities += [done[n] for n in rest]
     return result
+
+
+def _in_parallel(
+    run: SilverRun, names: list[str], needs: Mapping[str, set[str]], refs: Refs
+) -> dict[str, EntityOutcome]:
+    """Build entities concurrently, each once the tables it refers to are built.
+
+    Each entity is a chain of small Spark jobs and Delta commits whose latency is mostly
+    planning and commit overhead, so overlapping them uses the cores far better than one
+    after the other (bench/RESULTS.md, `pipeline`)."""
+    done: dict[str, EntityOutcome] = {}
+    pending = list(names)
+    running: dict[Future[EntityOutcome], str] = {}
+    with ThreadPoolExecutor(max_workers=ENTITY_THREADS, thread_name_prefix="silver") as pool:
+        while pending or running:
+            ready = [n for n in pending if needs[n] & set(names) - {n} <= done.keys()]
+            if not ready and not running:  # a cycle in the references: break it in order
+                ready = pending[:1]
+            for name in ready:
+                pending.remove(name)
+                running[pool.submit(_entity, run, run.specs[name], refs)] = name
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done[running.pop(future)] = future.result()
+    return done
 
 
 def check_mappings(
@@ -118,12 +150,11 @@ def check_mappings(
         raise ConfigError("incomplete source mapping:\n  " + "\n  ".join(problems))
 
 
-def _order(
+def _needs(
     names: list[str], rules: Mapping[str, RuleSet], specs: Mapping[str, EntitySpec]
-) -> list[str]:
-    """FX rates and master data first, then every entity after the tables its rules and
-    cross-checks refer to."""
-    needs = {
+) -> dict[str, set[str]]:
+    """The entities of `names` each entity's quality rules and cross-checks refer to."""
+    return {
         n: (
             {
                 str(getattr(r, "ref_table", "")).removeprefix("silver.")
@@ -134,6 +165,14 @@ def _order(
         & set(names)
         for n in names
     }
+
+
+def _order(
+    names: list[str], rules: Mapping[str, RuleSet], specs: Mapping[str, EntitySpec]
+) -> list[str]:
+    """FX rates and master data first, then every entity after the tables its rules and
+    cross-checks refer to."""
+    needs = _needs(names, rules, specs)
     ordered = [e for e in FIRST if e in names]
     rest = sorted(e for e in names if e not in FIRST)
     while rest:
@@ -147,6 +186,7 @@ def _order(
 
 
 def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
+    log.info("silver: %s", spec.table)
     io, out = run.io, EntityOutcome(spec.entity)
     bronze_name = f"bronze.{spec.source}"
     out.versions_read[bronze_name] = io.version(bronze_name)
@@ -160,27 +200,33 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     bronze = io.read(bronze_name, version=out.versions_read[bronze_name]).where(
         F.col("_plant_id").isin(list(run.plants)) & F.col("_delivery_date").isin(list(run.dates))
     )
-    rows = conform(bronze, spec, plants, refs, run_id=run.run_id).persist()
+    rows = conform(bronze, spec, plants, refs, run_id=run.run_id)
+    # Latest version of each usable business key (rank 1); unusable rows are not ranked.
+    usable = F.size("_errors") == 0
+    key = ["__usable", "plant_id", *spec.keys]
+    order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
+    ranked = rows.withColumn("__usable", usable).withColumn("__rank", F.row_number().over(order))
+    # Materialised once: every count and write below starts from this small plan.
+    ranked = ranked.localCheckpoint()
     try:
-        _promote(run, spec, rows, out, refs)
+        _promote(run, spec, ranked, out)
     finally:
-        rows.unpersist()
+        ranked.unpersist()
     return out
 
 
-def _promote(
-    run: SilverRun, spec: EntitySpec, rows: DataFrame, out: EntityOutcome, refs: Refs
-) -> None:
+def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOutcome) -> None:
     io = run.io
-    read = _count_by_plant(rows)
-    bad = rows.where(F.size("_errors") > 0)
-    good = rows.where(F.size("_errors") == 0)
-    key = ["plant_id", *spec.keys]
-    order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
-    ranked = good.withColumn("__rank", F.row_number().over(order))
-    latest = _flag_anomalies(ranked.where("__rank = 1").drop("__rank", "_errors", "_text"), spec)
+    counts = _plant_counts(
+        ranked,
+        read=F.lit(True),
+        unusable=~F.col("__usable"),
+        duplicates=F.col("__usable") & (F.col("__rank") > 1),
+    )
+    bad = ranked.where(~F.col("__usable"))
+    latest = ranked.where(F.col("__usable") & (F.col("__rank") == 1))
+    latest = _flag_anomalies(latest.drop("__usable", "__rank", "_errors", "_text"), spec)
     latest = _cross_check(io, spec, latest)
-    duplicates = _count_by_plant(ranked.where("__rank > 1"))
     table_spec = io.registry.get(spec.table)
     rules = run.rules.get(spec.table)
     outcome = None
@@ -197,34 +243,37 @@ def _promote(
         )
         latest, quality_bad = outcome.kept, outcome.quarantined
         out.failed = outcome.failed_gates
+        out.dq_rows = results_rows(
+            outcome, table=spec.table, run_id=run.run_id, logical_date=run.logical_date
+        )
     try:
-        quarantine = _quarantine_rows(bad, rows, quality_bad, run.run_id)
-        quarantined = _count_by_plant(quarantine)
-        dropped = _count_dropped(outcome, ranked) if outcome else {}
+        ruled: dict[str, int] = {}
+        if outcome is not None and outcome.quarantined_count:
+            ruled = _plant_counts(outcome.quarantined, n=F.lit(True))["n"]
+        dropped: dict[str, int] = {}
+        if outcome is not None and outcome.dropped_count:
+            dropped = _plant_counts(outcome.dropped_rows(), n=F.lit(True))["n"]
         out.versions_written[spec.quarantine_table] = io.replace_partitions(
             spec.quarantine_table,
-            quarantine,
+            _quarantine_rows(bad, ranked, quality_bad, run.run_id),
             partition={"plant_id": list(run.plants), "_delivery_date": list(run.dates)},
             ctx=run.ctx(),
         ).version
         kept = latest.select(*[c.name for c in table_spec.columns])
+        changes: dict[str, tuple[int, int, int]] = {}
+        held: dict[str, int] = {}
         if out.failed:
             reasons = "; ".join(f"{r.rule_id}: {r.message}" for r in out.failed)
             log.error("silver: %s not promoted (quality gate failed): %s", spec.table, reasons)
-            changes: dict[str, tuple[int, int, int]] = {}
+            held = _plant_counts(kept, n=F.lit(True))["n"]
         else:
-            changes = _classify(io, spec, kept)
-            out.versions_written[spec.table] = io.upsert(spec.table, kept, ctx=run.ctx()).version
-        if outcome is not None:
-            rows_dq = results_rows(
-                outcome, table=spec.table, run_id=run.run_id, logical_date=run.logical_date
-            )
-            frame = io.spark.createDataFrame(rows_dq, io.registry.get(DQ).spark_schema)
-            io.append(DQ, frame, ctx=run.ctx())
+            written = io.upsert(spec.table, kept, ctx=run.ctx(), count_by="plant_id")
+            out.versions_written[spec.table] = written.version
+            changes = written.changes_by or {}
     finally:
         if outcome is not None:
             outcome.release()
-    out.rows_read = sum(read.values())
+    out.rows_read = sum(counts["read"].values())
     for plant in run.plants:
         inserted, updated, superseded = changes.get(plant, (0, 0, 0))
         out.recon.append(
@@ -232,30 +281,27 @@ def _promote(
                 run,
                 spec,
                 plant,
-                read.get(plant, 0),
-                inserted,
-                updated,
-                duplicates.get(plant, 0) + superseded,
-                quarantined.get(plant, 0),
-                dropped.get(plant, 0),
-                bool(out.failed),
+                read=counts["read"].get(plant, 0),
+                inserted=inserted,
+                updated=updated,
+                duplicates=counts["duplicates"].get(plant, 0) + superseded,
+                quarantined=counts["unusable"].get(plant, 0) + ruled.get(plant, 0),
+                dropped=dropped.get(plant, 0),
+                held=held.get(plant, 0),
+                promoted=not out.failed,
             )
         )
 
 
-def _count_dropped(outcome: Any, ranked: DataFrame) -> dict[str, int]:
-    """Rows a `drop` rule removed: deduplicated rows neither kept nor quarantined."""
-    if not outcome.dropped_count:
-        return {}
-    kept = _count_by_plant(outcome.kept)
-    quarantined = _count_by_plant(outcome.quarantined)
-    total = _count_by_plant(ranked.where("__rank = 1"))
-    return {p: n - kept.get(p, 0) - quarantined.get(p, 0) for p, n in total.items()}
-
-
-def _count_by_plant(df: DataFrame) -> dict[str, int]:
+def _plant_counts(df: DataFrame, **conditions: SparkColumn) -> dict[str, dict[str, int]]:
+    """Rows meeting each condition, per plant, in one Spark job."""
     column = "plant_id" if "plant_id" in df.columns else "_plant_id"
-    return {r[0]: int(r[1]) for r in df.groupBy(column).count().collect()}
+    sums = [F.sum(F.when(c, 1).otherwise(0)).alias(n) for n, c in conditions.items()]
+    found: dict[str, dict[str, int]] = {n: {} for n in conditions}
+    for row in df.groupBy(column).agg(*sums).collect():
+        for name in conditions:
+            found[name][row[column]] = int(row[name])
+    return found
 
 
 def _flag_anomalies(df: DataFrame, spec: EntitySpec) -> DataFrame:
@@ -343,35 +389,21 @@ def _quarantine_rows(
     return conformance.unionByName(ruled)
 
 
-def _classify(io: TableIO, spec: EntitySpec, kept: DataFrame) -> dict[str, tuple[int, int, int]]:
-    """Per plant: keys new to silver, keys replaced (stored version not newer), and rows
-    superseded by a newer stored version (the upsert ignores them)."""
-    key = ["plant_id", *spec.keys]
-    if io.version(spec.table) is None:
-        return {r[0]: (int(r[1]), 0, 0) for r in kept.groupBy("plant_id").count().collect()}
-    stored = io.read(spec.table).select(*key, F.col("_seq").alias("__old"))
-    joined = kept.select(*key, "_seq").join(stored, key, "left")
-    counts = joined.groupBy("plant_id").agg(
-        F.sum(F.when(F.col("__old").isNull(), 1).otherwise(0)).alias("i"),
-        F.sum(F.when(F.col("__old") <= F.col("_seq"), 1).otherwise(0)).alias("u"),
-        F.sum(F.when(F.col("__old") > F.col("_seq"), 1).otherwise(0)).alias("s"),
-    )
-    return {r["plant_id"]: (int(r["i"]), int(r["u"]), int(r["s"])) for r in counts.collect()}
-
-
 def _recon_row(
     run: SilverRun,
     spec: EntitySpec,
     plant: str,
+    *,
     read: int,
     inserted: int,
     updated: int,
     duplicates: int,
     quarantined: int,
     dropped: int,
-    gate_failed: bool,
+    held: int,
+    promoted: bool,
 ) -> dict[str, Any]:
-    accounted = inserted + updated + duplicates + quarantined + dropped
+    accounted = inserted + updated + duplicates + quarantined + dropped + held
     return {
         "run_id": run.run_id,
         "logical_date": run.logical_date,
@@ -383,8 +415,9 @@ def _recon_row(
         "duplicates_removed": duplicates,
         "rows_quarantined": quarantined,
         "rows_dropped": dropped,
-        "promoted": not gate_failed,
-        "balanced": gate_failed or accounted == read,
+        "rows_held": held,
+        "promoted": promoted,
+        "balanced": accounted == read,
         "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
     }
 

@@ -314,6 +314,12 @@ class QualityOutcome:
     def kept_count(self) -> int:
         return self.rows_in - self.quarantined_count - self.dropped_count
 
+    def dropped_rows(self) -> DataFrame:
+        """The rows a `drop` rule removed (empty when the outcome has no evaluation behind it)."""
+        if self._persisted is None:
+            return self.kept.limit(0)
+        return self._persisted.filter(F.col(_STATUS) == "drop")
+
     def release(self) -> None:
         """Unpersist the cached evaluation; `kept` and `quarantined` would be recomputed."""
         if self._persisted is not None:

@@ -156,6 +156,31 @@ def test_when_upserted_then_higher_version_wins_and_stale_rows_are_ignored(
         assert (result.rows_inserted, result.rows_updated, result.rows_ignored) == (1, 1, 2)
 
 
+def test_when_upserting_with_count_by_then_each_plant_gets_its_own_changes(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    any_io.append(
+        "silver.orders", orders(spark, any_io, [order("SZ", 1, 2), order("GW", 1, 1)]), ctx=ctx()
+    )
+    incoming = [
+        order("SZ", 1, 1),  # SZ: older than stored, ignored
+        order("SZ", 7, 1),  # SZ: new
+        order("GW", 1, 2),  # GW: replaces
+        order("GW", 2, 1),  # GW: new
+        order("GW", 3, 1),  # GW: new
+        order("MN", 4, 1),  # MN: new
+    ]
+    result = any_io.upsert(
+        "silver.orders", orders(spark, any_io, incoming), ctx=ctx("run-2"), count_by="plant_id"
+    )
+    # (inserted, updated, ignored) per plant, from the comments above
+    assert result.changes_by == {"SZ": (1, 0, 1), "GW": (2, 1, 0), "MN": (1, 0, 0)}
+    with pytest.raises(TableIOError, match="count_by='note' is not a business key"):
+        any_io.upsert(
+            "silver.orders", orders(spark, any_io, incoming), ctx=ctx("run-3"), count_by="note"
+        )
+
+
 def test_when_upserting_into_empty_table_then_latest_per_key_is_inserted(
     spark: SparkSession, any_io: TableIO
 ) -> None:

@@ -455,7 +455,7 @@ def test_reconciliation_balances_for_br_and_matches_penang(onboarded: dict[str, 
     pn = {r["entity"]: r for r in recon if r["plant_id"] == "PN"}
     assert sorted(br) == sorted(ENTITIES)
     counts = ["rows_read", "rows_inserted", "rows_updated", "duplicates_removed"]
-    counts += ["rows_quarantined", "rows_dropped"]
+    counts += ["rows_quarantined", "rows_dropped", "rows_held"]
     for entity, r in br.items():
         assert r["balanced"] and r["promoted"], r
         assert r["rows_read"] == len(written[SPECS_BY_ENTITY[entity].source]), r

@@ -123,8 +123,9 @@ def test_rows_read_equal_inserted_updated_duplicates_and_quarantined_per_entity_
             + r["duplicates_removed"]
             + r["rows_quarantined"]
             + r["rows_dropped"]
+            + r["rows_held"]
         )
-        assert total == r["rows_read"], r
+        assert total == r["rows_read"] and r["balanced"] and not r["rows_held"], r
     # and the terms are what the tables hold: bronze in, silver and quarantine out
     for entity in ("purchase_orders", "stock_movements", "process_measurements", "customers"):
         source = f"{'erp' if entity in ('purchase_orders', 'customers') else 'wms' if entity == 'stock_movements' else 'mes'}__{entity}"
@@ -377,6 +378,13 @@ def test_a_failed_gate_stops_promotion_and_names_the_rule(
     assert ctx.io.version("silver.customers") == version  # not promoted
     dq = ctx.io.read("_dq").where(F.col("run_id") == "silver-gate").collect()
     assert [(r["rule_id"], r["passed"]) for r in dq] == [("every_customer_is_a_hospital", False)]
+    # nothing promoted, and still every row read is accounted for: the usable ones are held
+    recon = summary["recon"]
+    assert recon and all(not r["promoted"] and r["balanced"] for r in recon)
+    for r in recon:
+        assert r["rows_inserted"] == r["rows_updated"] == 0, r
+        assert r["rows_held"] == r["rows_read"] - r["duplicates_removed"] - r["rows_quarantined"]
+    assert sum(r["rows_held"] for r in recon) > 0
 
 
 def test_receipts_in_another_unit_than_their_order_line_are_flagged(
