@@ -198,21 +198,17 @@ class TableIO:
         """Insert new business keys and replace existing ones; the higher sequence wins.
 
         Incoming rows with an older sequence than the stored row are ignored, so late or
-        repeated deliveries never roll a record back. Partition columns must be part of
-        the business key, so a key lives in exactly one partition and only the touched
-        partitions are rewritten. With `count_by` (a business-key column), the result's
-        `changes_by` holds (inserted, updated, ignored) per value of that column.
+        repeated deliveries never roll a record back. Only the partitions holding incoming
+        rows are rewritten; a partition column outside the business key (a month derived
+        from a date) may change between versions, and the partition holding the stored
+        version is then rewritten too, so a key lives in exactly one partition. With
+        `count_by` (a business-key column), the result's `changes_by` holds (inserted,
+        updated, ignored) per value of that column.
         """
         spec, storage = self._resolve(name)
         if not spec.business_keys or not spec.sequence_column:
             raise TableIOError(
                 f"{name}: upsert needs business_keys and sequence_column declared in conf/tables"
-            )
-        outside = [c for c in spec.partition_by if c not in spec.business_keys]
-        if outside:
-            raise TableIOError(
-                f"{name}: partition columns {outside} are not business keys, so a key could "
-                "move between partitions; add them to business_keys or use replace_partitions"
             )
         if count_by is not None and count_by not in spec.business_keys:
             raise TableIOError(f"{name}: count_by={count_by!r} is not a business key column")

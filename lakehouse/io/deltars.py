@@ -613,11 +613,9 @@ class DeltaRsEngine:
         existing: DataFrame | None = None
         if table.version() >= 0 and table.file_uris():
             actions = _add_actions(table)
+            stored = struct_from_delta(table.schema().to_json())
             if spec.partition_by:
-                touched = {
-                    tuple(_none_or_literal(r[c]) for c in spec.partition_by)
-                    for r in df.select(*spec.partition_by).distinct().collect()
-                }
+                touched = self._upsert_partitions(spec, storage, df, actions, stored)
                 actions = [
                     a
                     for a in actions
@@ -625,7 +623,6 @@ class DeltaRsEngine:
                 ]
             if actions:
                 removes = _removes(actions, data_change=True)
-                stored = struct_from_delta(table.schema().to_json())
                 existing = (
                     self._scan(storage, stored, [a["path"] for a in actions])
                     .select(*df.columns)
@@ -682,6 +679,30 @@ class DeltaRsEngine:
             rows_ignored=incoming_n - inserted - updated,
             changes_by=changes_by if count_by else None,
         )
+
+    def _upsert_partitions(
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        actions: list[dict[str, Any]],
+        stored: T.StructType,
+    ) -> set[tuple[Any, ...]]:
+        """The partitions an upsert rewrites: those of the incoming rows and, when a partition
+        column is not part of the key (a month derived from a date that a correction may
+        change), those where the stored version of an incoming key lives."""
+        parts, keys = spec.partition_by, spec.business_keys
+        wanted = df.select(*parts)
+        moving = [c for c in parts if c not in keys]
+        if moving and actions:
+            held = (
+                self._scan(storage, stored, [a["path"] for a in actions])
+                .select(*keys, *moving)
+                .join(df.select(*keys).distinct(), keys, "left_semi")
+                .select(*parts)
+            )
+            wanted = wanted.unionByName(held)
+        return {tuple(_none_or_literal(r[c]) for c in parts) for r in wanted.distinct().collect()}
 
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int

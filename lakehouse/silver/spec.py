@@ -199,7 +199,9 @@ class EntitySpec(_Strict):
         return out
 
     def table_spec(self) -> TableSpec:
-        keys = ["plant_id", *(["_month"] if self.partition_date else []), *self.keys]
+        # `_month` partitions but is not part of the key: a correction that moves a row's
+        # date to another month replaces the stored row there (TableIO.upsert)
+        keys = ["plant_id", *self.keys]
         return TableSpec(
             name=self.table,
             layer="silver",

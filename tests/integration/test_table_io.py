@@ -181,6 +181,30 @@ def test_when_upserting_with_count_by_then_each_plant_gets_its_own_changes(
         )
 
 
+def test_when_a_correction_moves_a_key_to_another_partition_then_only_the_new_row_remains(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    name = "silver.orders_by_month"
+    schema = any_io.registry.get(name).spark_schema
+    first = [
+        ("SZ", "2026-01", 1, 1, 5.0),
+        ("SZ", "2026-01", 2, 1, 6.0),
+        ("GW", "2026-01", 1, 1, 7.0),
+    ]
+    any_io.append(name, spark.createDataFrame(first, schema), ctx=ctx())
+    # order 1 at SZ: its date was corrected into February (version 2)
+    moved = [("SZ", "2026-02", 1, 2, 5.0)]
+    result = any_io.upsert(name, spark.createDataFrame(moved, schema), ctx=ctx("run-2"))
+    rows = sorted(tuple(r) for r in any_io.read(name).select(*schema.fieldNames()).collect())
+    assert rows == sorted([("SZ", "2026-02", 1, 2, 5.0), ("SZ", "2026-01", 2, 1, 6.0), first[2]])
+    if result.rows_inserted is not None:
+        assert (result.rows_inserted, result.rows_updated) == (0, 1)
+    # a stale copy of the old version does not bring the January row back
+    any_io.upsert(name, spark.createDataFrame(first[:1], schema), ctx=ctx("run-3"))
+    again = sorted(tuple(r) for r in any_io.read(name).select(*schema.fieldNames()).collect())
+    assert again == rows
+
+
 def test_when_upserting_into_empty_table_then_latest_per_key_is_inserted(
     spark: SparkSession, any_io: TableIO
 ) -> None:
