@@ -13,6 +13,8 @@ from lakehouse.config import PROJECT_ROOT, Settings
 from lakehouse.tables import Registry
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyspark.sql import SparkSession
 
     from lakehouse.io import TableIO
@@ -97,3 +99,25 @@ class JobContext:
             namespace=self.settings.storage_root,
             emitter=emitter_from_config(self.settings.lineage, PROJECT_ROOT),
         )
+
+    def edges(self) -> LineageRecorder:
+        """A recorder of one table's lineage edges for `_lineage`, emitting no run events."""
+        from lakehouse.lineage import LineageRecorder, NullEmitter
+
+        return LineageRecorder(
+            job=self.job,
+            run_id=self.run_id,
+            logical_date=self.logical_date,
+            namespace=self.settings.storage_root,
+            emitter=NullEmitter(),
+        )
+
+    def record_edges(self, rows: list[dict[str, Any]]) -> None:
+        """Append lineage edge rows (from `edges().rows()`) to the `_lineage` table."""
+        if not rows:
+            return
+        from lakehouse.io import CommitContext
+
+        frame = self.spark.createDataFrame(rows, self.registry.get("_lineage").spark_schema)
+        commit = CommitContext(job=self.job, run_id=self.run_id, logical_date=self.logical_date)
+        self.io.append("_lineage", frame, ctx=commit)

@@ -43,18 +43,10 @@ def _record_lineage(
 ) -> None:
     """Each bronze table version comes from its entity's files (with their checksums); the
     manifest and quarantine versions from every file read. Events carry all of them."""
-    from lakehouse.lineage import NullEmitter
-
     read = [m for m in manifest if m["status"] in ("ingested", "quarantined")]
     rows: list[dict[str, Any]] = []
     for table, version in sorted(versions.items()):
-        edges = LineageRecorder(
-            job=ctx.job,
-            run_id=ctx.run_id,
-            logical_date=ctx.logical_date,
-            namespace=ctx.settings.storage_root,
-            emitter=NullEmitter(),
-        )
+        edges = ctx.edges()
         entity = table.removeprefix("bronze.")
         for m in read:
             if not table.startswith("bronze.") or m["entity"] == entity:
@@ -65,9 +57,4 @@ def _record_lineage(
         recorder.read_file(str(ctx.landing / m["source_file"]), m["sha256"])
     for table, version in sorted(versions.items()):
         recorder.wrote(table, version)
-    if rows:
-        from lakehouse.io import CommitContext
-
-        frame = ctx.spark.createDataFrame(rows, ctx.registry.get("_lineage").spark_schema)
-        commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
-        ctx.io.append("_lineage", frame, ctx=commit)
+    ctx.record_edges(rows)

@@ -62,24 +62,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 def _lineage(ctx: JobContext, result: Any) -> None:
-    from lakehouse.io import CommitContext
-    from lakehouse.lineage import LineageRecorder, NullEmitter
-
+    """One set of edges per entity: the tables it read to the tables it wrote."""
     rows: list[dict[str, Any]] = []
     for e in result.entities:
-        edges = LineageRecorder(
-            job=ctx.job,
-            run_id=ctx.run_id,
-            logical_date=ctx.logical_date,
-            namespace=ctx.settings.storage_root,
-            emitter=NullEmitter(),
-        )
+        edges = ctx.edges()
         for table, version in e.versions_read.items():
             edges.read_table(table, version)
         for table, version in e.versions_written.items():
             edges.wrote(table, version)
         rows += edges.rows()
-    if rows:
-        frame = ctx.spark.createDataFrame(rows, ctx.registry.get("_lineage").spark_schema)
-        commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
-        ctx.io.append("_lineage", frame, ctx=commit)
+    ctx.record_edges(rows)

@@ -25,13 +25,14 @@ from lakehouse.io.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, WriteResult
 from lakehouse.io.schema import conform
 from lakehouse.io.storage import Storage
 from lakehouse.spark import use_delta_spark
 from lakehouse.tables import Registry, TableSpec
 
 __all__ = [
+    "Changes",
     "CommitContext",
     "ConstraintViolationError",
     "OptimizeResult",
@@ -79,6 +80,7 @@ class Engine(Protocol):
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
+        retract: str | None = None,
     ) -> WriteResult: ...
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
@@ -193,7 +195,13 @@ class TableIO:
         return self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
 
     def upsert(
-        self, name: str, df: DataFrame, *, ctx: CommitContext, count_by: str | None = None
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        ctx: CommitContext,
+        count_by: str | None = None,
+        retract: str | None = None,
     ) -> WriteResult:
         """Insert new business keys and replace existing ones; the higher sequence wins.
 
@@ -202,8 +210,10 @@ class TableIO:
         rows are rewritten; a partition column outside the business key (a month derived
         from a date) may change between versions, and the partition holding the stored
         version is then rewritten too, so a key lives in exactly one partition. With
-        `count_by` (a business-key column), the result's `changes_by` holds (inserted,
-        updated, ignored) per value of that column.
+        `count_by` (a business-key column), the result's `changes_by` holds the `Changes`
+        per value of that column. `retract` is a SQL condition over the table's columns:
+        stored rows meeting it whose key no incoming row carries are deleted (a corrected
+        re-delivery that no longer contains a record withdraws it).
         """
         spec, storage = self._resolve(name)
         if not spec.business_keys or not spec.sequence_column:
@@ -212,7 +222,7 @@ class TableIO:
             )
         if count_by is not None and count_by not in spec.business_keys:
             raise TableIOError(f"{name}: count_by={count_by!r} is not a business key column")
-        return self.engine.upsert(spec, storage, conform(df, spec), ctx, count_by)
+        return self.engine.upsert(spec, storage, conform(df, spec), ctx, count_by, retract)
 
     # ----------------------------------------------------------------- maintenance
 

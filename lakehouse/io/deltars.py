@@ -50,7 +50,7 @@ from lakehouse.io.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, WriteResult
 from lakehouse.io.schema import evolution_needed, struct_from_delta
 from lakehouse.io.stats import footer_stats
 from lakehouse.io.storage import Storage
@@ -600,13 +600,16 @@ class DeltaRsEngine:
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
+        retract: str | None = None,
     ) -> WriteResult:
         keys, seq = spec.business_keys, spec.sequence_column
         assert seq is not None  # checked by TableIO
         table = self._ensure_table(spec, storage, ctx)
         order = [F.col(seq).desc_nulls_last(), F.col("__new").desc(), F.col("__tiebreak").desc()]
-        incoming = df.withColumn("__new", F.lit(1)).withColumn(
-            "__tiebreak", F.xxhash64(*[F.col(c) for c in df.columns])
+        incoming = (
+            df.withColumn("__new", F.lit(1))
+            .withColumn("__tiebreak", F.xxhash64(*[F.col(c) for c in df.columns]))
+            .withColumn("__retract", F.lit(False))
         )
         incoming_rows_frame = incoming
         removes: list[RemoveAction] = []
@@ -615,7 +618,7 @@ class DeltaRsEngine:
             actions = _add_actions(table)
             stored = struct_from_delta(table.schema().to_json())
             if spec.partition_by:
-                touched = self._upsert_partitions(spec, storage, df, actions, stored)
+                touched = self._upsert_partitions(spec, storage, df, actions, stored, retract)
                 actions = [
                     a
                     for a in actions
@@ -628,6 +631,10 @@ class DeltaRsEngine:
                     .select(*df.columns)
                     .withColumn("__new", F.lit(0))
                     .withColumn("__tiebreak", F.lit(0).cast("bigint"))
+                    .withColumn(
+                        "__retract",
+                        F.coalesce(F.expr(retract), F.lit(False)) if retract else F.lit(False),
+                    )
                 )
         combined = (
             incoming_rows_frame if existing is None else incoming_rows_frame.unionByName(existing)
@@ -636,24 +643,31 @@ class DeltaRsEngine:
         ranked = (
             combined.withColumn("__rank", F.row_number().over(by_key.orderBy(*order)))
             .withColumn("__had_old", F.max(1 - F.col("__new")).over(by_key))
+            .withColumn("__had_new", F.max("__new").over(by_key))
             .persist()
         )
         try:
             winner = (F.col("__rank") == 1) & (F.col("__new") == 1)
+            # a stored row the caller retracts, whose key no incoming row carries
+            gone = (F.col("__had_new") == 0) & F.col("__retract")
             sums = [
+                F.sum(F.when(gone, 1).otherwise(0)).alias("retracted"),
                 F.sum(F.col("__new")).alias("incoming"),
                 F.sum(F.when(winner & (F.col("__had_old") == 0), 1).otherwise(0)).alias("inserted"),
                 F.sum(F.when(winner & (F.col("__had_old") == 1), 1).otherwise(0)).alias("updated"),
             ]
             grouped = ranked.groupBy(count_by) if count_by else ranked.groupBy()
-            changes_by: dict[str, tuple[int, int, int]] = {}
-            incoming_n = inserted = updated = 0
+            changes_by: dict[str, Changes] = {}
+            incoming_n = inserted = updated = retracted = 0
             for row in grouped.agg(*sums).collect():
-                n, i, u = (int(row[c] or 0) for c in ("incoming", "inserted", "updated"))
+                n, i, u, r = (
+                    int(row[c] or 0) for c in ("incoming", "inserted", "updated", "retracted")
+                )
                 incoming_n, inserted, updated = incoming_n + n, inserted + i, updated + u
-                if count_by and n:
-                    changes_by[row[count_by]] = (i, u, n - i - u)
-            winners = ranked.where(F.col("__rank") == 1).select(*df.columns)
+                retracted += r
+                if count_by and (n or r):
+                    changes_by[row[count_by]] = Changes(i, u, n - i - u, r)
+            winners = ranked.where((F.col("__rank") == 1) & ~gone).select(*df.columns)
             version, staged = self._write(
                 spec,
                 storage,
@@ -663,7 +677,11 @@ class DeltaRsEngine:
                 mode="append",
                 removes=removes,
                 table=table,
-                extra_meta={"rows_inserted": inserted, "rows_updated": updated},
+                extra_meta={
+                    "rows_inserted": inserted,
+                    "rows_updated": updated,
+                    "rows_retracted": retracted,
+                },
             )
         finally:
             ranked.unpersist()
@@ -677,6 +695,7 @@ class DeltaRsEngine:
             rows_inserted=inserted,
             rows_updated=updated,
             rows_ignored=incoming_n - inserted - updated,
+            rows_retracted=retracted,
             changes_by=changes_by if count_by else None,
         )
 
@@ -687,21 +706,22 @@ class DeltaRsEngine:
         df: DataFrame,
         actions: list[dict[str, Any]],
         stored: T.StructType,
+        retract: str | None = None,
     ) -> set[tuple[Any, ...]]:
         """The partitions an upsert rewrites: those of the incoming rows and, when a partition
         column is not part of the key (a month derived from a date that a correction may
-        change), those where the stored version of an incoming key lives."""
+        change), those where the stored version of an incoming key lives, and those holding
+        rows the caller retracts."""
         parts, keys = spec.partition_by, spec.business_keys
         wanted = df.select(*parts)
         moving = [c for c in parts if c not in keys]
-        if moving and actions:
-            held = (
-                self._scan(storage, stored, [a["path"] for a in actions])
-                .select(*keys, *moving)
-                .join(df.select(*keys).distinct(), keys, "left_semi")
-                .select(*parts)
-            )
-            wanted = wanted.unionByName(held)
+        if (moving or retract) and actions:
+            scan = self._scan(storage, stored, [a["path"] for a in actions])
+            if moving:
+                held = scan.join(df.select(*keys).distinct(), keys, "left_semi").select(*parts)
+                wanted = wanted.unionByName(held)
+            if retract:
+                wanted = wanted.unionByName(scan.where(F.expr(retract)).select(*parts))
         return {tuple(_none_or_literal(r[c]) for c in parts) for r in wanted.distinct().collect()}
 
     def optimize(

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import Settings
 from lakehouse.io.commit import CommitContext
 from lakehouse.io.errors import TableConflictError, TableNotFoundError
-from lakehouse.io.result import OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, WriteResult
 from lakehouse.io.schema import evolution_needed
 from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
@@ -225,6 +225,7 @@ class DeltaSparkEngine:
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
+        retract: str | None = None,
     ) -> WriteResult:
         seq = spec.sequence_column
         assert seq is not None
@@ -248,19 +249,34 @@ class DeltaSparkEngine:
                 .whenMatchedUpdateAll(condition=f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL")
                 .whenNotMatchedInsertAll()
             )
-            changes = self._changes_by(spec, storage, df, latest, count_by) if count_by else None
+            if retract:
+                merge = merge.whenNotMatchedBySourceDelete(condition=retract)
+            changes = (
+                self._changes_by(spec, storage, df, latest, count_by, retract) if count_by else None
+            )
             self._guard(spec, merge.execute)
         result = self._result(spec, storage, "upsert")
         return dataclasses.replace(result, changes_by=changes) if changes is not None else result
 
     def _changes_by(
-        self, spec: TableSpec, storage: Storage, df: DataFrame, latest: DataFrame, count_by: str
-    ) -> dict[str, tuple[int, int, int]]:
+        self,
+        spec: TableSpec,
+        storage: Storage,
+        df: DataFrame,
+        latest: DataFrame,
+        count_by: str,
+        retract: str | None,
+    ) -> dict[str, Changes]:
         """(inserted, updated, ignored) per `count_by` value, as the merge will decide them:
         ignored are incoming rows that lose to a stored or incoming later sequence."""
         seq, keys = spec.sequence_column, spec.business_keys
         assert seq is not None
-        stored = self._table(spec, storage).toDF().select(*keys, F.col(seq).alias("__old"))
+        table = self._table(spec, storage).toDF()
+        stored = table.select(*keys, F.col(seq).alias("__old"))
+        gone: dict[str, int] = {}
+        if retract:
+            withdrawn = table.where(F.expr(retract)).join(latest.select(*keys), keys, "left_anti")
+            gone = {r[0]: int(r[1]) for r in withdrawn.groupBy(count_by).count().collect()}
         joined = latest.select(*keys, seq).join(stored, [*keys], "left")
         counts = joined.groupBy(count_by).agg(
             F.sum(F.when(F.col("__old").isNull(), 1).otherwise(0)).alias("i"),
@@ -268,7 +284,12 @@ class DeltaSparkEngine:
         )
         won = {r[count_by]: (int(r["i"]), int(r["u"])) for r in counts.collect()}
         incoming = {r[0]: int(r[1]) for r in df.groupBy(count_by).count().collect()}
-        return {k: (*won.get(k, (0, 0)), n - sum(won.get(k, (0, 0)))) for k, n in incoming.items()}
+        return {
+            k: Changes(
+                *won.get(k, (0, 0)), incoming.get(k, 0) - sum(won.get(k, (0, 0))), gone.get(k, 0)
+            )
+            for k in incoming.keys() | gone.keys()
+        }
 
     # ------------------------------------------------------------------ maintenance
 

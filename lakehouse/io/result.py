@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Changes(NamedTuple):
+    """What an upsert did to one group of rows (`count_by`)."""
+
+    inserted: int
+    updated: int
+    ignored: int  # incoming rows that lost to a later sequence
+    retracted: int = 0  # stored rows removed by `retract`
 
 
 @dataclass(frozen=True)
@@ -16,8 +26,9 @@ class WriteResult:
     rows_inserted: int | None = None
     rows_updated: int | None = None
     rows_ignored: int | None = None  # upsert: incoming rows that lost to a later sequence
-    # upsert with `count_by`: value of that column -> (inserted, updated, ignored)
-    changes_by: dict[str, tuple[int, int, int]] | None = None
+    rows_retracted: int | None = None  # upsert: stored rows removed by `retract`
+    # upsert with `count_by`: value of that column -> its changes
+    changes_by: dict[str, Changes] | None = None
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.io import CommitContext, TableIO
+from lakehouse.io import Changes, CommitContext, TableIO
 from lakehouse.silver.conform import Refs, conform
-from lakehouse.silver.masterdata import PartyRecord, match_parties
+from lakehouse.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
 from lakehouse.silver.quality import RuleResult, RuleSet, evaluate, results_rows
 from lakehouse.silver.spec import EntitySpec
 from lakehouse.sources import PlantSource
@@ -89,11 +89,21 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
         spec = run.specs[name]
         if name in {"suppliers", "materials"}:
             refs = Refs(
-                run.group_currency, fx=refs.fx, xref={**(refs.xref or {}), **_match(run, spec)}
+                run.group_currency,
+                fx=refs.fx,
+                xref={**(refs.xref or {}), **_match(run, spec)},
+                fx_note=refs.fx_note,
             )
         result.entities.append(_entity(run, spec, refs))
         if name == "fx_rates":
-            refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref)
+            failed = ", ".join(r.rule_id for r in result.entities[-1].failed)
+            note = (
+                f"this run's FX rates were not promoted (quality gate {failed} of "
+                "silver.fx_rates failed): fix them and re-run"
+                if failed
+                else ""
+            )
+            refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref, fx_note=note)
     rest = [n for n in ordered if n not in FIRST]
     done = _in_parallel(run, rest, _needs(names, run.rules, run.specs), refs)
     result.entities += [done[n] for n in rest]
@@ -260,14 +270,16 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
             ctx=run.ctx(),
         ).version
         kept = latest.select(*[c.name for c in table_spec.columns])
-        changes: dict[str, tuple[int, int, int]] = {}
+        changes: dict[str, Changes] = {}
         held: dict[str, int] = {}
         if out.failed:
             reasons = "; ".join(f"{r.rule_id}: {r.message}" for r in out.failed)
             log.error("silver: %s not promoted (quality gate failed): %s", spec.table, reasons)
             held = _plant_counts(kept, n=F.lit(True))["n"]
         else:
-            written = io.upsert(spec.table, kept, ctx=run.ctx(), count_by="plant_id")
+            written = io.upsert(
+                spec.table, kept, ctx=run.ctx(), count_by="plant_id", retract=_redelivered(run)
+            )
             out.versions_written[spec.table] = written.version
             changes = written.changes_by or {}
     finally:
@@ -275,7 +287,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
             outcome.release()
     out.rows_read = sum(counts["read"].values())
     for plant in run.plants:
-        inserted, updated, superseded = changes.get(plant, (0, 0, 0))
+        inserted, updated, superseded, retracted = changes.get(plant, Changes(0, 0, 0))
         out.recon.append(
             _recon_row(
                 run,
@@ -288,9 +300,18 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
                 quarantined=counts["unusable"].get(plant, 0) + ruled.get(plant, 0),
                 dropped=dropped.get(plant, 0),
                 held=held.get(plant, 0),
+                retracted=retracted,
                 promoted=not out.failed,
             )
         )
+
+
+def _redelivered(run: SilverRun) -> str:
+    """Stored rows from the deliveries this run reads again: a key they no longer contain
+    was withdrawn by the plant (a corrected re-delivery) and leaves silver."""
+    plants = ", ".join("'" + p.replace("'", "''") + "'" for p in run.plants)
+    dates = ", ".join(f"DATE'{d.isoformat()}'" for d in run.dates)
+    return f"plant_id IN ({plants}) AND _delivery_date IN ({dates})"
 
 
 def _plant_counts(df: DataFrame, **conditions: SparkColumn) -> dict[str, dict[str, int]]:
@@ -401,6 +422,7 @@ def _recon_row(
     quarantined: int,
     dropped: int,
     held: int,
+    retracted: int,
     promoted: bool,
 ) -> dict[str, Any]:
     accounted = inserted + updated + duplicates + quarantined + dropped + held
@@ -416,6 +438,7 @@ def _recon_row(
         "rows_quarantined": quarantined,
         "rows_dropped": dropped,
         "rows_held": held,
+        "rows_retracted": retracted,
         "promoted": promoted,
         "balanced": accounted == read,
         "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -536,11 +559,16 @@ def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
         for local, group in s.code_map(lookup).items()
     }
     result = match_parties(records, prefix=prefix, steward=steward)
+    previous = (
+        [XrefRow(**r.asDict()) for r in io.read(XREF[lookup]).collect()]
+        if io.version(XREF[lookup]) is not None
+        else []
+    )
     spark = io.spark
     xref = spark.createDataFrame(
         [
             (x.plant_id, x.local_code, x.group_id, x.method, x.match_key, x.name)
-            for x in result.xref
+            for x in stabilise(result.xref, previous)
         ],
         io.registry.get(XREF[lookup]).spark_schema,
     )

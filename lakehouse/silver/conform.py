@@ -31,6 +31,7 @@ class Refs:
 
     group_currency: str
     fx: DataFrame | None = None  # rate_date, currency, rate_to_group
+    fx_note: str = ""  # why rates may be missing in this run (e.g. fx_rates failed its gate)
     xref: Mapping[str, DataFrame] | None = None  # lookup -> plant_id, local_code, group_id
 
 
@@ -206,7 +207,7 @@ def _codes(df: DataFrame, spec: EntitySpec, plants: Mapping[str, PlantSource]) -
 
 def _units(df: DataFrame, spec: EntitySpec, plants: Mapping[str, PlantSource]) -> DataFrame:
     for c in spec.columns:
-        if not (c.unit_of or c.price_per):
+        if not c.is_unit:
             continue
         factor_map = _literal_map(
             {f"{p}|{u}": str(m.factor) for p, s in plants.items() for u, m in s.units.items()}
@@ -331,7 +332,8 @@ def _money(
             cur.isNotNull() & day.isNotNull() & F.col("__fx").isNull(),
             F.format_string(
                 f"no FX rate %s->{refs.group_currency} from 7 days before to 45 days after %s "
-                f"({m.fx_date}); load the rates (erp__fx_rates) for that date",
+                f"({m.fx_date}); "
+                + (refs.fx_note or "load the rates (erp__fx_rates) for that date"),
                 cur,
                 day.cast("string"),
             ),
@@ -396,7 +398,7 @@ def _finish(df: DataFrame, spec: EntitySpec, run_id: str) -> DataFrame:
         out.append(F.col(f"__val_{c.name}").alias(c.name))
         if c.type == "datetime":
             out.append(F.col(f"__day_{c.name}").alias(f"{c.name}_local_date"))
-        elif c.code or c.unit_of or c.price_per:
+        elif c.code or c.is_unit:
             suffix = "_local" if c.code else "_source"
             out.append(F.col(f"__local_{c.name}").alias(f"{c.name}{suffix}"))
         elif c.name in quantities:

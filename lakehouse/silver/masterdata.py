@@ -389,3 +389,47 @@ def _tried(r: _Rec) -> str:
     if not keys:
         return "no registration id, global_ref or name to match on"
     return f"no record of another plant shares its {', '.join(keys)}"
+
+
+def stabilise(current: Sequence[XrefRow], previous: Sequence[XrefRow]) -> list[XrefRow]:
+    """Keep group ids stable from run to run, and keep what earlier runs knew.
+
+    A group id is derived from its anchor key, which can change (a name-only group gains a
+    tax id); gold tables and scorecards key on it, so a group that holds a local code that
+    an earlier run placed keeps the id that code had (the one most of its members had, if
+    they differ). Local codes missing from today's snapshot keep their earlier mapping: a
+    backfill of an old date must not shrink the cross-reference.
+    """
+    before = {(r.plant_id, r.local_code): r for r in previous}
+    members: dict[str, list[str]] = {}
+    for row in current:
+        old = before.get((row.plant_id, row.local_code))
+        members.setdefault(row.group_id, []).append(old.group_id if old else "")
+    fresh = set(members)
+    rename: dict[str, str] = {}
+    taken: set[str] = set()
+    # the largest groups choose first; an old id goes to one group only
+    for group, olds in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        ranked = Counter(o for o in olds if o).most_common()
+        for old_id, _ in sorted(ranked, key=lambda kv: (-kv[1], kv[0])):
+            if old_id not in taken and (old_id == group or old_id not in fresh - {group}):
+                rename[group] = old_id
+                taken.add(old_id)
+                break
+    for group in fresh - rename.keys():
+        if group in taken:  # its id now names the group an earlier run knew by it
+            rename[group] = f"{group}-2"
+    out = [
+        XrefRow(
+            r.plant_id,
+            r.local_code,
+            rename.get(r.group_id, r.group_id),
+            r.method,
+            r.match_key,
+            r.name,
+        )
+        for r in current
+    ]
+    seen = {(r.plant_id, r.local_code) for r in current}
+    out += [r for key, r in sorted(before.items()) if key not in seen]
+    return out

@@ -54,6 +54,12 @@ class Column(_Strict):
         return self
 
     @property
+    def is_unit(self) -> bool:
+        """A unit of measure: mapped to the canonical unit (`units` in conf/sources), its
+        quantities and prices converted. `unit_of: []` marks a unit with nothing to convert."""
+        return "unit_of" in self.model_fields_set or bool(self.unit_of or self.price_per)
+
+    @property
     def group_id_column(self) -> str:
         return f"{self.name.removesuffix('_code')}_group_id"
 
@@ -292,7 +298,7 @@ def _outputs(c: Column, key: bool, quantity: bool, price: bool) -> list[ColumnSp
                 c.classification,
             ),
         ]
-    if c.unit_of or c.price_per:
+    if c.is_unit:
         return [
             _col(c.name, "string", f"{c.description}: canonical unit", c.classification, nullable),
             _col(f"{c.name}_source", "string", "Unit as delivered", c.classification),

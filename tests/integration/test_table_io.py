@@ -173,8 +173,8 @@ def test_when_upserting_with_count_by_then_each_plant_gets_its_own_changes(
     result = any_io.upsert(
         "silver.orders", orders(spark, any_io, incoming), ctx=ctx("run-2"), count_by="plant_id"
     )
-    # (inserted, updated, ignored) per plant, from the comments above
-    assert result.changes_by == {"SZ": (1, 0, 1), "GW": (2, 1, 0), "MN": (1, 0, 0)}
+    # (inserted, updated, ignored, retracted) per plant, from the comments above
+    assert result.changes_by == {"SZ": (1, 0, 1, 0), "GW": (2, 1, 0, 0), "MN": (1, 0, 0, 0)}
     with pytest.raises(TableIOError, match="count_by='note' is not a business key"):
         any_io.upsert(
             "silver.orders", orders(spark, any_io, incoming), ctx=ctx("run-3"), count_by="note"
@@ -203,6 +203,27 @@ def test_when_a_correction_moves_a_key_to_another_partition_then_only_the_new_ro
     any_io.upsert(name, spark.createDataFrame(first[:1], schema), ctx=ctx("run-3"))
     again = sorted(tuple(r) for r in any_io.read(name).select(*schema.fieldNames()).collect())
     assert again == rows
+
+
+def test_when_upserting_with_retract_then_withdrawn_keys_leave_and_others_stay(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    stored = [order("SZ", 1, note="d1"), order("SZ", 2, note="d1"), order("SZ", 3, note="d2")]
+    stored += [order("GW", 1, note="d1")]
+    any_io.append("silver.orders", orders(spark, any_io, stored), ctx=ctx())
+    # SZ re-delivers "d1" with order 1 only (order 2 withdrawn); d2 and GW are not re-read
+    again = [order("SZ", 1, 2, note="d1")]
+    result = any_io.upsert(
+        "silver.orders",
+        orders(spark, any_io, again),
+        ctx=ctx("run-2"),
+        count_by="plant_id",
+        retract="plant_id = 'SZ' AND note = 'd1'",
+    )
+    expected = [order("SZ", 1, 2, note="d1"), order("SZ", 3, note="d2"), order("GW", 1, note="d1")]
+    assert rows_of(any_io.read("silver.orders")) == sorted(expected)
+    # (inserted, updated, ignored, retracted)
+    assert result.changes_by == {"SZ": (0, 1, 0, 1)}
 
 
 def test_when_upserting_into_empty_table_then_latest_per_key_is_inserted(

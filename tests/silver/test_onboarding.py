@@ -28,12 +28,13 @@ from pyspark.sql import SparkSession
 from jobs import JobContext
 from jobs import ingest as ingest_job
 from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT, load_settings
+from lakehouse.config import PROJECT_ROOT
 from lakehouse.silver.masterdata import normalise_id
 from lakehouse.silver.spec import Column, load_specs
 from lakehouse.simulator.dirt import _BAD_DATES, _BAD_NUMBERS
 from lakehouse.simulator.generate import generate
 from lakehouse.sources import PlantSource, load_sources
+from tests.silver.jobs import job_context
 
 START = dt.date(2026, 2, 2)
 DAYS = 2
@@ -335,18 +336,7 @@ def onboard_br(sim: Path, landing: Path, br: PlantSource) -> dict[str, dict[tupl
 def make_ctx(
     spark: SparkSession, lake: Path, landing: Path, job: str, conf: Path, **kw: Any
 ) -> JobContext:
-    settings = load_settings(
-        "test",
-        conf_dir=conf,
-        overrides={
-            "storage": {"root": str(lake)},
-            "landing": {"root": str(landing)},
-            "lineage": {"transport": "none"},
-        },
-    )
-    ctx = JobContext(settings=settings, job=job, dates=DATES, run_id=f"{job}-1", **kw)
-    ctx._spark = spark
-    return ctx
+    return job_context(spark, lake, landing, job, DATES, conf, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,12 @@ from pyspark.sql import functions as F
 from jobs import JobContext
 from jobs import ingest as ingest_job
 from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT, load_settings
+from lakehouse.config import PROJECT_ROOT
 from lakehouse.simulator.dirt import _BAD_DATES, _BAD_NUMBERS
 from lakehouse.simulator.generate import generate
 from lakehouse.simulator.plants import PLANTS
 from lakehouse.sources import load_sources
+from tests.silver.jobs import job_context
 
 START = dt.date(2026, 3, 26)  # Europe/Berlin and Europe/Dublin change to summer time on 03-29
 DAYS = 5
@@ -38,18 +39,7 @@ FORMATS = {p.code: p for p in PLANTS}
 def make_ctx(
     spark: SparkSession, lake: Path, landing: Path, job: str, conf: Path | None = None, **kw: Any
 ) -> JobContext:
-    settings = load_settings(
-        "test",
-        conf_dir=conf,
-        overrides={
-            "storage": {"root": str(lake)},
-            "landing": {"root": str(landing)},
-            "lineage": {"transport": "none"},
-        },
-    )
-    ctx = JobContext(settings=settings, job=job, dates=DATES, run_id=f"{job}-1", **kw)
-    ctx._spark = spark
-    return ctx
+    return job_context(spark, lake, landing, job, DATES, conf, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -387,6 +377,27 @@ def test_a_failed_gate_stops_promotion_and_names_the_rule(
     assert sum(r["rows_held"] for r in recon) > 0
 
 
+def test_material_base_units_are_canonical_and_keep_the_delivered_unit(
+    built: dict[str, Any],
+) -> None:
+    ctx = built["ctx"]
+    delivered = {
+        (b["plant"], b["record"].get(local(b["plant"], "erp__materials", "material_code"))): b[
+            "text"
+        ]
+        for b in bronze_text(ctx, "erp__materials", "uom")
+    }
+    rows = ctx.io.read("silver.materials").collect()
+    assert rows
+    for r in rows:
+        text = delivered[(r["plant_id"], r["material_code"])]
+        if text is None or not text.strip():
+            assert r["uom"] is None and r["uom_source"] is None, r
+            continue
+        # every plant maps EA/PCS/ST and BOX (of 10) to EA in conf/sources
+        assert (r["uom"], r["uom_source"]) == ("EA", text.strip()), r
+
+
 def test_receipts_in_another_unit_than_their_order_line_are_flagged(
     built: dict[str, Any],
 ) -> None:
@@ -415,3 +426,44 @@ def test_receipts_in_another_unit_than_their_order_line_are_flagged(
     }
     assert mismatched, "the simulator books about 1% of receipts in the other unit"
     assert flagged == mismatched
+
+
+def test_a_corrected_redelivery_without_a_record_withdraws_it_from_silver(
+    built: dict[str, Any], spark: SparkSession, tmp_path: Path
+) -> None:
+    import csv
+    import io
+
+    lake, landing = tmp_path / "lake", tmp_path / "landing"
+    shutil.copytree(built["root"] / "lake", lake)
+    shutil.copytree(built["landing"], landing)
+    day, entity = DATES[2], "wms__stock_movements"
+    relative = f"PN/{day.isoformat()}/{entity}.csv"
+    ctx = make_ctx(spark, lake, landing, "silver")
+    stored = ctx.io.read("silver.stock_movements").where(F.col("_source_file") == relative)
+    from_file = sorted(r["movement_id"] for r in stored.collect())
+    path = landing / relative
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    column = local("PN", entity, "movement_id")
+    once = [k for k in from_file if sum(r[column] == k for r in rows) == 1]
+    withdrawn = once[0]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(r for r in rows if r[column] != withdrawn)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    total = ctx.io.read("silver.stock_movements").count()
+
+    for job, module in (("ingest", ingest_job), ("silver", silver_job)):
+        run = make_ctx(spark, lake, landing, job, plants=["PN"], entities=["stock_movements"])
+        run.dates, run.run_id = [day], f"{job}-redelivery"
+        summary = module.run(run)
+    after = ctx.io.read("silver.stock_movements")
+    assert after.count() == total - 1
+    still = sorted(
+        r["movement_id"] for r in after.where(F.col("_source_file") == relative).collect()
+    )
+    assert still == [k for k in from_file if k != withdrawn]
+    (recon,) = [r for r in summary["recon"] if r["entity"] == "stock_movements"]
+    assert recon["rows_retracted"] == 1 and recon["balanced"], recon
+    assert recon["rows_read"] == len(rows) - 1

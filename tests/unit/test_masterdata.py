@@ -18,8 +18,10 @@ import pytest
 from lakehouse.silver.masterdata import (
     MatchResult,
     PartyRecord,
+    XrefRow,
     match_parties,
     normalise_name,
+    stabilise,
 )
 from lakehouse.simulator.contracts import entity, local_name
 from lakehouse.simulator.generate import generate
@@ -376,3 +378,38 @@ def test_simulated_suppliers_match_precisely_and_stewards_close_the_chinese_gap(
     assert {frozenset(m) for m in fixed_groups.values()} == {frozenset(c) for c in codes.values()}
     assert set(fixed_groups) == set(formed) - {group_of[k] for k in gap}  # ids unchanged
     assert sum(r.method == "steward" for r in fixed.xref) == len(gap)
+
+
+def _x(plant: str, code: str, group: str) -> XrefRow:
+    return XrefRow(plant, code, group, "name", "acme", "Acme")
+
+
+def test_stabilise_keeps_the_id_of_a_group_whose_anchor_changed() -> None:
+    before = [_x("SZ", "S1", "SUP-old"), _x("SU", "S9", "SUP-old")]
+    # a tax id appeared: the same two codes now form a group anchored (and named) otherwise
+    now = [_x("SZ", "S1", "SUP-new"), _x("SU", "S9", "SUP-new"), _x("PN", "P3", "SUP-new")]
+    assert {(r.plant_id, r.local_code, r.group_id) for r in stabilise(now, before)} == {
+        ("SZ", "S1", "SUP-old"),
+        ("SU", "S9", "SUP-old"),
+        ("PN", "P3", "SUP-old"),
+    }
+
+
+def test_stabilise_keeps_codes_missing_from_todays_snapshot() -> None:
+    before = [_x("SZ", "S1", "SUP-a"), _x("PN", "P7", "SUP-b")]
+    now = [_x("SZ", "S1", "SUP-a")]
+    assert sorted((r.plant_id, r.local_code, r.group_id) for r in stabilise(now, before)) == [
+        ("PN", "P7", "SUP-b"),
+        ("SZ", "S1", "SUP-a"),
+    ]
+
+
+def test_stabilise_gives_an_old_id_to_one_group_only() -> None:
+    # two groups merged: the majority id wins; then that group splits again
+    before = [_x("SZ", "S1", "A"), _x("SU", "S2", "A"), _x("PN", "P1", "B")]
+    merged = stabilise([_x("SZ", "S1", "N"), _x("SU", "S2", "N"), _x("PN", "P1", "N")], before)
+    assert {r.group_id for r in merged} == {"A"}
+    split = stabilise([_x("SZ", "S1", "X"), _x("SU", "S2", "X"), _x("PN", "P1", "Y")], merged)
+    ids = {(r.plant_id, r.local_code): r.group_id for r in split}
+    assert ids[("SZ", "S1")] == ids[("SU", "S2")] == "A"  # the larger part keeps the id
+    assert ids[("PN", "P1")] == "Y"  # the other keeps its own, not a second "A"
