@@ -25,7 +25,7 @@ from lakehouse.io.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from lakehouse.io.result import Changes, OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
 from lakehouse.io.schema import conform
 from lakehouse.io.storage import Storage
 from lakehouse.spark import use_delta_spark
@@ -36,6 +36,7 @@ __all__ = [
     "CommitContext",
     "ConstraintViolationError",
     "OptimizeResult",
+    "Retract",
     "SchemaMismatchError",
     "TableConflictError",
     "TableIO",
@@ -80,7 +81,7 @@ class Engine(Protocol):
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
-        retract: str | None = None,
+        retract: Retract | None = None,
     ) -> WriteResult: ...
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
@@ -201,7 +202,7 @@ class TableIO:
         *,
         ctx: CommitContext,
         count_by: str | None = None,
-        retract: str | None = None,
+        retract: Retract | None = None,
     ) -> WriteResult:
         """Insert new business keys and replace existing ones; the higher sequence wins.
 
@@ -211,9 +212,9 @@ class TableIO:
         from a date) may change between versions, and the partition holding the stored
         version is then rewritten too, so a key lives in exactly one partition. With
         `count_by` (a business-key column), the result's `changes_by` holds the `Changes`
-        per value of that column. `retract` is a SQL condition over the table's columns:
-        stored rows meeting it whose key no incoming row carries are deleted (a corrected
-        re-delivery that no longer contains a record withdraws it).
+        per value of that column. `retract` (see `Retract`) deletes stored rows that meet
+        its condition and whose key no incoming row carries (a corrected re-delivery that
+        no longer contains a record withdraws it).
         """
         spec, storage = self._resolve(name)
         if not spec.business_keys or not spec.sequence_column:

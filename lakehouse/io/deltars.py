@@ -50,7 +50,7 @@ from lakehouse.io.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from lakehouse.io.result import Changes, OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
 from lakehouse.io.schema import evolution_needed, struct_from_delta
 from lakehouse.io.stats import footer_stats
 from lakehouse.io.storage import Storage
@@ -600,7 +600,7 @@ class DeltaRsEngine:
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
-        retract: str | None = None,
+        retract: Retract | None = None,
     ) -> WriteResult:
         keys, seq = spec.business_keys, spec.sequence_column
         assert seq is not None  # checked by TableIO
@@ -618,7 +618,9 @@ class DeltaRsEngine:
             actions = _add_actions(table)
             stored = struct_from_delta(table.schema().to_json())
             if spec.partition_by:
-                touched = self._upsert_partitions(spec, storage, df, actions, stored, retract)
+                touched = self._upsert_partitions(
+                    spec, storage, df, actions, stored, retract.condition if retract else None
+                )
                 actions = [
                     a
                     for a in actions
@@ -631,11 +633,10 @@ class DeltaRsEngine:
                     .select(*df.columns)
                     .withColumn("__new", F.lit(0))
                     .withColumn("__tiebreak", F.lit(0).cast("bigint"))
-                    .withColumn(
-                        "__retract",
-                        F.coalesce(F.expr(retract), F.lit(False)) if retract else F.lit(False),
-                    )
+                    .withColumn("__retract", F.lit(False))
                 )
+                if retract is not None:
+                    existing = _mark_retracted(existing, keys, retract)
         combined = (
             incoming_rows_frame if existing is None else incoming_rows_frame.unionByName(existing)
         )
@@ -837,3 +838,17 @@ def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def _mark_retracted(existing: DataFrame, keys: Sequence[str], retract: Retract) -> DataFrame:
+    """`__retract` on stored rows that meet the condition and whose key `keep` lacks (the
+    incoming keys are excluded by the caller's window)."""
+    flag = F.coalesce(F.expr(retract.condition), F.lit(False))
+    if retract.keep is None:
+        return existing.withColumn("__retract", flag)
+    kept = retract.keep.select(*keys).distinct().withColumn("__kept", F.lit(True))
+    return (
+        existing.join(kept, list(keys), "left")
+        .withColumn("__retract", flag & F.col("__kept").isNull())
+        .drop("__kept")
+    )

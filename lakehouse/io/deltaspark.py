@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import Settings
 from lakehouse.io.commit import CommitContext
 from lakehouse.io.errors import TableConflictError, TableNotFoundError
-from lakehouse.io.result import Changes, OptimizeResult, WriteResult
+from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
 from lakehouse.io.schema import evolution_needed
 from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
@@ -225,7 +225,7 @@ class DeltaSparkEngine:
         df: DataFrame,
         ctx: CommitContext,
         count_by: str | None = None,
-        retract: str | None = None,
+        retract: Retract | None = None,
     ) -> WriteResult:
         seq = spec.sequence_column
         assert seq is not None
@@ -239,20 +239,44 @@ class DeltaSparkEngine:
             .where("__rank = 1")
             .drop("__rank")
         )
-        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in spec.business_keys)
+        keys = spec.business_keys
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        newer = f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL"
         with self._session_conf(self._metadata(ctx, "upsert")):
             self._ensure_table(spec, storage)
-            merge = (
-                self._table(spec, storage)
-                .alias("t")
-                .merge(latest.alias("s"), condition)
-                .whenMatchedUpdateAll(condition=f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL")
-                .whenNotMatchedInsertAll()
-            )
-            if retract:
-                merge = merge.whenNotMatchedBySourceDelete(condition=retract)
+            target = self._table(spec, storage)
+            doomed = None
+            if retract is not None:
+                protect = latest.select(*keys)
+                if retract.keep is not None:
+                    protect = protect.unionByName(retract.keep.select(*keys))
+                doomed = (
+                    target.toDF()
+                    .where(F.expr(retract.condition))
+                    .join(protect.distinct(), list(keys), "left_anti")
+                )
+            columns = {c: f"s.`{c}`" for c in latest.columns}
+            if doomed is None:
+                merge = (
+                    target.alias("t")
+                    .merge(latest.alias("s"), condition)
+                    .whenMatchedUpdate(condition=newer, set=columns)
+                    .whenNotMatchedInsert(values=columns)
+                )
+            else:
+                # withdrawn rows ride along in the source, marked, and are deleted on match
+                source = latest.withColumn("__del", F.lit(False)).unionByName(
+                    doomed.select(*latest.columns).withColumn("__del", F.lit(True))
+                )
+                merge = (
+                    target.alias("t")
+                    .merge(source.alias("s"), condition)
+                    .whenMatchedDelete(condition="s.__del")
+                    .whenMatchedUpdate(condition=f"NOT s.__del AND ({newer})", set=columns)
+                    .whenNotMatchedInsert(condition="NOT s.__del", values=columns)
+                )
             changes = (
-                self._changes_by(spec, storage, df, latest, count_by, retract) if count_by else None
+                self._changes_by(spec, storage, df, latest, count_by, doomed) if count_by else None
             )
             self._guard(spec, merge.execute)
         result = self._result(spec, storage, "upsert")
@@ -265,7 +289,7 @@ class DeltaSparkEngine:
         df: DataFrame,
         latest: DataFrame,
         count_by: str,
-        retract: str | None,
+        doomed: DataFrame | None,
     ) -> dict[str, Changes]:
         """(inserted, updated, ignored) per `count_by` value, as the merge will decide them:
         ignored are incoming rows that lose to a stored or incoming later sequence."""
@@ -274,9 +298,8 @@ class DeltaSparkEngine:
         table = self._table(spec, storage).toDF()
         stored = table.select(*keys, F.col(seq).alias("__old"))
         gone: dict[str, int] = {}
-        if retract:
-            withdrawn = table.where(F.expr(retract)).join(latest.select(*keys), keys, "left_anti")
-            gone = {r[0]: int(r[1]) for r in withdrawn.groupBy(count_by).count().collect()}
+        if doomed is not None:
+            gone = {r[0]: int(r[1]) for r in doomed.groupBy(count_by).count().collect()}
         joined = latest.select(*keys, seq).join(stored, [*keys], "left")
         counts = joined.groupBy(count_by).agg(
             F.sum(F.when(F.col("__old").isNull(), 1).otherwise(0)).alias("i"),

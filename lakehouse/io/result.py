@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+@dataclass(frozen=True)
+class Retract:
+    """Stored rows an upsert withdraws: those meeting `condition` (SQL over the table's
+    columns) whose key is neither among the incoming rows nor in `keep` (a frame of key
+    columns, e.g. keys the source still mentions in rows that were not usable)."""
+
+    condition: str
+    keep: DataFrame | None = None
 
 
 class Changes(NamedTuple):

@@ -22,7 +22,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.io import Changes, CommitContext, TableIO
+from lakehouse.io import Changes, CommitContext, Retract, TableIO
 from lakehouse.silver.conform import Refs, conform
 from lakehouse.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
 from lakehouse.silver.quality import RuleResult, RuleSet, evaluate, results_rows
@@ -277,8 +277,14 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
             log.error("silver: %s not promoted (quality gate failed): %s", spec.table, reasons)
             held = _plant_counts(kept, n=F.lit(True))["n"]
         else:
+            # keys the batch still mentions (superseded or quarantined) are not withdrawn
+            mentioned = ranked.select("plant_id", *spec.keys).dropna()
             written = io.upsert(
-                spec.table, kept, ctx=run.ctx(), count_by="plant_id", retract=_redelivered(run)
+                spec.table,
+                kept,
+                ctx=run.ctx(),
+                count_by="plant_id",
+                retract=Retract(_redelivered(run), keep=mentioned),
             )
             out.versions_written[spec.table] = written.version
             changes = written.changes_by or {}

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from lakehouse.io import (
     CommitContext,
     ConstraintViolationError,
+    Retract,
     SchemaMismatchError,
     TableIO,
     TableIOError,
@@ -218,12 +219,23 @@ def test_when_upserting_with_retract_then_withdrawn_keys_leave_and_others_stay(
         orders(spark, any_io, again),
         ctx=ctx("run-2"),
         count_by="plant_id",
-        retract="plant_id = 'SZ' AND note = 'd1'",
+        retract=Retract("plant_id = 'SZ' AND note = 'd1'"),
     )
     expected = [order("SZ", 1, 2, note="d1"), order("SZ", 3, note="d2"), order("GW", 1, note="d1")]
     assert rows_of(any_io.read("silver.orders")) == sorted(expected)
     # (inserted, updated, ignored, retracted)
     assert result.changes_by == {"SZ": (0, 1, 0, 1)}
+    # order 3 of d2 is withdrawn too unless the caller still knows its key
+    keep = spark.createDataFrame([("SZ", 3)], "plant_id string, order_id bigint")
+    result = any_io.upsert(
+        "silver.orders",
+        orders(spark, any_io, []),
+        ctx=ctx("run-3"),
+        count_by="plant_id",
+        retract=Retract("plant_id = 'SZ'", keep=keep),
+    )
+    assert rows_of(any_io.read("silver.orders")) == sorted(expected[1:])
+    assert result.changes_by == {"SZ": (0, 0, 0, 1)}
 
 
 def test_when_upserting_into_empty_table_then_latest_per_key_is_inserted(
