@@ -166,6 +166,7 @@ class DeltaRsEngine:
         *,
         version: int | None = None,
         timestamp: dt.datetime | None = None,
+        partitions: Mapping[str, set[str]] | None = None,
     ) -> DataFrame:
         table = self._require(spec, storage)
         if timestamp is not None and timestamp.tzinfo is None:
@@ -178,11 +179,22 @@ class DeltaRsEngine:
                 raise TableNotFoundError(f"{spec.name}: no version as of {target}: {exc}") from None
         self._check_readable(spec, table)
         schema = struct_from_delta(table.schema().to_json())
-        files = table.file_uris()
-        if not files:
+        if partitions is None:
+            relative = [_relative_to_root(storage, uri) for uri in table.file_uris()]
+        else:
+            relative = [
+                a["path"]
+                for a in _add_actions(table)
+                if all(a["partition_values"].get(c) in v for c, v in partitions.items())
+            ]
+        if not relative:
             return self.spark.createDataFrame([], schema)
-        relative = [_relative_to_root(storage, uri) for uri in files]
         return self._scan(storage, schema, relative).select(*schema.fieldNames())
+
+    def partition_values(self, spec: TableSpec, storage: Storage) -> list[dict[str, str | None]]:
+        table = self._require(spec, storage)
+        found = {tuple(sorted(a["partition_values"].items())) for a in _add_actions(table)}
+        return [dict(p) for p in sorted(found, key=str)]
 
     def _scan(
         self, storage: Storage, schema: T.StructType, paths: list[str], base: str = ""

@@ -140,6 +140,7 @@ class DeltaSparkEngine:
         *,
         version: int | None = None,
         timestamp: dt.datetime | None = None,
+        partitions: Mapping[str, set[str]] | None = None,
     ) -> DataFrame:
         table = self._table(spec, storage)
         if timestamp is not None:  # the latest commit at or before the timestamp
@@ -157,7 +158,17 @@ class DeltaSparkEngine:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(storage.spark_uri())
+        frame = reader.load(storage.spark_uri())
+        for column, values in (partitions or {}).items():  # Delta prunes the partitions
+            frame = frame.where(F.col(column).cast("string").isin(sorted(values)))
+        return frame
+
+    def partition_values(self, spec: TableSpec, storage: Storage) -> list[dict[str, str | None]]:
+        frame = self._table(spec, storage).toDF().select(*spec.partition_by).distinct()
+        return [
+            {c: None if r[c] is None else str(r[c]) for c in spec.partition_by}
+            for r in frame.collect()
+        ]
 
     def history(
         self, spec: TableSpec, storage: Storage, limit: int | None = None

@@ -207,8 +207,10 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     if not plants:
         log.info("silver: no plant of this run delivers %s; %s skipped", spec.source, spec.table)
         return out
-    bronze = io.read(bronze_name, version=out.versions_read[bronze_name]).where(
-        F.col("_plant_id").isin(list(run.plants)) & F.col("_delivery_date").isin(list(run.dates))
+    bronze = io.read(
+        bronze_name,
+        version=out.versions_read[bronze_name],
+        partitions={"_plant_id": list(run.plants), "_delivery_date": list(run.dates)},
     )
     rows = conform(bronze, spec, plants, refs, run_id=run.run_id)
     # Latest version of each usable business key (rank 1); unusable rows are not ranked.
@@ -530,7 +532,16 @@ def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
     bronze_name = f"bronze.{spec.source}"
     if io.version(bronze_name) is None:
         return {}
-    bronze = io.read(bronze_name).where(F.col("_delivery_date") <= run.logical_date)
+    # each plant's newest snapshot up to the run's date: only those partitions are read
+    newest_day: dict[str, str] = {}
+    for p in io.partition_values(bronze_name):
+        day, plant = p["_delivery_date"], p["_plant_id"]
+        if day and plant and day <= run.logical_date.isoformat():
+            newest_day[plant] = max(day, newest_day.get(plant, day))
+    bronze = io.read(
+        bronze_name,
+        partitions={"_plant_id": list(newest_day), "_delivery_date": list(newest_day.values())},
+    )
     newest = Window.partitionBy("_plant_id")
     bronze = (
         bronze.withColumn("__last", F.max("_delivery_date").over(newest))

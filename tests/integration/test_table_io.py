@@ -410,6 +410,30 @@ def test_when_two_level_partition_is_replaced_then_only_that_date_and_plant_chan
     )
 
 
+def test_when_reading_listed_partitions_then_only_their_rows_come_back(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    name = "bronze.erp__receipts"
+    schema = any_io.registry.get(name).spark_schema
+    d1, d2, d3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    base = [(d1, "SZ", 1, 1.0), (d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0), (d3, "SZ", 4, 1.0)]
+    any_io.append(name, spark.createDataFrame(base, schema), ctx=ctx())
+    got = any_io.read(name, partitions={"_plant_id": "SZ", "_ingest_date": [d1, d2]})
+    assert sorted(tuple(r) for r in got.collect()) == [(d1, "SZ", 1, 1.0), (d2, "SZ", 3, 1.0)]
+    assert any_io.read(name, partitions={"_plant_id": []}).count() == 0
+    assert sorted(map(str, any_io.partition_values(name))) == sorted(
+        map(
+            str,
+            [
+                {"_ingest_date": d.isoformat(), "_plant_id": p}
+                for d, p in [(d1, "SZ"), (d1, "GW"), (d2, "SZ"), (d3, "SZ")]
+            ],
+        )
+    )
+    with pytest.raises(TableIOError, match=r"receipt_id.* not partition columns"):
+        any_io.read(name, partitions={"receipt_id": 1})
+
+
 def test_when_a_check_expression_is_null_then_the_row_violates_it_as_in_delta(
     spark: SparkSession, io: TableIO
 ) -> None:
