@@ -90,26 +90,26 @@ class JobContext:
         return Path(self.settings.resolve(self.settings.landing.root))
 
     def lineage(self) -> LineageRecorder:
-        from lakehouse.lineage import LineageRecorder, emitter_from_config
+        """The run's recorder: OpenLineage events as configured, and `_lineage` edges."""
+        from lakehouse.lineage import emitter_from_config
 
-        return LineageRecorder(
-            job=self.job,
-            run_id=self.run_id,
-            logical_date=self.logical_date,
-            namespace=self.settings.storage_root,
-            emitter=emitter_from_config(self.settings.lineage, PROJECT_ROOT),
-        )
+        return self._recorder(emitter_from_config(self.settings.lineage, PROJECT_ROOT))
 
     def edges(self) -> LineageRecorder:
         """A recorder of one table's lineage edges for `_lineage`, emitting no run events."""
-        from lakehouse.lineage import LineageRecorder, NullEmitter
+        from lakehouse.lineage import NullEmitter
+
+        return self._recorder(NullEmitter())
+
+    def _recorder(self, emitter: Any) -> LineageRecorder:
+        from lakehouse.lineage import LineageRecorder
 
         return LineageRecorder(
             job=self.job,
             run_id=self.run_id,
             logical_date=self.logical_date,
             namespace=self.settings.storage_root,
-            emitter=NullEmitter(),
+            emitter=emitter,
         )
 
     def record_edges(self, rows: list[dict[str, Any]]) -> None:

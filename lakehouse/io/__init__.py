@@ -26,7 +26,7 @@ from lakehouse.io.errors import (
     UnsupportedTableError,
 )
 from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
-from lakehouse.io.schema import conform
+from lakehouse.io.schema import conform, partition_literals
 from lakehouse.io.storage import Storage
 from lakehouse.spark import use_delta_spark
 from lakehouse.tables import Registry, TableSpec
@@ -173,7 +173,7 @@ class TableIO:
                     f"{name}: {unknown} are not partition columns (partition_by: "
                     f"{spec.partition_by}); filter the DataFrame instead"
                 )
-            wanted = {c: _partition_literals(v) for c, v in partitions.items()}
+            wanted = {c: partition_literals(v) for c, v in partitions.items()}
         return self.engine.read(
             spec, storage, version=version, timestamp=timestamp, partitions=wanted
         )
@@ -283,9 +283,3 @@ class TableIO:
             else retention_hours
         )
         return self.engine.vacuum(spec, storage, retention_hours=hours, dry_run=dry_run, ctx=ctx)
-
-
-def _partition_literals(value: Any) -> set[str]:
-    """Partition value(s) as Delta writes them in the log: dates in ISO form, others as str."""
-    values = value if isinstance(value, list | tuple | set | frozenset) else [value]
-    return {v.isoformat() if isinstance(v, dt.date) else str(v) for v in values}

@@ -52,6 +52,8 @@ from lakehouse.io.errors import (
 )
 from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
 from lakehouse.io.schema import evolution_needed, struct_from_delta
+from lakehouse.io.schema import partition_literal as _literal
+from lakehouse.io.schema import partition_literals as _literals
 from lakehouse.io.stats import footer_stats
 from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
@@ -98,19 +100,6 @@ def _partition_values(relative: str, partition_by: Sequence[str]) -> dict[str, s
     if sorted(values) != sorted(partition_by):
         raise TableIOError(f"staged file {relative} is not in a partition folder of {partition_by}")
     return values
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _literals(value: Any) -> set[str]:
-    """Partition value(s) as Delta partition strings: one value or a list/tuple/set of them."""
-    if isinstance(value, list | tuple | set | frozenset):
-        return {_literal(v) for v in value}
-    return {_literal(value)}
 
 
 def _partition_filters(want: Mapping[str, set[str]]) -> list[tuple[str, str, Any]]:
@@ -729,12 +718,16 @@ class DeltaRsEngine:
         wanted = df.select(*parts)
         moving = [c for c in parts if c not in keys]
         if (moving or retract) and actions:
+            # one pass over the stored files answers both questions
             scan = self._scan(storage, stored, [a["path"] for a in actions])
+            hit = F.lit(False)
             if moving:
-                held = scan.join(df.select(*keys).distinct(), keys, "left_semi").select(*parts)
-                wanted = wanted.unionByName(held)
+                marks = df.select(*keys).distinct().withColumn("__hit", F.lit(True))
+                scan = scan.join(marks, list(keys), "left")
+                hit = F.col("__hit").isNotNull()
             if retract:
-                wanted = wanted.unionByName(scan.where(F.expr(retract)).select(*parts))
+                hit = hit | F.coalesce(F.expr(retract), F.lit(False))
+            wanted = wanted.unionByName(scan.where(hit).select(*parts))
         return {tuple(_none_or_literal(r[c]) for c in parts) for r in wanted.distinct().collect()}
 
     def optimize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -102,3 +104,17 @@ def evolution_needed(spec: TableSpec, stored: T.StructType) -> list[T.StructFiel
         )
     # Columns added to an existing table must be nullable: old rows have no value.
     return [T.StructField(f.name, f.dataType, True) for f in added]
+
+
+def partition_literal(value: Any) -> str:
+    """A partition value as Delta writes it in the log: dates in ISO form, others as str."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def partition_literals(value: Any) -> set[str]:
+    """Partition value(s) as Delta partition strings: one value or a list/tuple/set of them."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return {partition_literal(v) for v in value}
+    return {partition_literal(value)}
