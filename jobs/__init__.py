@@ -81,9 +81,27 @@ class JobContext:
 
     @cached_property
     def io(self) -> TableIO:
-        from lakehouse.io import TableIO
+        """The table layer; every committed write is appended to the audit trail."""
+        from governance.audit import AuditEvent, AuditTrail
+        from lakehouse.io import CommitContext, TableIO, WriteResult
 
-        return TableIO(self.spark, self.settings, self.registry)
+        trail = AuditTrail(self.settings, self.registry)
+
+        def audit(name: str, result: WriteResult, commit: CommitContext) -> None:
+            trail.record(
+                AuditEvent(
+                    action="write",
+                    table_name=name,
+                    table_version=result.version,
+                    row_count=result.rows_written,
+                    job=commit.job,
+                    run_id=commit.run_id,
+                    logical_date=commit.logical_date,
+                    details={"operation": result.operation, "files_added": result.files_added},
+                )
+            )
+
+        return TableIO(self.spark, self.settings, self.registry, on_write=audit)
 
     @property
     def landing(self) -> Path:

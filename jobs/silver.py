@@ -14,6 +14,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     conf = ctx.settings.conf_dir
     every = ctx.all_sources
+    masker = _masker(ctx)  # before anything is read or written: a missing key stops the run
     silver = SilverRun(
         io=ctx.io,
         specs=load_specs(conf / "silver"),
@@ -23,6 +24,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         dates=ctx.dates,
         run_id=ctx.run_id,
         group_currency=ctx.settings.group.currency,
+        masker=masker,
     )
     recorder = ctx.lineage()
     recorder.start()
@@ -58,7 +60,32 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "exit_code": 1 if failed else 0,
         "recon": recon,
         "dq_table": DQ,
+        "vaulted": _vaulted(result),
     }
+
+
+def _masker(ctx: JobContext) -> Any:
+    """Column classes, the run's plants' jurisdictions and their keys (env or secret file)."""
+    from governance.classes import load_classes, plant_jurisdictions
+    from governance.keys import load_keys
+    from governance.masking import Masker
+    from lakehouse.config import PROJECT_ROOT
+
+    classes = load_classes(ctx.settings.conf_dir)
+    classes.check(ctx.registry)
+    countries = {p: s.plant.country for p, s in ctx.all_sources.items()}
+    by_plant = plant_jurisdictions(classes, countries, ctx.sources)
+    keys = load_keys(by_plant.values(), PROJECT_ROOT)
+    return Masker(classes, keys, by_plant)
+
+
+def _vaulted(result: Any) -> dict[str, int]:
+    """New vault rows per jurisdiction in this run."""
+    total: dict[str, int] = {}
+    for e in result.entities:
+        for jurisdiction, n in e.vaulted.items():
+            total[jurisdiction] = total.get(jurisdiction, 0) + n
+    return total
 
 
 def _lineage(ctx: JobContext, result: Any) -> None:

@@ -164,7 +164,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-JOBS = ("ingest", "silver")
+JOBS = ("ingest", "silver", "scan")
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -200,7 +200,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         printable["unbalanced"] = len(summary["unbalanced"])
     print(json.dumps(printable, indent=2, default=str))
     for gate in summary.get("failed_gates", []):
-        print(f"error: quality gate failed, not promoted: {gate}", file=sys.stderr)
+        print(f"error: quality gate failed: {gate}", file=sys.stderr)
     return int(summary.get("exit_code", 0))
 
 
@@ -308,10 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a pipeline job (ingest, silver) for a logical date",
+        help="run a pipeline job (ingest, silver, scan) for a logical date",
         description="Run one pipeline job for a logical date, idempotently: running it again "
         "for the same date leaves the same tables. ingest lands the plants' deliveries in "
-        "bronze; silver conforms them into the group model.",
+        "bronze; silver conforms them into the group model and masks personal data; scan "
+        "checks every silver string column for personal data that is not classified.",
     )
     p.add_argument("job", choices=JOBS)
     p.add_argument("--date", type=_date, required=True, help="logical date YYYY-MM-DD")
@@ -321,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="ingest: re-read files even when unchanged")
     p.set_defaults(func=cmd_run)
 
+    _governance_commands(sub)
+
     p = sub.add_parser(
         "demo",
         help="run the embedded demo on local Spark, tables under var/",
@@ -328,6 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _governance_commands(sub: Any) -> None:
+    """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
+    from governance import audit, evaluate_cli, read, subjects, views
+
+    read.add_cli(sub)
+    audit.add_cli(sub)
+    gov = sub.add_parser(
+        "governance",
+        help="personal data: re-identify, erase, detection quality, per-role SQL views",
+        description="Personal data in the lakehouse: re-identification and erasure of data "
+        "subjects through the vaults (permitted roles, stated purpose, audited), detection "
+        "quality on the simulator's labelled narratives, and per-role SQL views for BI tools.",
+    )
+    gsub = gov.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
+    subjects.add_cli(gsub)
+    evaluate_cli.add_cli(gsub)
+    views.add_cli(gsub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

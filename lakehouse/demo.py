@@ -1,95 +1,70 @@
-"""`make demo`: the simulator's default dataset, then the table layer on local Spark.
+"""`make demo`: the simulator's default dataset through bronze, silver and the governance gates.
 
-Until bronze, silver and the nightly chain exist, the demo (1) generates the default
-simulated deliveries of the six plants under `var/deliveries/` and (2) proves the table
-layer on the real system tables: it records a run in `_lineage` and `_audit`, re-runs the
-same logical date (idempotent), time-travels, compacts, vacuums and prints the history.
+Generates the default simulated deliveries of the six plants under `var/deliveries/`, ingests
+them into bronze, builds silver (personal data masked, vaults written), runs the governance
+scan, reads a table through the governed read path as a regional analyst, and verifies the
+audit trail. Until the nightly DAG exists (Airflow, issue 7), the jobs run in this process.
+
+Pseudonymisation keys: the demo uses the keys of the environment or secret file when they
+are configured; otherwise it creates random demo keys in `var/secrets/` (git-ignored), so
+tokens stay stable across demo runs on this machine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
+import os
+import secrets
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+import yaml
 
 from lakehouse.config import Settings
-from lakehouse.io import CommitContext, TableIO
 from lakehouse.simulator.generate import generate
-from lakehouse.spark import build_spark
-from lakehouse.tables import Registry
 
-DEMO_DATE = dt.date(2026, 1, 5)
+DEMO_START = dt.date(2026, 1, 1)
 DEMO_DAYS = 7  # the default small scale: a few minutes of pipeline time on 2 cores
 DEMO_SCALE = 1.0
 DEMO_SEED = 42
 
 
-def _audit_rows(
-    spark: SparkSession, io: TableIO, ctx: CommitContext, actions: list[str]
-) -> DataFrame:
-    schema = io.registry.get("_audit").spark_schema
-    at = dt.datetime(2026, 1, 5, 23, 0, tzinfo=dt.UTC)
-    rows, prev = [], "0" * 64
-    for i, action in enumerate(actions):
-        event = {
-            "event_id": f"{ctx.run_id}-{i}",
-            "event_time": at + dt.timedelta(seconds=i),
-            "event_date": DEMO_DATE,
-            "actor": "demo",
-            "action": action,
-            "table_name": "_lineage",
-            "table_version": None,
-            "job": ctx.job,
-            "run_id": ctx.run_id,
-            "logical_date": DEMO_DATE,
-            "row_count": None,
-            "details": json.dumps({"step": i}),
-            "prev_hash": prev,
-        }
-        digest = hashlib.sha256(json.dumps(event, default=str, sort_keys=True).encode()).hexdigest()
-        rows.append({**event, "hash": digest})
-        prev = digest
-    return spark.createDataFrame(rows, schema)
+def demo_keys(settings: Settings) -> Path | None:
+    """Point $LAKEHOUSE_SECRETS_FILE at demo keys under var/secrets unless keys are configured."""
+    from governance.classes import load_classes
+    from governance.keys import KEY_ENV, SECRETS_FILE_ENV
 
-
-def _lineage_rows(spark: SparkSession, io: TableIO, ctx: CommitContext, n: int) -> DataFrame:
-    schema = io.registry.get("_lineage").spark_schema
-    at = dt.datetime(2026, 1, 5, 23, 0, tzinfo=dt.UTC)
-    rows = [
-        {
-            "target_table": "_audit",
-            "target_version": i,
-            "source": f"file:///deliveries/plant-{i % 6}/erp/purchase_orders.csv",
-            "source_kind": "file",
-            "source_version": hashlib.sha256(str(i).encode()).hexdigest()[:16],
-            "job": ctx.job,
-            "run_id": ctx.run_id,
-            "logical_date": DEMO_DATE,
-            "recorded_at": at,
-            "recorded_date": DEMO_DATE,
-        }
-        for i in range(n)
-    ]
-    return spark.createDataFrame(rows, T.StructType(schema.fields))
+    jurisdictions = load_classes(settings.conf_dir).jurisdictions
+    if os.environ.get(SECRETS_FILE_ENV) or all(
+        os.environ.get(KEY_ENV.format(j.upper())) for j in jurisdictions
+    ):
+        return None
+    path = Path(settings.resolve("var/secrets/pseudonym-keys.yaml"))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = {j: secrets.token_hex(32) for j in jurisdictions}
+        path.write_text(yaml.safe_dump({"pseudonym_keys": keys}), encoding="utf-8")
+        path.chmod(0o600)
+    os.environ[SECRETS_FILE_ENV] = str(path)
+    return path
 
 
 def run_demo(settings: Settings) -> int:
+    from jobs import JobContext, new_run_id
+
     started = time.monotonic()
 
     def step(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
-    deliveries = Path(settings.resolve("var/deliveries"))
+    deliveries = Path(settings.resolve(settings.landing.root))
     step(f"generating {DEMO_DAYS} days of deliveries for six plants under {deliveries}")
     made = generate(
         deliveries,
-        start=dt.date(2026, 1, 1),
+        start=DEMO_START,
         days=DEMO_DAYS,
         scale=DEMO_SCALE,
         seed=DEMO_SEED,
@@ -97,52 +72,65 @@ def run_demo(settings: Settings) -> int:
         workers=2,
     )
     summary = json.loads((deliveries / "_truth" / "summary.json").read_text())
-    per_plant: dict[str, int] = {}
-    for key, count in summary["rows"].items():
-        per_plant[key.split("/")[0]] = per_plant.get(key.split("/")[0], 0) + count
     step(
-        f"{made.rows:,} rows in {made.files:,} files ("
-        + ", ".join(f"{plant} {rows:,}" for plant, rows in per_plant.items())
-        + f"); {summary['pii_labels']:,} planted personal values labelled"
+        f"{made.rows:,} rows in {made.files:,} files; "
+        f"{summary['pii_labels']:,} planted personal values labelled"
     )
-    step(f"starting Spark ({settings.spark.master}); tables under {settings.storage_root}")
-    spark = build_spark(settings, app_name="lakehouse-demo")
-    io = TableIO(spark, settings, Registry.load(settings.conf_dir / "tables"))
-    step(f"table engine: {io.engine.name}")
-    run_id = f"demo__{uuid.uuid4().hex[:8]}"
-    ctx = CommitContext(job="demo", run_id=run_id, logical_date=DEMO_DATE)
-    partition = {"recorded_date": DEMO_DATE}
+    keys = demo_keys(settings)
+    if keys is not None:
+        step(f"pseudonymisation keys: demo keys in {keys} (production: env or secret file)")
+    dates = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_DAYS)]
+    spark = None
+    results: dict[str, dict[str, Any]] = {}
+    for job in ("ingest", "silver", "scan"):
+        ctx = JobContext(settings=settings, job=job, dates=dates, run_id=new_run_id(job))
+        ctx._spark = spark
+        step(f"running {job} for {dates[0]} .. {dates[-1]}")
+        module: Any = __import__(f"jobs.{job}", fromlist=["run"])
+        results[job] = module.run(ctx)
+        spark = ctx.spark
+        step(_summary(job, results[job]))
+    assert spark is not None
+    _governed_read(settings, spark, step)
+    from governance.audit import AuditTrail
 
-    versions = []
-    for attempt in (1, 2, 3):
-        result = io.replace_partitions(
-            "_lineage", _lineage_rows(spark, io, ctx, 6000), partition=partition, ctx=ctx
-        )
-        versions.append(result.version)
-        count = io.read("_lineage").where(f"recorded_date = '{DEMO_DATE}'").count()
-        step(f"run {attempt} of {DEMO_DATE}: _lineage v{result.version}, {count} rows for the date")
-    before = versions[0] - 1
-    rows_before = io.read("_lineage", version=before).count()
-    step(f"time travel: before run 1 (v{before}) the table had {rows_before} rows")
-
-    audit = io.append(
-        "_audit", _audit_rows(spark, io, ctx, ["write", "write", "write", "read"]), ctx=ctx
+    verdict = AuditTrail(settings).verify()
+    step(
+        f"audit trail: {verdict.checked} events, "
+        + ("hash chain intact" if verdict.ok else f"BROKEN: {verdict.reason}")
     )
-    step(f"_audit v{audit.version}: {audit.rows_written} hash-chained events appended")
-
-    optimized = io.optimize("_lineage", ctx=ctx)
-    step(f"optimize _lineage: {optimized.files_removed} files -> {optimized.files_added}")
-    removed = io.vacuum("_lineage", retention_hours=0, ctx=ctx)
-    step(f"vacuum _lineage (retention 0 h): {len(removed)} unreferenced files deleted")
-
-    print("\n_lineage history (newest first):")
-    for entry in io.history("_lineage", limit=6):
-        operation = entry.get("lakehouse_operation", entry.get("operation"))
-        print(
-            f"  v{entry['version']:<3} {operation:<20}"
-            f" job={entry.get('job')} run_id={entry.get('run_id')} "
-            f"logical_date={entry.get('logical_date')} code={entry.get('code_version')}"
-        )
-    step("demo finished")
     spark.stop()
-    return 0
+    failed = [g for r in results.values() for g in r.get("failed_gates", [])]
+    for gate in failed:
+        print(f"quality gate failed: {gate}")
+    step("demo finished" + (" with failed gates" if failed else ""))
+    return 1 if failed or not verdict.ok else 0
+
+
+def _summary(job: str, result: dict[str, Any]) -> str:
+    if job == "ingest":
+        keys = ("files_ingested", "rows_ingested", "rows_quarantined")
+        return ", ".join(f"{k} {result[k]:,}" for k in keys if k in result)
+    if job == "silver":
+        vaulted = ", ".join(f"{j} {n}" for j, n in sorted(result.get("vaulted", {}).items()))
+        return (
+            f"silver: {result['entities']} entities, {result['rows_read']:,} rows read, "
+            f"{len(result['unbalanced'])} unbalanced; new vault entries: {vaulted or 'none'}"
+        )
+    return (
+        f"governance scan: {result['columns_scanned']} string columns, "
+        f"{result['values_sampled']:,} values sampled, {len(result['failed_gates'])} failed"
+    )
+
+
+def _governed_read(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:
+    from governance.read import Lakehouse
+
+    lake = Lakehouse.open(role="analyst_eu", settings=settings, spark=spark, purpose="demo")
+    rows = lake.sql(
+        "SELECT plant_id, customer_code, contact_name, contact_phone "
+        "FROM silver.customers ORDER BY plant_id, customer_code LIMIT 3"
+    ).collect()
+    step("silver.customers as analyst_eu (EU plants only, personal data pseudonymised):")
+    for row in rows:
+        print("         " + " | ".join(str(v) for v in row))

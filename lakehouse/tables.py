@@ -27,7 +27,7 @@ _NAME_FORMS = {
     "gold": "gold.<mart>",
     "system": "_<name>",
 }
-CLASSIFICATION = re.compile(r"^(public|internal|confidential|free_text|pii\.[a-z_]+)$")
+CLASSIFICATION = re.compile(r"^(public|internal|confidential|restricted|free_text|pii\.[a-z_]+)$")
 
 _PRIMITIVES: dict[str, T.DataType] = {
     "string": T.StringType(),
@@ -104,7 +104,9 @@ class ColumnSpec(_Strict):
     @classmethod
     def _known_class(cls, value: str) -> str:
         if not CLASSIFICATION.match(value):
-            raise ValueError("expected public, internal, confidential, free_text or pii.<kind>")
+            raise ValueError(
+                "expected public, internal, confidential, restricted, free_text or pii.<kind>"
+            )
         return value
 
     @property

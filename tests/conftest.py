@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +18,13 @@ from lakehouse.tables import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("LAKEHOUSE_CODE_VERSION", "test-code-version")
+# Pseudonymisation keys for the tests only (silver refuses to run without them), fixed so that
+# tokens are reproducible; real keys come from the environment or a secret file.
+for _jurisdiction in ("br", "cn", "eu", "my", "us"):
+    os.environ.setdefault(
+        f"LAKEHOUSE_PSEUDONYM_KEY_{_jurisdiction.upper()}",
+        hashlib.sha256(f"test-key-{_jurisdiction}".encode()).hexdigest(),
+    )
 os.environ["TZ"] = "UTC"  # PySpark maps naive datetimes through the process time zone
 time.tzset()
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,9 +27,11 @@ from lakehouse.io.errors import (
 )
 from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
 from lakehouse.io.schema import conform, partition_literals
-from lakehouse.io.storage import Storage
+from lakehouse.io.storage import Storage, table_location
 from lakehouse.spark import use_delta_spark
 from lakehouse.tables import Registry, TableSpec
+
+OnWrite = Callable[[str, WriteResult, CommitContext], None]
 
 __all__ = [
     "Changes",
@@ -125,17 +127,24 @@ class TableIO:
         registry: Registry,
         *,
         engine: Engine | None = None,
+        on_write: OnWrite | None = None,
     ) -> None:
         self.spark = spark
         self.settings = settings
         self.registry = registry
         self.engine = engine or make_engine(spark, settings)
+        self.on_write = on_write  # told of every committed write (the audit trail listens)
+
+    def _wrote(self, name: str, result: WriteResult, ctx: CommitContext) -> WriteResult:
+        if self.on_write is not None:
+            self.on_write(name, result, ctx)
+        return result
 
     # ----------------------------------------------------------------- addressing
 
     def location(self, name: str) -> str:
         """Where table `name` lives: `<storage.root>/<layer>/<name>`."""
-        return f"{self.settings.storage_root.rstrip('/')}/{self.registry.get(name).path}"
+        return table_location(self.settings, self.registry.get(name))
 
     def _resolve(self, name: str) -> tuple[TableSpec, Storage]:
         spec = self.registry.get(name)
@@ -192,11 +201,11 @@ class TableIO:
 
     def append(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
         spec, storage = self._resolve(name)
-        return self.engine.append(spec, storage, conform(df, spec), ctx)
+        return self._wrote(name, self.engine.append(spec, storage, conform(df, spec), ctx), ctx)
 
     def overwrite(self, name: str, df: DataFrame, *, ctx: CommitContext) -> WriteResult:
         spec, storage = self._resolve(name)
-        return self.engine.overwrite(spec, storage, conform(df, spec), ctx)
+        return self._wrote(name, self.engine.overwrite(spec, storage, conform(df, spec), ctx), ctx)
 
     def replace_partitions(
         self, name: str, df: DataFrame, *, partition: Mapping[str, Any], ctx: CommitContext
@@ -223,7 +232,8 @@ class TableIO:
             raise TableIOError(
                 f"{name}: partition values to replace must not be None: {dict(partition)}"
             )
-        return self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
+        written = self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
+        return self._wrote(name, written, ctx)
 
     def upsert(
         self,
@@ -253,7 +263,8 @@ class TableIO:
             )
         if count_by is not None and count_by not in spec.business_keys:
             raise TableIOError(f"{name}: count_by={count_by!r} is not a business key column")
-        return self.engine.upsert(spec, storage, conform(df, spec), ctx, count_by, retract)
+        written = self.engine.upsert(spec, storage, conform(df, spec), ctx, count_by, retract)
+        return self._wrote(name, written, ctx)
 
     # ----------------------------------------------------------------- maintenance
 

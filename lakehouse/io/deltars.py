@@ -108,6 +108,20 @@ def _partition_filters(want: Mapping[str, set[str]]) -> list[tuple[str, str, Any
     ]
 
 
+def check_readable(spec: TableSpec, table: DeltaTable) -> None:
+    """Refuse tables whose features the Parquet read path cannot honour."""
+    protocol = table.protocol()
+    features = set(protocol.reader_features or []) & _UNSUPPORTED_FEATURES
+    mapping = table.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if features or mapping not in ("none", None):
+        used = ", ".join(sorted(features | ({"columnMapping"} if mapping != "none" else set())))
+        raise UnsupportedTableError(
+            f"{spec.name}: the table uses {used}, which the Parquet read path of the "
+            "delta-rs engine cannot honour; read it with the delta-spark engine "
+            "(storage.engine: delta-spark) or rewrite it without those features"
+        )
+
+
 class DeltaRsEngine:
     """Table operations for the default engine; see the module docstring for the protocol."""
 
@@ -135,19 +149,6 @@ class DeltaRsEngine:
             raise TableNotFoundError(f"{spec.name}: no Delta table at {storage.root_uri} yet")
         return table
 
-    @staticmethod
-    def _check_readable(spec: TableSpec, table: DeltaTable) -> None:
-        protocol = table.protocol()
-        features = set(protocol.reader_features or []) & _UNSUPPORTED_FEATURES
-        mapping = table.metadata().configuration.get("delta.columnMapping.mode", "none")
-        if features or mapping not in ("none", None):
-            used = ", ".join(sorted(features | ({"columnMapping"} if mapping != "none" else set())))
-            raise UnsupportedTableError(
-                f"{spec.name}: the table uses {used}, which the Parquet read path of the "
-                "delta-rs engine cannot honour; read it with the delta-spark engine "
-                "(storage.engine: delta-spark) or rewrite it without those features"
-            )
-
     def read(
         self,
         spec: TableSpec,
@@ -166,7 +167,7 @@ class DeltaRsEngine:
                 table.load_as_version(target)
             except (DeltaError, ValueError, OSError) as exc:
                 raise TableNotFoundError(f"{spec.name}: no version as of {target}: {exc}") from None
-        self._check_readable(spec, table)
+        check_readable(spec, table)
         schema = struct_from_delta(table.schema().to_json())
         if partitions is None:
             relative = [_relative_to_root(storage, uri) for uri in table.file_uris()]
@@ -227,7 +228,7 @@ class DeltaRsEngine:
                 if table is None:
                     raise
         # upsert and optimize scan files, and writes must not ignore DVs or column mapping
-        self._check_readable(spec, table)
+        check_readable(spec, table)
         stored = struct_from_delta(table.schema().to_json())
         added = evolution_needed(spec, stored)
         if added:
@@ -276,6 +277,7 @@ class DeltaRsEngine:
             writer = writer.partitionBy(*spec.partition_by)
         writer.parquet(storage.spark_uri(staged.folder))
         data_columns = [c.name for c in spec.columns if c.name not in spec.partition_by]
+        restricted = [c.name for c in spec.columns if c.classification == "restricted"]
         prefix = storage.abs(staged.folder)
         for entry in storage.list_files(staged.folder):
             base = posixpath.basename(entry.path)
@@ -283,6 +285,9 @@ class DeltaRsEngine:
                 continue
             relative = posixpath.relpath(entry.path, prefix)
             stats = footer_stats(storage.fs, entry.path, data_columns)
+            for name in restricted:  # the log outlives vacuum: no clear value in its stats
+                stats.min_values.pop(name, None)
+                stats.max_values.pop(name, None)
             if stats.num_records == 0:
                 continue  # Spark writes an empty file for an empty unpartitioned frame
             staged.files.append(

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from pyarrow import fs as pafs
+
+if TYPE_CHECKING:
+    from lakehouse.config import Settings
+    from lakehouse.tables import TableSpec
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,8 @@ class Storage:
 
     def relative(self, path: str) -> str:
         return posixpath.relpath(path, self.root)
+
+
+def table_location(settings: Settings, spec: TableSpec) -> str:
+    """Where a registered table lives: `<storage.root>/<layer>/<name>`."""
+    return f"{settings.storage_root.rstrip('/')}/{spec.path}"

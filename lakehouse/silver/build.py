@@ -22,6 +22,8 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from governance import vault
+from governance.masking import VAULT, Masker
 from lakehouse.io import Changes, CommitContext, Retract, TableIO
 from lakehouse.silver.conform import Refs, conform
 from lakehouse.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
@@ -48,6 +50,7 @@ class EntityOutcome:
     failed: list[RuleResult] = field(default_factory=list)
     recon: list[dict[str, Any]] = field(default_factory=list)
     dq_rows: list[dict[str, Any]] = field(default_factory=list)
+    vaulted: dict[str, int] = field(default_factory=dict)  # new vault rows per jurisdiction
 
 
 @dataclass
@@ -70,6 +73,7 @@ class SilverRun:
     dates: Sequence[dt.date]
     run_id: str
     group_currency: str
+    masker: Masker | None = None  # None only where no plant delivers personal data (tests)
 
     @property
     def logical_date(self) -> dt.date:
@@ -213,18 +217,44 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
         partitions={"_plant_id": list(run.plants), "_delivery_date": list(run.dates)},
     )
     rows = conform(bronze, spec, plants, refs, run_id=run.run_id)
+    personal = _personal_columns(run, spec)
+    if personal and run.masker is not None:
+        # Masked before anything is ranked, quarantined or written: no clear value goes further.
+        rows = run.masker.mask(rows, personal, text_map="_text")
     # Latest version of each usable business key (rank 1); unusable rows are not ranked.
     usable = F.size("_errors") == 0
     key = ["__usable", "plant_id", *spec.keys]
     order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
     ranked = rows.withColumn("__usable", usable).withColumn("__rank", F.row_number().over(order))
     # Materialised once: every count and write below starts from this small plan.
-    ranked = ranked.localCheckpoint()
+    ranked = checkpoint = ranked.localCheckpoint()
     try:
+        if personal and run.masker is not None:
+            out.vaulted = vault.store(
+                run.io,
+                run.masker.vault_rows(ranked),
+                [run.masker.plant_jurisdiction[p] for p in plants],
+                table=spec.table,
+                ctx=run.ctx(),
+            )
+            ranked = ranked.drop(VAULT)
         _promote(run, spec, ranked, out)
     finally:
-        ranked.unpersist()
+        checkpoint.unpersist()
     return out
+
+
+def _personal_columns(run: SilverRun, spec: EntitySpec) -> dict[str, tuple[str, str]]:
+    """Columns of the entity that silver must mask: name -> (classification, Spark type)."""
+    columns = run.io.registry.get(spec.table).columns
+    if run.masker is None:
+        if any(
+            c.classification.startswith("pii.") or c.classification == "free_text" for c in columns
+        ):
+            raise ValueError(f"{spec.table} holds personal data but the run has no masker")
+        return {}
+    personal = run.masker.classes.personal
+    return {c.name: (c.classification, c.type) for c in columns if personal(c.classification)}
 
 
 def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOutcome) -> None:

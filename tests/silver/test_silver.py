@@ -6,7 +6,6 @@ text, parsed here with the simulator's own plant formats (not the code under tes
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import statistics
 import zoneinfo
@@ -15,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -24,61 +22,13 @@ from jobs import ingest as ingest_job
 from jobs import silver as silver_job
 from lakehouse.config import PROJECT_ROOT
 from lakehouse.simulator.dirt import _BAD_DATES, _BAD_NUMBERS
-from lakehouse.simulator.generate import generate
-from lakehouse.simulator.plants import PLANTS
-from lakehouse.sources import load_sources
-from tests.silver.jobs import job_context
-
-START = dt.date(2026, 3, 26)  # Europe/Berlin and Europe/Dublin change to summer time on 03-29
-DAYS = 5
-DATES = [START + dt.timedelta(days=i) for i in range(DAYS)]
-SOURCES = load_sources(PROJECT_ROOT / "conf" / "sources")
-FORMATS = {p.code: p for p in PLANTS}
+from tests.silver.jobs import DATES, FORMATS, job_context, local
 
 
 def make_ctx(
     spark: SparkSession, lake: Path, landing: Path, job: str, conf: Path | None = None, **kw: Any
 ) -> JobContext:
     return job_context(spark, lake, landing, job, DATES, conf, **kw)
-
-
-@pytest.fixture(scope="module")
-def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("silver")
-    landing = root / "landing"
-    generate(landing, start=START, days=DAYS, scale=0.4, seed=5, progress=False)
-    _plant_unit_mismatch(landing)
-    ingest_job.run(make_ctx(spark, root / "lake", landing, "ingest"))
-    ctx = make_ctx(spark, root / "lake", landing, "silver")
-    summary = silver_job.run(ctx)
-    answers = json.loads((landing / "_truth" / "answers.json").read_text(encoding="utf-8"))
-    return {"ctx": ctx, "summary": summary, "answers": answers, "root": root, "landing": landing}
-
-
-def _plant_unit_mismatch(landing: Path) -> None:
-    """Book the first Penang receipt in the other unit too (the simulator does it for ~1%
-    of receipts, which a dataset this small may not contain)."""
-    import csv
-    import io
-
-    column = local("PN", "erp__goods_receipts", "uom")
-    for day in DATES:
-        path = landing / "PN" / day.isoformat() / "erp__goods_receipts.csv"
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
-        if rows:
-            rows[0][column] = "BOX" if rows[0][column] != "BOX" else "PCS"
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            path.write_text(out.getvalue(), encoding="utf-8")
-            return
-    raise AssertionError("no Penang receipt to modify")
-
-
-def local(plant: str, entity: str, column: str) -> str:
-    cols = SOURCES[plant].entities[entity].columns
-    return next(k for k, v in cols.items() if v == column)
 
 
 def bronze_text(ctx: JobContext, entity: str, column: str) -> list[dict[str, Any]]:

@@ -1,0 +1,134 @@
+"""The governance scan: sample every string column of silver and find personal data in the open.
+
+A column classified as not personal (public, internal, confidential) must not hold personal
+data: sampled values are run through the same Presidio analyzer as the free text, each value
+read as it would appear in a contact field, so a bare name or phone number is recognised.
+A column classified as pseudonymised must hold only tokens. Either finding fails the gate:
+the result goes to `_dq` (rule `pii_scan`) and the scan job exits non-zero, which stops
+downstream gold. Messages name the column, the entity types and the fix, never a value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from governance.classes import Classes
+from lakehouse.io import TableIO
+from lakehouse.tables import TableSpec
+
+SAMPLE = 200  # distinct values per column
+MIN_SHARE = 0.05  # share of sampled values with a finding that fails an unclassified column
+MIN_HITS = 3  # ... and never fewer than this many values (one odd match is not a column of PII)
+TOKEN = re.compile(r"^[A-Z_]+_[a-z]{2}_[0-9a-f]{16}$")
+# How a bare value is read: the analyzer's recognizers look for context, as in a contact field.
+FRAMES = {"zh": "联系人：{}", "de": "Ansprechpartner: {}", "en": "Contact: {}"}
+
+
+@dataclass(frozen=True)
+class ColumnScan:
+    table: str
+    column: str
+    classification: str
+    sampled: int
+    flagged: int
+    entities: dict[str, int]
+    passed: bool
+    message: str
+
+
+def scan_values(values: Iterable[str]) -> tuple[int, Counter[str]]:
+    """How many values hold personal data, and which entity types were found."""
+    from governance.analyzer import detect, detect_language
+
+    flagged, entities = 0, Counter[str]()
+    for value in values:
+        language = detect_language(value)
+        found = detect(value, language) or detect(FRAMES[language].format(value), language)
+        if found:
+            flagged += 1
+            entities.update({f.entity_type for f in found})
+    return flagged, entities
+
+
+def scan_table(io: TableIO, spec: TableSpec, classes: Classes) -> list[ColumnScan]:
+    """Scan the string columns of one table (nothing when the table does not exist yet)."""
+    if io.version(spec.name) is None:
+        return []
+    df = io.read(spec.name)
+    out = []
+    for column in spec.columns:
+        if column.type != "string" or column.classification in ("restricted", "free_text"):
+            continue
+        cls = classes.get(column.classification)
+        values = [
+            r[0]
+            for r in df.where(F.col(column.name).isNotNull())
+            .select(column.name)
+            .distinct()
+            .limit(SAMPLE)
+            .collect()
+        ]
+        out.append(_judge(spec.name, column.name, column.classification, cls.operator, values))
+    return out
+
+
+def _judge(
+    table: str, column: str, classification: str, operator: str | None, values: list[str]
+) -> ColumnScan:
+    where = f"{table}.{column} ({classification})"
+    if operator == "pseudonym":
+        clear = sum(1 for v in values if not TOKEN.match(v))
+        message = (
+            f"{where}: {clear} of {len(values)} sampled values are not pseudonym tokens; "
+            "silver must mask this column (see governance.masking)"
+            if clear
+            else f"{where}: {len(values)} sampled values, all pseudonym tokens"
+        )
+        return ColumnScan(table, column, classification, len(values), clear, {}, not clear, message)
+    if operator is not None:  # redacted, partially masked or generalised by silver
+        masked = f"{where}: masked by silver"
+        return ColumnScan(table, column, classification, len(values), 0, {}, True, masked)
+    flagged, entities = scan_values(values)
+    failed = flagged >= MIN_HITS and flagged >= MIN_SHARE * len(values)
+    kinds = ", ".join(f"{k} x{n}" for k, n in sorted(entities.items()))
+    if failed:
+        message = (
+            f"{where}: {flagged} of {len(values)} sampled values hold personal data ({kinds}) but "
+            "the column is not classified as personal: set its classification (pii.<kind> or "
+            "free_text) in conf/silver or conf/tables so silver masks it, then re-run silver"
+        )
+    elif flagged:
+        message = f"{where}: {flagged} of {len(values)} values matched ({kinds}); below the gate"
+    else:
+        message = f"{where}: {len(values)} sampled values, no personal data found"
+    return ColumnScan(
+        table, column, classification, len(values), flagged, dict(entities), not failed, message
+    )
+
+
+def dq_rows(scans: list[ColumnScan], *, run_id: str, logical_date: dt.date) -> list[dict[str, Any]]:
+    """`_dq` rows: one per column scanned, rule `pii_scan`, action `fail`."""
+    at = dt.datetime.now(dt.UTC)
+    return [
+        {
+            "run_id": run_id,
+            "logical_date": logical_date,
+            "table_name": s.table,
+            "rule_id": f"pii_scan.{s.column}",
+            "check": "pii_scan",
+            "action": "fail",
+            "rows_checked": s.sampled,
+            "rows_failed": s.flagged,
+            "passed": s.passed,
+            "message": s.message,
+            "evaluated_at": at,
+        }
+        for s in scans
+    ]

@@ -1,0 +1,33 @@
+"""Job `scan`: the governance scan of every silver table's string columns (gate `pii_scan`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs import JobContext
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    from governance.classes import load_classes
+    from governance.scan import dq_rows, scan_table
+    from lakehouse.io import CommitContext
+
+    classes = load_classes(ctx.settings.conf_dir)
+    classes.check(ctx.registry)
+    scans = []
+    for spec in ctx.registry:
+        if spec.layer == "silver":
+            scans += scan_table(ctx.io, spec, classes)
+    rows = dq_rows(scans, run_id=ctx.run_id, logical_date=ctx.logical_date)
+    if rows:
+        frame = ctx.spark.createDataFrame(rows, ctx.registry.get("_dq").spark_schema)
+        commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
+        ctx.io.append("_dq", frame, ctx=commit)
+    failed = [s for s in scans if not s.passed]
+    return {
+        "run_id": ctx.run_id,
+        "columns_scanned": len(scans),
+        "values_sampled": sum(s.sampled for s in scans),
+        "failed_gates": [s.message for s in failed],
+        "exit_code": 1 if failed else 0,
+    }

@@ -1,0 +1,115 @@
+"""Re-identification and erasure through the vaults: permitted roles only, with a purpose,
+always audited; an erased subject leaves no clear value in any vault file and is never
+vaulted again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from governance import vault
+from governance.audit import AuditTrail
+from governance.classes import load_classes
+from governance.keys import Keys
+from governance.masking import Masker
+from governance.subjects import NotPermittedError, erase, reidentify
+from jobs import JobContext
+from lakehouse.config import load_settings
+from lakehouse.io import CommitContext
+
+KEY = bytes(range(32))
+PURPOSE = "recall R-2026-014: contact affected patients"
+
+
+@pytest.fixture
+def lake(spark: SparkSession, tmp_path: Path) -> tuple[JobContext, dict[str, str]]:
+    """A vault holding two Shenzhen contacts, written as silver writes it."""
+    settings = load_settings("test", overrides={"storage": {"root": str(tmp_path / "lake")}})
+    ctx = JobContext(settings=settings, job="silver", dates=[dt.date(2026, 3, 1)], run_id="r1")
+    ctx._spark = spark
+    masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
+    df = spark.createDataFrame(
+        [("SZ", "王秀英"), ("SZ", "Lim Wei Ming")], "plant_id string, contact_name string"
+    )
+    masked = masker.mask(df, {"contact_name": ("pii.person_name", "string")}).localCheckpoint()
+    commit = CommitContext(job="silver", run_id="r1", logical_date=dt.date(2026, 3, 1))
+    vault.store(ctx.io, masker.vault_rows(masked), ["cn"], table="silver.customers", ctx=commit)
+    tokens = {r["contact_name"]: r["_vault"][0]["value"] for r in masked.collect()}
+    return ctx, {value: token for token, value in tokens.items()}
+
+
+def test_a_permitted_role_with_a_purpose_reidentifies_and_is_audited(
+    lake: tuple[JobContext, dict[str, str]],
+) -> None:
+    ctx, tokens = lake
+    subject = reidentify(
+        ctx.settings, role="quality_engineer", token=tokens["王秀英"], purpose=PURPOSE
+    )
+    assert subject.value == "王秀英"
+    assert subject.jurisdiction == "cn"
+    event = AuditTrail(ctx.settings).events()[-1]
+    assert event["action"] == "reidentify"
+    assert event["role"] == "quality_engineer"
+    assert event["purpose"] == PURPOSE
+    assert event["table_name"] == "_vault_cn"
+    assert event["row_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "purpose", "message"),
+    [
+        ("analyst_cn", PURPOSE, "may not reidentify"),
+        ("group_analyst", PURPOSE, "may not reidentify"),
+        ("quality_engineer", "because", "purpose of at least"),
+    ],
+)
+def test_reidentification_is_refused_and_the_refusal_audited(
+    lake: tuple[JobContext, dict[str, str]], role: str, purpose: str, message: str
+) -> None:
+    ctx, tokens = lake
+    with pytest.raises(NotPermittedError, match=message):
+        reidentify(ctx.settings, role=role, token=tokens["王秀英"], purpose=purpose)
+    event = AuditTrail(ctx.settings).events()[-1]
+    assert (event["action"], event["role"]) == ("reidentify_refused", role)
+    assert AuditTrail(ctx.settings).verify().ok
+
+
+def test_erasure_removes_the_value_from_every_vault_file_for_good(
+    lake: tuple[JobContext, dict[str, str]], tmp_path: Path
+) -> None:
+    ctx, tokens = lake
+    with pytest.raises(NotPermittedError, match="may not erase"):
+        erase(ctx.settings, role="quality_engineer", token=tokens["王秀英"], purpose=PURPOSE)
+    removed = erase(
+        ctx.settings, role="data_steward", token=tokens["王秀英"], purpose="DSR-2026-0042 erasure"
+    )
+    assert removed == 1
+    files = [p for p in (tmp_path / "lake" / "_system" / "_vault_cn").rglob("*") if p.is_file()]
+    assert files
+    contents = [
+        json.dumps(pq.read_table(p).to_pylist(), ensure_ascii=False, default=str)
+        if p.suffix == ".parquet"
+        else p.read_text(encoding="utf-8", errors="replace")
+        for p in files
+    ]
+    assert not any("王秀英" in text for text in contents)  # data files, log, checkpoints
+    assert any("Lim Wei Ming" in text for text in contents)  # the other subject stays
+    after = reidentify(ctx.settings, role="data_steward", token=tokens["王秀英"], purpose=PURPOSE)
+    assert after.value is None
+    # silver running again over the same delivery does not bring the subject back
+    masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
+    df = ctx.spark.createDataFrame([("SZ", "王秀英")], "plant_id string, contact_name string")
+    masked = masker.mask(df, {"contact_name": ("pii.person_name", "string")})
+    commit = CommitContext(job="silver", run_id="r2", logical_date=dt.date(2026, 3, 2))
+    added = vault.store(
+        ctx.io, masker.vault_rows(masked), ["cn"], table="silver.customers", ctx=commit
+    )
+    assert added == {"cn": 0}
+    actions = [e["action"] for e in AuditTrail(ctx.settings).events()]
+    assert "erase_refused" in actions
+    assert "erase" in actions
