@@ -151,6 +151,9 @@ def main() -> None:
 
     settings = load_settings(overrides={"storage": {"root": "var/bench/governance"}})
     spark = build_spark(settings, app_name="bench-governance")
+    # warm-up (JIT, Python workers, analyzer per worker), not timed
+    bench_spark_text(spark, narratives(200, seed=1))
+    bench_structured(spark, 20_000)
     text_rows = []
     for n in sizes:
         texts = narratives(n)
@@ -171,7 +174,8 @@ def main() -> None:
         f"Latest run {today} on {machine()}.",
         "Command: `python -m bench.governance` (texts: the simulator's complaint and service "
         "narratives in Chinese, English and German).",
-        "Target: at least 1,000 narratives per second per core.",
+        "Target: at least 1,000 narratives per second per core. Each path runs once after an "
+        "untimed warm-up; Spark runs local[2] (per core = rate / 2).",
         "",
         "| narratives | detect_many, 1 process (/s) | baseline: analyze() per text (/s) | ratio | masked in Spark, per core (/s) |",
         "| ---: | ---: | ---: | ---: | ---: |",
@@ -190,6 +194,16 @@ def main() -> None:
         lines.append(
             f"| {n:,} | {r['fast']:,.0f} | {r['baseline']:,.0f} | {r['fast'] / r['baseline']:.1f}x |"
         )
+    lines += [
+        "",
+        "Notes: every simulated narrative holds digits, so the pre-filter passes them all and "
+        "`detect_many` does the same work as the baseline (the two columns differ by noise); "
+        "the pre-filter pays off on short structured values (the governance scan). The small "
+        "Spark runs are dominated by fixed costs (Python workers, one analyzer per worker, "
+        "job start); the large ones show the steady rate. Structured masking compares Spark "
+        "built-ins (HMAC from `sha2`, key pads joined as broadcast data) with a row-at-a-time "
+        "Python UDF; at the small size both are fixed-cost bound.",
+    ]
     write_section("governance", "\n".join(lines))
 
 

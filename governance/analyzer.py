@@ -56,7 +56,8 @@ _GERMAN = re.compile(
     r"[äöüÄÖÜß]|\b(?:der|die|das|und|ist|nicht|mit|von|für|ein|eine|einen|dem|den|des|auf|"
     r"bei|wurde|wird|bitte|Herr|Frau|Gerät|Anschrift|Ansprechpartner)\b"
 )
-# Every recognizer needs one of these: a digit, "@", a Chinese character, hex:hex (IPv6).
+# What any recognizer needs, except a Latin name (an upper- then a lower-case letter):
+# a digit, "@", a Chinese character, or hex:hex (IPv6).
 _TRIGGER = re.compile(r"[\d@\u3400-\u4dbf\u4e00-\u9fff]|[0-9A-Fa-f]:[:0-9A-Fa-f]")
 
 
@@ -71,7 +72,10 @@ class Finding:
 
 
 def detect_language(text: str) -> Language:
-    """zh when there is a Chinese character, de on umlauts or German function words, else en."""
+    """zh when there is a Chinese character, de on umlauts or German function words, else en.
+
+    en and de run the same recognizers, so mistaking one for the other changes nothing.
+    """
     if _HAN.search(text):
         return "zh"
     if _GERMAN.search(text):
@@ -152,15 +156,26 @@ def get_analyzer() -> AnalyzerEngine:
 
 
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
-    """Keep the longest (then highest-scoring) of overlapping findings, in text order."""
+    """One finding per group of overlapping findings, in text order: the group's union (so
+    no part of any finding stays unmasked), typed and scored as its best member (the
+    longest, then the highest score, then `PRIORITY`)."""
     rank = {entity: i for i, entity in enumerate(PRIORITY)}
-    kept: list[Finding] = []
-    for f in sorted(
-        findings, key=lambda f: (f.start - f.end, -f.score, rank.get(f.entity_type, 99), f.start)
-    ):
-        if all(f.end <= k.start or k.end <= f.start for k in kept):
-            kept.append(f)
-    return sorted(kept, key=lambda f: f.start)
+
+    def best(f: Finding) -> tuple[int, float, int]:
+        return (f.start - f.end, -f.score, rank.get(f.entity_type, 99))
+
+    groups: list[list[Finding]] = []
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if groups and f.start < max(g.end for g in groups[-1]):
+            groups[-1].append(f)
+        else:
+            groups.append([f])
+    out = []
+    for group in groups:
+        top = min(group, key=best)
+        start, end = min(g.start for g in group), max(g.end for g in group)
+        out.append(Finding(top.entity_type, start, end, top.score))
+    return out
 
 
 def analyze(text: str, language: str) -> list[Finding]:

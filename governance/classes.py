@@ -31,12 +31,6 @@ class ColumnClass(_Strict):
     operator: OperatorName | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
-    @property
-    def masking(self) -> Masking | None:
-        return (
-            None if self.operator is None else Masking(operator=self.operator, params=self.params)
-        )
-
 
 class Jurisdiction(_Strict):
     law: str
@@ -102,12 +96,38 @@ class Classes(_Strict):
             raise ConfigError(
                 f"{CLASSES_FILE}: columns use undeclared classes: {', '.join(unknown[:10])}"
             )
+        mismatched = sorted(
+            f"{t.name}.{c.name} ({c.type}, {c.classification}: {problem})"
+            for t in registry
+            for c in t.columns
+            if c.classification in self.classes
+            and (problem := _type_problem(self.classes[c.classification], c.type))
+        )
+        if mismatched:
+            raise ConfigError(
+                f"{CLASSES_FILE}: operators that do not fit the column type: "
+                + "; ".join(mismatched[:10])
+            )
         missing = [vault_table(j) for j in self.jurisdictions if vault_table(j) not in registry]
         if missing:
             raise ConfigError(
                 f"{CLASSES_FILE}: no vault table declared for {', '.join(missing)}; declare "
                 "one per jurisdiction (see conf/tables/governance.yaml)"
             )
+
+
+def _type_problem(cls: ColumnClass, column_type: str) -> str | None:
+    """Why the class's operator cannot mask a column of this type (None: it can)."""
+    if cls.operator in ("pseudonym", "partial_mask", "redact", "detect"):
+        return None if column_type == "string" else f"{cls.operator} needs a string column"
+    if cls.operator == "generalise":
+        keep = cls.params.get("keep", "year")
+        if keep == "year":
+            ok = column_type in ("date", "timestamp")
+            return None if ok else "generalise to a year needs a date or timestamp column"
+        if not isinstance(keep, int) or column_type != "string":
+            return "generalise with keep: N needs an integer N and a string column"
+    return None
 
 
 def vault_table(jurisdiction: str) -> str:

@@ -3,7 +3,8 @@
 Reads the delivered complaint narratives and service symptom texts of every plant (with the
 plant's own reader and contract, as ingestion would), the simulator's label file of every
 planted personal value, and the device identifiers delivered in the same rows (UDI, the
-GTIN inside it, lot, serial); runs the analyzer and prints recall and precision per entity
+GTIN inside it, lot, serial) or written in the text (order and complaint numbers, dates);
+runs the analyzer and prints recall and precision per entity
 type and how many device identifiers a finding touched. Exits 1 when any type falls below
 the thresholds or any device identifier was hit.
 """
@@ -23,6 +24,13 @@ from lakehouse.config import ConfigError, Settings
 FREE_TEXT = {"crm__complaints": "narrative", "svc__service_orders": "symptom_text"}
 DEVICE_COLUMNS = ("udi", "lot", "serial", "complaint_id", "service_order_id", "product_code")
 _GTIN = re.compile(r"\(01\)(\d{14})")
+# identifiers and dates the narratives carry besides the row's columns: order numbers, dates
+_IN_TEXT = re.compile(
+    r"\b(?:PO|WO|CMP)-\d{4}-\d{4,5}\b"
+    r"|\d{4}-\d{2}-\d{2}|\d{2}\.\d{2}\.\d{4}|\d{4}年\d{1,2}月\d{1,2}日"
+    r"|\b\d{1,2} (?:January|February|March|April|May|June|July|August|September|October"
+    r"|November|December) \d{4}\b"
+)
 
 
 @dataclass
@@ -70,7 +78,7 @@ def load_narratives(landing: Path, conf_dir: Path) -> list[Narrative]:
                         for c in DEVICE_COLUMNS
                         if (v := record.get(local.get(c, ""))) and v.strip() in text
                     ]
-                    devices += _GTIN.findall(text)
+                    devices += _GTIN.findall(text) + _IN_TEXT.findall(text)
                     spans = labels.get((relative, number, local[canonical]), [])
                     out.append(
                         Narrative(

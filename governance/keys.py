@@ -73,8 +73,13 @@ def _secret_file(project_root: Path | None) -> dict[str, str]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise SecretError(f"${SECRETS_FILE_ENV} names {path}, which does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise SecretError(f"secret file {path} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise SecretError(f"secret file {path} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:  # never echo the offending line: it may hold a key
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SecretError(f"secret file {path} is not valid YAML{where}: {problem}") from None
     keys = data.get("pseudonym_keys") if isinstance(data, dict) else None
     if not isinstance(keys, dict):
         raise SecretError(f"secret file {path} has no `pseudonym_keys:` mapping")

@@ -19,7 +19,14 @@ from pyspark.sql import types as T
 
 from governance.classes import Classes
 from governance.keys import Keys
-from governance.operators import Pseudonymiser, Target, operator
+from governance.operators import (
+    TOKEN,
+    KeyColumns,
+    Pseudonymiser,
+    Target,
+    hmac_pads,
+    operator,
+)
 
 VAULT_ENTRY = T.StructType(
     [
@@ -51,21 +58,29 @@ class Masker:
     def pseudonymiser(self, jurisdiction: str) -> Pseudonymiser:
         return Pseudonymiser(jurisdiction, self.keys[jurisdiction])
 
-    def _by_jurisdiction(self, plant: Column, build: dict[str, Column]) -> Column:
-        """CASE over the row's plant: each jurisdiction's expression for its plants."""
+    def _jurisdiction(self, plant: Column) -> Column:
+        """CASE over the row's plant; a plant without a jurisdiction stops the query."""
         expr: Column | None = None
-        for jur, value in sorted(build.items()):
+        for jur in self._jurisdictions():
             plants = sorted(p for p, j in self.plant_jurisdiction.items() if j == jur)
             cond = plant.isin(plants)
-            expr = F.when(cond, value) if expr is None else expr.when(cond, value)
+            expr = F.when(cond, F.lit(jur)) if expr is None else expr.when(cond, F.lit(jur))
         assert expr is not None, "no plant to mask for"
-        return expr
-
-    def _jurisdiction(self, plant: Column) -> Column:
-        return self._by_jurisdiction(plant, {j: F.lit(j) for j in self._jurisdictions()})
+        unmapped = F.concat(F.lit("plant "), plant, F.lit(" has no jurisdiction to mask with"))
+        return expr.otherwise(F.raise_error(unmapped))
 
     def _jurisdictions(self) -> list[str]:
         return sorted(set(self.plant_jurisdiction.values()))
+
+    def _with_keys(self, df: DataFrame, plant: Column) -> tuple[DataFrame, KeyColumns]:
+        """Join each row to its jurisdiction's HMAC pads (broadcast data, not plan literals)."""
+        rows = [(j, *hmac_pads(self.keys[j])) for j in self._jurisdictions()]
+        keys = df.sparkSession.createDataFrame(
+            [(j, bytearray(i), bytearray(o)) for j, i, o in rows],
+            "__jur string, __ipad binary, __opad binary",
+        )
+        df = df.withColumn("__jur", self._jurisdiction(plant)).join(F.broadcast(keys), "__jur")
+        return df, KeyColumns(F.col("__jur"), F.col("__ipad"), F.col("__opad"))
 
     def mask(
         self,
@@ -85,6 +100,7 @@ class Masker:
         plant = F.col(plant_column)
         masked: dict[str, Column] = {}
         entries: list[Column] = []
+        df, keys = self._with_keys(df, plant)
         for name, (classification, data_type) in columns.items():
             cls = self.classes.get(classification)
             if cls.operator is None:
@@ -92,18 +108,14 @@ class Masker:
             if cls.operator == "detect":
                 result = F.col(f"__ft_{name}")
                 df = df.withColumn(
-                    f"__ft_{name}", free_text_udf(self)(F.col(name), self._jurisdiction(plant))
+                    f"__ft_{name}", free_text_udf(self)(F.col(name), keys.jurisdiction)
                 )
                 masked[name] = result.getField("text")
                 entries.append(result.getField("found"))
                 continue
             op = operator(cls.operator)
             target = Target(cls.entity or classification, data_type, cls.params)
-            by_jur = {
-                j: op.column(F.col(name), target, self.pseudonymiser(j))
-                for j in self._jurisdictions()
-            }
-            masked[name] = self._by_jurisdiction(plant, by_jur).cast(data_type)
+            masked[name] = op.column(F.col(name), target, keys).cast(data_type)
             if op.vaulted:
                 entry = F.struct(
                     masked[name].alias("token"),
@@ -119,7 +131,7 @@ class Masker:
         df = df.withColumn(VAULT, vault)
         if text_map is not None and masked:
             df = df.withColumn(text_map, _mask_map(F.col(text_map), masked, columns))
-        helpers = [c for c in df.columns if c.startswith("__ft_")]
+        helpers = [c for c in df.columns if c.startswith(("__ft_", "__jur", "__ipad", "__opad"))]
         return df.withColumns(masked).drop(*helpers)
 
     def vault_rows(self, df: DataFrame, *, plant_column: str = "plant_id") -> DataFrame:
@@ -182,7 +194,7 @@ def free_text_udf(masker: Masker) -> Callable[..., Column]:
                     replaced = op.text(value, target, pseudonymisers[jur])
                     pieces += [text[pos : f.start], replaced]
                     pos = f.end
-                    if op.vaulted:
+                    if op.vaulted and TOKEN.match(replaced):
                         entries.append(
                             {"token": replaced, "entity_type": f.entity_type, "value": value}
                         )

@@ -5,7 +5,8 @@ value found inside free text in Python (`text`); both give the same result for t
 value, so a person's pseudonym in `silver.customers.contact_name` equals the token that
 replaces the same name inside a complaint narrative. The pseudonym is a keyed HMAC-SHA256
 (RFC 2104) of the normalised value, computed in Spark from `sha2` over binary
-concatenations so that no Python UDF touches structured columns.
+concatenations so that no Python UDF touches structured columns; the key reaches Spark as
+data joined by jurisdiction, never as a literal of the query plan.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 TOKEN_HEX = 16  # 64 bits of the HMAC: collisions are negligible at any group's scale
+TOKEN = re.compile(r"^(?P<entity>[A-Z_]+)_(?P<jurisdiction>[a-z]{2})_[0-9a-f]{16}$")
 _BLOCK = 64  # SHA-256 block size in bytes
 _WS = re.compile(r"\s+", re.ASCII)  # Java's \s: [ \t\n\x0B\f\r]
 _EDGE_WS = re.compile(r"^\s+|\s+$", re.ASCII)
@@ -32,7 +34,7 @@ _UPPER_COMPACT = frozenset({"CN_RESIDENT_ID", "IBAN_CODE"})
 
 @dataclass(frozen=True)
 class Pseudonymiser:
-    """HMAC tokens for one jurisdiction: `<ENTITY>_<jurisdiction>_<16 hex>`."""
+    """HMAC tokens for one jurisdiction in Python: `<ENTITY>_<jurisdiction>_<16 hex>`."""
 
     jurisdiction: str
     key: bytes
@@ -40,21 +42,44 @@ class Pseudonymiser:
     def __repr__(self) -> str:
         return f"Pseudonymiser({self.jurisdiction})"
 
-    def token(self, entity: str, value: str) -> str:
-        digest = hmac.new(self.key, normalise(entity, value).encode("utf-8"), hashlib.sha256)
+    def token(self, entity: str, value: str) -> str | None:
+        """None when nothing is left of the value after normalising (like `token_column`)."""
+        normalised = normalise(entity, value)
+        if not normalised:
+            return None
+        digest = hmac.new(self.key, normalised.encode("utf-8"), hashlib.sha256)
         return f"{entity}_{self.jurisdiction}_{digest.hexdigest()[:TOKEN_HEX]}"
 
-    def token_column(self, entity: str, value: Column) -> Column:
-        """The same token as `token`, from Spark built-ins (HMAC = H(k^opad || H(k^ipad || m)))."""
-        key = hashlib.sha256(self.key).digest() if len(self.key) > _BLOCK else self.key
-        key = key.ljust(_BLOCK, b"\0")
-        ipad = bytes(b ^ 0x36 for b in key)
-        opad = bytes(b ^ 0x5C for b in key)
-        message = F.encode(normalise_column(entity, value), "UTF-8")
-        inner = F.unhex(F.sha2(F.concat(F.lit(bytearray(ipad)), message), 256))
-        outer = F.sha2(F.concat(F.lit(bytearray(opad)), inner), 256)
-        prefix = f"{entity}_{self.jurisdiction}_"
-        return F.when(value.isNotNull(), F.concat(F.lit(prefix), F.substring(outer, 1, TOKEN_HEX)))
+
+@dataclass(frozen=True)
+class KeyColumns:
+    """The row's jurisdiction and its key's HMAC pads as columns.
+
+    The key travels as data (a broadcast table joined by jurisdiction), never as a literal:
+    literals are printed in query plans, the Spark UI and event logs.
+    """
+
+    jurisdiction: Column
+    ipad: Column
+    opad: Column
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104: the key padded to the SHA-256 block, XORed with ipad and opad."""
+    block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+def token_column(entity: str, value: Column, keys: KeyColumns) -> Column:
+    """`Pseudonymiser.token` in Spark built-ins: H(k^opad || H(k^ipad || m)). NULL for a
+    value with nothing left after normalisation (`-`, `n/a`), so such values share no token."""
+    normalised = normalise_column(entity, value)
+    inner = F.unhex(F.sha2(F.concat(keys.ipad, F.encode(normalised, "UTF-8")), 256))
+    outer = F.sha2(F.concat(keys.opad, inner), 256)
+    token = F.concat(
+        F.lit(f"{entity}_"), keys.jurisdiction, F.lit("_"), F.substring(outer, 1, TOKEN_HEX)
+    )
+    return F.when(value.isNotNull() & (normalised != ""), token)
 
 
 def normalise(entity: str, value: str) -> str:
@@ -94,7 +119,7 @@ class Operator(ABC):
     vaulted: ClassVar[bool] = False  # whether the clear value goes to the re-identification vault
 
     @abstractmethod
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column: ...
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column: ...
 
     @abstractmethod
     def text(self, value: str, target: Target, pseudonymiser: Pseudonymiser) -> str: ...
@@ -129,18 +154,18 @@ class Pseudonym(Operator):
 
     vaulted = True
 
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column:
-        return pseudonymiser.token_column(target.entity, value)
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column:
+        return token_column(target.entity, value, keys)
 
     def text(self, value: str, target: Target, pseudonymiser: Pseudonymiser) -> str:
-        return pseudonymiser.token(target.entity, value)
+        return pseudonymiser.token(target.entity, value) or f"<{target.entity}>"
 
 
 @register("partial_mask")
 class PartialMask(Operator):
     """Keep `keep_start` and `keep_end` characters, star the rest (138****5678)."""
 
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column:
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column:
         start, end = int(target.param("keep_start", 3)), int(target.param("keep_end", 4))
         length = F.length(value)
         kept = F.concat(
@@ -161,7 +186,7 @@ class PartialMask(Operator):
 class Redact(Operator):
     """Replace the value with its entity type in angle brackets (`<ADDRESS>`)."""
 
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column:
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column:
         return F.when(value.isNotNull(), F.lit(f"<{target.entity}>"))
 
     def text(self, value: str, target: Target, pseudonymiser: Pseudonymiser) -> str:
@@ -172,7 +197,7 @@ class Redact(Operator):
 class Generalise(Operator):
     """Coarsen: a date to the first day of its year, a string to its first `keep` characters."""
 
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column:
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column:
         keep = target.param("keep", "year")
         if target.data_type in ("date", "timestamp"):
             return (
@@ -194,7 +219,7 @@ class Generalise(Operator):
 class Drop(Operator):
     """Nothing is kept: NULL in a column, the empty string inside text."""
 
-    def column(self, value: Column, target: Target, pseudonymiser: Pseudonymiser) -> Column:
+    def column(self, value: Column, target: Target, keys: KeyColumns) -> Column:
         return F.lit(None).cast(target.data_type)
 
     def text(self, value: str, target: Target, pseudonymiser: Pseudonymiser) -> str:

@@ -11,22 +11,20 @@ downstream gold. Messages name the column, the entity types and the fix, never a
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import functions as F
-
 from governance.classes import Classes
+from governance.operators import TOKEN
 from lakehouse.io import TableIO
 from lakehouse.tables import TableSpec
 
 SAMPLE = 200  # distinct values per column
+SAMPLE_ROWS = 5_000  # rows read per table to find them
 MIN_SHARE = 0.05  # share of sampled values with a finding that fails an unclassified column
 MIN_HITS = 3  # ... and never fewer than this many values (one odd match is not a column of PII)
-TOKEN = re.compile(r"^[A-Z_]+_[a-z]{2}_[0-9a-f]{16}$")
 # How a bare value is read: the analyzer's recognizers look for context, as in a contact field.
 FRAMES = {"zh": "联系人：{}", "de": "Ansprechpartner: {}", "en": "Contact: {}"}
 
@@ -50,7 +48,9 @@ def scan_values(values: Iterable[str]) -> tuple[int, Counter[str]]:
     flagged, entities = 0, Counter[str]()
     for value in values:
         language = detect_language(value)
-        found = detect(value, language) or detect(FRAMES[language].format(value), language)
+        frame = FRAMES[language]
+        offset = frame.index("{}")
+        found = [f for f in detect(frame.format(value), language) if f.end > offset]
         if found:
             flagged += 1
             entities.update({f.entity_type for f in found})
@@ -58,24 +58,26 @@ def scan_values(values: Iterable[str]) -> tuple[int, Counter[str]]:
 
 
 def scan_table(io: TableIO, spec: TableSpec, classes: Classes) -> list[ColumnScan]:
-    """Scan the string columns of one table (nothing when the table does not exist yet)."""
+    """Scan the string columns of one table (nothing when the table does not exist yet).
+
+    One Spark job per table: the first `SAMPLE_ROWS` rows, from which each column keeps up
+    to `SAMPLE` distinct values.
+    """
     if io.version(spec.name) is None:
         return []
-    df = io.read(spec.name)
+    columns = [
+        c
+        for c in spec.columns
+        if c.type == "string" and c.classification not in ("restricted", "free_text")
+    ]
+    if not columns:
+        return []
+    rows = io.read(spec.name).select(*[c.name for c in columns]).limit(SAMPLE_ROWS).collect()
     out = []
-    for column in spec.columns:
-        if column.type != "string" or column.classification in ("restricted", "free_text"):
-            continue
-        cls = classes.get(column.classification)
-        values = [
-            r[0]
-            for r in df.where(F.col(column.name).isNotNull())
-            .select(column.name)
-            .distinct()
-            .limit(SAMPLE)
-            .collect()
-        ]
-        out.append(_judge(spec.name, column.name, column.classification, cls.operator, values))
+    for i, column in enumerate(columns):
+        values = list(dict.fromkeys(r[i] for r in rows if r[i] is not None))[:SAMPLE]
+        operator = classes.get(column.classification).operator
+        out.append(_judge(spec.name, column.name, column.classification, operator, values))
     return out
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from governance.classes import load_classes, vault_table
+from governance.operators import TOKEN
 from governance.vault import ERASURES
 from lakehouse.config import ConfigError, Settings
 
-TOKEN = re.compile(r"^(?P<entity>[A-Z_]+)_(?P<jurisdiction>[a-z]{2})_[0-9a-f]{16}$")
 MIN_PURPOSE = 10  # characters: a ticket number and a word, not "x"
 
 
@@ -37,9 +36,15 @@ class Subject:
 
 
 def _check(settings: Settings, role: str, permission: str, token: str, purpose: str) -> str:
-    from governance.access import load_access
+    """The token's jurisdiction, if `role` may do `permission` on it for this purpose."""
+    from governance.access import UnknownRoleError, load_access, load_plants
 
-    if not load_access(settings.conf_dir).may(role, permission):
+    policy = load_access(settings.conf_dir)
+    try:
+        allowed = policy.may(role, permission)
+    except UnknownRoleError as exc:
+        raise NotPermittedError(str(exc)) from None
+    if not allowed:
         raise NotPermittedError(f"role {role!r} may not {permission} (conf/governance/access.yaml)")
     if len((purpose or "").strip()) < MIN_PURPOSE:
         raise NotPermittedError(
@@ -52,9 +57,32 @@ def _check(settings: Settings, role: str, permission: str, token: str, purpose: 
             f"{token!r} is not a pseudonym token (<ENTITY>_<jurisdiction>_<hex>)"
         )
     jurisdiction = match["jurisdiction"]
-    if jurisdiction not in load_classes(settings.conf_dir).jurisdictions:
+    classes = load_classes(settings.conf_dir)
+    if jurisdiction not in classes.jurisdictions:
         raise NotPermittedError(f"token {token!r} names an unknown jurisdiction {jurisdiction!r}")
+    rows = policy.role(role).rows
+    if rows != "all":  # a regional role reaches only the vault of the plants it may read
+        plants = [
+            p
+            for p in load_plants(settings.conf_dir).values()
+            if p.country in classes.jurisdictions[jurisdiction].countries
+        ]
+        if not all(rows.admits(p) for p in plants):
+            raise NotPermittedError(
+                f"role {role!r} does not read the rows of every {jurisdiction} plant, so it "
+                f"may not {permission} a {jurisdiction} subject"
+            )
     return jurisdiction
+
+
+def _permitted(settings: Settings, role: str, permission: str, token: str, purpose: str) -> str:
+    """`_check`, with a refusal recorded in the audit trail before it is raised."""
+    try:
+        return _check(settings, role, permission, token, purpose)
+    except NotPermittedError as exc:
+        why = {"token": token, "why": str(exc)}
+        _audit(settings, f"{permission}_refused", "_vault", role, purpose, details=why)
+        raise
 
 
 def _audit(
@@ -71,18 +99,7 @@ def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Su
     """The clear value behind `token`; audited whether allowed or refused."""
     from lakehouse.io.arrow import read_table
 
-    try:
-        jurisdiction = _check(settings, role, "reidentify", token, purpose)
-    except NotPermittedError as exc:
-        _audit(
-            settings,
-            "reidentify_refused",
-            "_vault",
-            role,
-            purpose,
-            details={"token": token, "why": str(exc)},
-        )
-        raise
+    jurisdiction = _permitted(settings, role, "reidentify", token, purpose)
     name = vault_table(jurisdiction)
     rows = read_table(settings, name, filter=("token", "=", token))
     value = rows[0]["value"] if rows else None
@@ -107,18 +124,7 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
     from jobs import JobContext, new_run_id
     from lakehouse.io import CommitContext
 
-    try:
-        jurisdiction = _check(settings, role, "erase", token, purpose)
-    except NotPermittedError as exc:
-        _audit(
-            settings,
-            "erase_refused",
-            "_vault",
-            role,
-            purpose,
-            details={"token": token, "why": str(exc)},
-        )
-        raise
+    jurisdiction = _permitted(settings, role, "erase", token, purpose)
     from governance.audit import current_principal
 
     name = vault_table(jurisdiction)
@@ -127,6 +133,13 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
     )
     commit = CommitContext(job="erase", run_id=ctx.run_id, logical_date=ctx.logical_date)
     io = ctx.io
+    # Recorded first: from here on no silver run vaults the subject again, even if the
+    # removal below is interrupted (running erase again finishes it).
+    erased = ctx.spark.createDataFrame(
+        [(token, jurisdiction, dt.datetime.now(dt.UTC), current_principal(), purpose)],
+        ctx.registry.get(ERASURES).spark_schema,
+    )
+    io.append(ERASURES, erased, ctx=commit)
     removed = 0
     if io.version(name) is not None:
         current = io.read(name).localCheckpoint()
@@ -134,11 +147,6 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
         if removed:
             io.overwrite(name, current.where(F.col("token") != token), ctx=commit)
             io.vacuum(name, retention_hours=0, ctx=commit)
-    erased = ctx.spark.createDataFrame(
-        [(token, jurisdiction, dt.datetime.now(dt.UTC), current_principal(), purpose)],
-        ctx.registry.get(ERASURES).spark_schema,
-    )
-    io.append(ERASURES, erased, ctx=commit)
     _audit(settings, "erase", name, role, purpose, row_count=removed, details={"token": token})
     return removed
 

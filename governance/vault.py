@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -18,7 +18,7 @@ _LOCK = threading.Lock()  # silver builds entities in threads; one vault writer 
 def store(
     io: TableIO,
     rows: DataFrame,
-    jurisdictions: Mapping[str, str] | list[str],
+    jurisdictions: Iterable[str],
     *,
     table: str,
     ctx: CommitContext,

@@ -126,11 +126,22 @@ def _summary(job: str, result: dict[str, Any]) -> str:
 def _governed_read(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:
     from governance.read import Lakehouse
 
-    lake = Lakehouse.open(role="analyst_eu", settings=settings, spark=spark, purpose="demo")
-    rows = lake.sql(
-        "SELECT plant_id, customer_code, contact_name, contact_phone "
-        "FROM silver.customers ORDER BY plant_id, customer_code LIMIT 3"
+    quality = Lakehouse.open(
+        role="quality_engineer", settings=settings, spark=spark, purpose="demo: recall contacts"
+    )
+    rows = quality.sql(
+        "SELECT plant_id, customer_code, contact_name, contact_phone FROM silver.customers "
+        "ORDER BY plant_id, customer_code LIMIT 3"
     ).collect()
-    step("silver.customers as analyst_eu (EU plants only, personal data pseudonymised):")
+    step("silver.customers as quality_engineer (personal data pseudonymised per jurisdiction):")
     for row in rows:
         print("         " + " | ".join(str(v) for v in row))
+    eu = Lakehouse.open(role="analyst_eu", settings=settings, spark=spark, purpose="demo")
+    counts = eu.sql(
+        "SELECT plant_id, count(*) AS complaints FROM silver.complaints GROUP BY plant_id "
+        "ORDER BY plant_id"
+    ).collect()
+    step(
+        "silver.complaints as analyst_eu (EU plants only): "
+        + ", ".join(f"{r['plant_id']} {r['complaints']}" for r in counts)
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ from governance.keys import Keys
 from governance.masking import Masker
 from governance.subjects import NotPermittedError, erase, reidentify
 from jobs import JobContext
-from lakehouse.config import load_settings
+from lakehouse.config import PROJECT_ROOT, load_settings
 from lakehouse.io import CommitContext
 
 KEY = bytes(range(32))
@@ -113,3 +114,29 @@ def test_erasure_removes_the_value_from_every_vault_file_for_good(
     actions = [e["action"] for e in AuditTrail(ctx.settings).events()]
     assert "erase_refused" in actions
     assert "erase" in actions
+
+
+def test_a_regional_role_may_not_reach_another_jurisdictions_vault(
+    lake: tuple[JobContext, dict[str, str]], tmp_path: Path
+) -> None:
+    ctx, tokens = lake
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    access = conf / "governance" / "access.yaml"
+    text = access.read_text(encoding="utf-8")
+    # give the EU analyst the permission: it still covers no Chinese plant
+    access.write_text(
+        text.replace(
+            "rows: {countries: [IE, DE]}\n    permissions: []",
+            "rows: {countries: [IE, DE]}\n    permissions: [reidentify]",
+        ),
+        encoding="utf-8",
+    )
+    assert "permissions: [reidentify]" in access.read_text(encoding="utf-8")
+    settings = ctx.settings.model_copy(update={"conf_dir": conf})
+    with pytest.raises(NotPermittedError, match="does not read the rows of every cn plant"):
+        reidentify(settings, role="analyst_eu", token=tokens["王秀英"], purpose=PURPOSE)
+    with pytest.raises(NotPermittedError, match="unknown role"):
+        reidentify(settings, role="intern", token=tokens["王秀英"], purpose=PURPOSE)
+    actions = [e["action"] for e in AuditTrail(settings).events()[-2:]]
+    assert actions == ["reidentify_refused", "reidentify_refused"]

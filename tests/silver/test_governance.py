@@ -49,10 +49,21 @@ def labels(landing: Path) -> list[dict[str, Any]]:
 
 
 def data_files(lake: Path) -> list[Path]:
-    """Every file of every silver and gold table: data files (committed or not) and logs."""
-    return sorted(
-        p for layer in ("silver", "gold") for p in (lake / layer).rglob("*") if p.is_file()
-    )
+    """Every file of every silver and gold table (data files, committed or not, and logs),
+    of the system tables roles may read, and the logs of the vaults (the vault data files
+    hold the clear values by design; bronze and its quarantine keep deliveries as sent)."""
+    system = [
+        p
+        for table in (lake / "_system").iterdir()
+        if table.name != "_bronze_quarantine"
+        for p in (
+            table.rglob("*")
+            if not table.name.startswith("_vault_") or table.name == "_vault_erasures"
+            else (table / "_delta_log").rglob("*")
+        )
+    ]
+    layers = [p for layer in ("silver", "gold") for p in (lake / layer).rglob("*")]
+    return sorted(p for p in layers + system if p.is_file())
 
 
 def decoded_text(path: Path) -> str:
@@ -61,7 +72,9 @@ def decoded_text(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def test_no_labelled_personal_value_is_in_any_silver_or_gold_file(built: dict[str, Any]) -> None:
+def test_no_labelled_personal_value_is_in_any_silver_gold_or_readable_system_file(
+    built: dict[str, Any],
+) -> None:
     values = {label["value"] for label in labels(built["landing"])}
     assert len(values) > 300  # the simulator planted enough to make this meaningful
     files = data_files(built["root"] / "lake")

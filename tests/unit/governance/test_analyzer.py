@@ -212,6 +212,19 @@ def test_overlapping_findings_keep_the_longest_then_the_highest_score_then_check
     ]
 
 
+def test_partly_overlapping_findings_become_their_union_so_nothing_stays_clear() -> None:
+    findings = [
+        Finding("PERSON", 0, 10, 0.9),
+        Finding("ADDRESS", 8, 30, 0.6),  # longer: the group is typed ADDRESS
+        Finding("PHONE_NUMBER", 29, 40, 0.7),  # overlaps the address: same group
+        Finding("EMAIL_ADDRESS", 40, 52, 1.0),  # touches but does not overlap: its own
+    ]
+    assert resolve_overlaps(findings) == [
+        Finding("ADDRESS", 0, 40, 0.6),
+        Finding("EMAIL_ADDRESS", 40, 52, 1.0),
+    ]
+
+
 def test_detect_many_returns_one_list_per_text_and_nothing_for_none_or_empty() -> None:
     out = detect_many([None, "", "联系人王伟，电话13790688900。", "display faulty"])
     assert out[0] == out[1] == out[3] == []

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from governance.classes import Classes, load_classes
 from governance.keys import SecretError, load_keys
 from governance.masking import VAULT, Masker
-from governance.operators import Pseudonymiser, Target, operator
+from governance.operators import (
+    KeyColumns,
+    Pseudonymiser,
+    Target,
+    hmac_pads,
+    operator,
+    token_column,
+)
 from lakehouse.config import ConfigError
 
 KEY = bytes(range(32))
@@ -41,13 +48,46 @@ def test_pseudonym_is_the_keyed_hmac_of_the_normalised_value() -> None:
     assert p.token("PERSON", "周鹏") != Pseudonymiser("cn", OTHER).token("PERSON", "周鹏")
 
 
+def keyed(df: DataFrame, key: bytes, jurisdiction: str) -> tuple[DataFrame, KeyColumns]:
+    """The frame with the jurisdiction and HMAC pads of `key` as columns."""
+    ipad, opad = hmac_pads(key)
+    df = df.select(
+        "*", F.lit(jurisdiction).alias("j"), F.lit(ipad).alias("i"), F.lit(opad).alias("o")
+    )
+    return df, KeyColumns(F.col("j"), F.col("i"), F.col("o"))
+
+
 @pytest.mark.parametrize("entity", ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CN_RESIDENT_ID"])
 def test_spark_builtin_hmac_equals_python_hmac(spark: SparkSession, entity: str) -> None:
     values = [*NAMES, " +49 162 5895279 ", "11010519491231002x", "Max.Mustermann@Web.DE", None]
-    df = spark.createDataFrame([(v,) for v in values], "v string")
-    p = Pseudonymiser("eu", KEY * 3)  # a key longer than the SHA-256 block is hashed first
-    got = [r[0] for r in df.select(p.token_column(entity, F.col("v"))).collect()]
+    key = KEY * 3  # a key longer than the SHA-256 block is hashed first
+    df, keys = keyed(spark.createDataFrame([(v,) for v in values], "v string"), key, "eu")
+    got = [r[0] for r in df.select(token_column(entity, F.col("v"), keys)).collect()]
+    p = Pseudonymiser("eu", key)
     assert got == [None if v is None else p.token(entity, v) for v in values]
+
+
+def test_a_value_with_nothing_left_after_normalising_gets_no_token(spark: SparkSession) -> None:
+    df, keys = keyed(spark.createDataFrame([("-",), ("n/a",)], "v string"), KEY, "cn")
+    assert [r[0] for r in df.select(token_column("PHONE_NUMBER", F.col("v"), keys)).collect()] == [
+        None,
+        None,
+    ]
+
+
+def test_the_key_never_appears_in_the_query_plan(spark: SparkSession) -> None:
+    from governance.keys import Keys
+
+    masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
+    df = spark.createDataFrame([("SZ", "周鹏")], "plant_id string, contact_name string")
+    masked = masker.mask(df, {"contact_name": ("pii.person_name", "string")})
+    execution = masked._jdf.queryExecution()
+    utils = spark.sparkContext._jvm.PythonSQLUtils  # what DataFrame.explain prints
+    plan = "".join(utils.explainString(execution, mode) for mode in ("extended", "formatted"))
+    ipad, opad = hmac_pads(KEY)
+    for secret in (KEY, ipad, opad):
+        assert secret.hex() not in plan.lower()
+    assert masked.first()["contact_name"] == hand_token(KEY, "PERSON", "cn", "周鹏")
 
 
 @pytest.mark.parametrize(
@@ -71,16 +111,17 @@ def test_operator_forms_agree(
     op, p = operator(name), Pseudonymiser("eu", KEY)
     target = Target("ADDRESS", "string", params)
     assert op.text(value, target, p) == expected
-    df = spark.createDataFrame([(value,)], "v string")
-    assert df.select(op.column(F.col("v"), target, p)).first()[0] == expected
+    df, keys = keyed(spark.createDataFrame([(value,)], "v string"), KEY, "eu")
+    assert df.select(op.column(F.col("v"), target, keys)).first()[0] == expected
 
 
 def test_generalise_keeps_the_year_of_a_date_and_drop_keeps_nothing(spark: SparkSession) -> None:
-    df = spark.createDataFrame([(dt.date(1961, 7, 23), "x")], "d date, s string")
-    p = Pseudonymiser("eu", KEY)
+    df, keys = keyed(
+        spark.createDataFrame([(dt.date(1961, 7, 23), "x")], "d date, s string"), KEY, "eu"
+    )
     row = df.select(
-        operator("generalise").column(F.col("d"), Target("DATE", "date"), p).alias("g"),
-        operator("drop").column(F.col("s"), Target("PERSON", "string"), p).alias("x"),
+        operator("generalise").column(F.col("d"), Target("DATE", "date"), keys).alias("g"),
+        operator("drop").column(F.col("s"), Target("PERSON", "string"), keys).alias("x"),
     ).first()
     assert row["g"] == dt.date(1961, 1, 1)
     assert row["x"] is None
@@ -209,3 +250,48 @@ def test_a_country_without_jurisdiction_is_a_configuration_error() -> None:
     classes: Classes = load_classes(Path(__file__).parents[3] / "conf")
     with pytest.raises(ConfigError, match="'JP' belongs to no jurisdiction"):
         classes.jurisdiction_of("JP")
+
+
+def test_a_broken_secret_file_is_reported_without_echoing_its_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    secret = "9f2c4e0a1b3d5f7e" * 4
+    secrets.write_text(f"pseudonym_keys:\n  cn: {secret}: x\n")
+    monkeypatch.setenv("LAKEHOUSE_SECRETS_FILE", str(secrets))
+    monkeypatch.delenv("LAKEHOUSE_PSEUDONYM_KEY_CN", raising=False)
+    with pytest.raises(SecretError, match="not valid YAML at line 2") as caught:
+        load_keys(["cn"])
+    assert "9f2c" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("column_type", "classification", "message"),
+    [
+        ("date", "pii.person_name", "pseudonym needs a string column"),
+        ("string", "pii.birth_date", "generalise to a year needs a date"),
+    ],
+)
+def test_an_operator_that_cannot_mask_the_column_type_is_a_configuration_error(
+    column_type: str, classification: str, message: str
+) -> None:
+    from lakehouse.tables import Registry, TableSpec
+
+    table = TableSpec.model_validate(
+        {
+            "name": "silver.patients",
+            "layer": "silver",
+            "description": "test table",
+            "owner": "test",
+            "columns": [
+                {
+                    "name": "who",
+                    "type": column_type,
+                    "description": "x",
+                    "classification": classification,
+                }
+            ],
+        }
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_classes(Path(__file__).parents[3] / "conf").check(Registry([table]))
