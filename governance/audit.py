@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lakehouse.argtypes import non_negative_int
 from lakehouse.config import Settings
 from lakehouse.io.arrow import ArrowTable, Snapshot, to_rows
 from lakehouse.io.errors import SchemaMismatchError, TableConflictError, TableIOError
@@ -438,13 +439,6 @@ class AuditTrail:
 # --------------------------------------------------------------------- command line
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event."""
     trail = AuditTrail(settings)
@@ -534,7 +528,7 @@ def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--last",
-        type=_non_negative,
+        type=non_negative_int,
         default=20,
         metavar="N",
         help="the newest N events (default 20; 0 for all)",

@@ -24,6 +24,7 @@ from governance.access import (
     load_plants,
 )
 from governance.audit import AuditEvent, AuditTrail, current_principal
+from lakehouse.argtypes import positive_int
 from lakehouse.config import Settings, load_settings
 from lakehouse.io import TableIO, TableNotFoundError
 from lakehouse.sources import PlantInfo
@@ -420,17 +421,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
     p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
     p.add_argument(
-        "--limit", type=_positive, default=1000, help="return at most N rows (default 1000)"
+        "--limit", type=positive_int, default=1000, help="return at most N rows (default 1000)"
     )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=cmd_query)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs import JobContext
+
+if TYPE_CHECKING:
+    from governance.masking import Masker
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     }
 
 
-def _masker(ctx: JobContext) -> Any:
+def _masker(ctx: JobContext) -> Masker:
     """Column classes, the run's plants' jurisdictions and their keys (env or secret file)."""
     from governance.classes import load_classes, plant_jurisdictions
     from governance.keys import load_keys

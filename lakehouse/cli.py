@@ -10,17 +10,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lakehouse.argtypes import non_negative_int, positive_float, positive_int
 from lakehouse.config import ConfigError, Settings, load_settings
 from lakehouse.tables import Registry, UnknownTableError
 
 EXIT_USER_ERROR = 2
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _registry(settings: Settings) -> Registry:
@@ -124,20 +118,6 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
-
-
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
@@ -239,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run id and code version of the run that wrote it.",
     )
     p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
-    p.add_argument("--limit", type=_non_negative, default=None, help="show at most N commits")
+    p.add_argument("--limit", type=non_negative_int, default=None, help="show at most N commits")
     p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
     p.set_defaults(func=cmd_table_history)
 
@@ -254,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name")
     p.add_argument(
         "--retention-hours",
-        type=_non_negative,
+        type=non_negative_int,
         default=None,
         help="keep files needed by versions of the last H hours (default: "
         "storage.vacuum_retention_hours in conf)",
@@ -271,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name")
     p.add_argument(
         "--target-mb",
-        type=_non_negative,
+        type=non_negative_int,
         default=None,
         help="target file size (default: storage.target_file_mb)",
     )
@@ -291,15 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--start", type=_date, default=dt.date(2026, 1, 1), help="first day (default 2026-01-01)"
     )
     p.add_argument(
-        "--days", type=_positive_int, default=7, help="number of daily deliveries (default 7)"
+        "--days", type=positive_int, default=7, help="number of daily deliveries (default 7)"
     )
     p.add_argument(
-        "--scale", type=_positive_float, default=1.0, help="volume multiplier (default 1)"
+        "--scale", type=positive_float, default=1.0, help="volume multiplier (default 1)"
     )
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="processes sharing the plants (default 1); the files do not depend on it",
     )

@@ -73,7 +73,7 @@ class SilverRun:
     dates: Sequence[dt.date]
     run_id: str
     group_currency: str
-    masker: Masker | None = None  # None only where no plant delivers personal data (tests)
+    masker: Masker  # masks personal data before anything is ranked or written
 
     @property
     def logical_date(self) -> dt.date:
@@ -218,7 +218,7 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     )
     rows = conform(bronze, spec, plants, refs, run_id=run.run_id)
     personal = _personal_columns(run, spec)
-    if personal and run.masker is not None:
+    if personal:
         # Masked before anything is ranked, quarantined or written: no clear value goes further.
         rows = run.masker.mask(rows, personal, text_map="_text")
     # Latest version of each usable business key (rank 1); unusable rows are not ranked.
@@ -229,7 +229,7 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     # Materialised once: every count and write below starts from this small plan.
     ranked = checkpoint = ranked.localCheckpoint()
     try:
-        if personal and run.masker is not None:
+        if personal:
             out.vaulted = vault.store(
                 run.io,
                 run.masker.vault_rows(ranked),
@@ -246,14 +246,8 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
 
 def _personal_columns(run: SilverRun, spec: EntitySpec) -> dict[str, tuple[str, str]]:
     """Columns of the entity that silver must mask: name -> (classification, Spark type)."""
-    columns = run.io.registry.get(spec.table).columns
-    if run.masker is None:
-        if any(
-            c.classification.startswith("pii.") or c.classification == "free_text" for c in columns
-        ):
-            raise ValueError(f"{spec.table} holds personal data but the run has no masker")
-        return {}
     personal = run.masker.classes.personal
+    columns = run.io.registry.get(spec.table).columns
     return {c.name: (c.classification, c.type) for c in columns if personal(c.classification)}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from governance.audit import AuditEvent, AuditTrail
-from lakehouse.config import DEFAULT_CONF_DIR, Settings, load_settings
+from lakehouse.config import Settings, load_settings
 from lakehouse.io import CommitContext, TableIO
 from lakehouse.tables import Registry
 
@@ -22,14 +21,8 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
 @pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A copy of conf/ whose `test` overlay keeps tables under tmp_path (also for the CLI)."""
-    folder = tmp_path / "conf"
-    shutil.copytree(DEFAULT_CONF_DIR, folder)
-    overlay = folder / "env" / "test.yaml"
-    overlay.write_text(overlay.read_text() + f"\nstorage:\n  root: {tmp_path / 'lake'}\n")
-    monkeypatch.setenv("LAKEHOUSE_CONF", str(folder))
-    monkeypatch.setenv("LAKEHOUSE_ENV", "test")
+def lake(conf: Path) -> Settings:
+    """Settings of the `conf` copy (tests/integration/conftest.py), as the CLI loads them."""
     return load_settings()
 
 

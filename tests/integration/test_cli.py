@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +11,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.cli import main
-from lakehouse.config import DEFAULT_CONF_DIR, load_settings
+from lakehouse.config import load_settings
 from lakehouse.io import CommitContext, TableIO
 from lakehouse.tables import Registry
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
-
-
-@pytest.fixture
-def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of conf/ whose `test` overlay keeps tables under tmp_path."""
-    folder = tmp_path / "conf"
-    shutil.copytree(DEFAULT_CONF_DIR, folder)
-    overlay = folder / "env" / "test.yaml"
-    overlay.write_text(overlay.read_text() + f"\nstorage:\n  root: {tmp_path / 'lake'}\n")
-    monkeypatch.setenv("LAKEHOUSE_CONF", str(folder))
-    monkeypatch.setenv("LAKEHOUSE_ENV", "test")
-    return folder
 
 
 @pytest.mark.parametrize(
