@@ -47,11 +47,12 @@ format: venv
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-bench: venv  ## table-layer, simulator, pipeline and governance benchmarks; write bench/RESULTS.md
+bench: venv  ## table-layer, simulator, pipeline, governance and gold benchmarks; write bench/RESULTS.md
 	@$(BIN)/python -m bench.table_io
 	@$(BIN)/python -m bench.generator
 	@$(BIN)/python -m bench.pipeline
 	@$(BIN)/python -m bench.governance
+	@$(BIN)/python -m bench.gold
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 \

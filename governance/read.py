@@ -171,6 +171,11 @@ class Lakehouse:
             purpose=purpose,
         )
 
+    @property
+    def spark(self) -> SparkSession:
+        """The governed session (its SQL cannot read files by path)."""
+        return self._spark
+
     # ----------------------------------------------------------------- reads
 
     def tables(self) -> list[str]:

@@ -38,6 +38,7 @@ class JobContext:
     plants: list[str] | None = None  # None: every configured plant
     force: bool = False
     entities: list[str] | None = None  # silver: only these entities (default all)
+    model: str | None = None  # train / validate / score: the model name in conf/models
     _spark: SparkSession | None = field(default=None, repr=False)
 
     @property

@@ -144,7 +144,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-JOBS = ("ingest", "silver", "scan")
+JOBS = ("ingest", "silver", "scan", "gold", "train", "validate", "score")
+MODEL_JOBS = ("train", "validate", "score")
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -156,11 +157,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("lakehouse").setLevel(logging.INFO)
-    last = args.to or args.date
-    if last < args.date:
-        print(f"error: --to {last} is before --date {args.date}", file=sys.stderr)
+    if args.date is None and args.job not in ("train", "validate"):
+        print(f"error: lakehouse run {args.job} needs --date YYYY-MM-DD", file=sys.stderr)
         return EXIT_USER_ERROR
-    dates = [args.date + dt.timedelta(days=i) for i in range((last - args.date).days + 1)]
+    if args.job in MODEL_JOBS and not args.model:
+        print(
+            f"error: lakehouse run {args.job} needs --model NAME (a file in conf/models)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    dates: list[dt.date] = []
+    if args.date is not None:  # train / validate without a date: the latest data in silver
+        last = args.to or args.date
+        if last < args.date:
+            print(f"error: --to {last} is before --date {args.date}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        dates = [args.date + dt.timedelta(days=i) for i in range((last - args.date).days + 1)]
     ctx = JobContext(
         settings=settings,
         job=args.job,
@@ -168,6 +180,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         run_id=args.run_id or new_run_id(args.job),
         plants=[p.strip() for p in args.plant.split(",")] if args.plant else None,
         force=args.force,
+        model=args.model,
     )
     module = importlib.import_module(f"jobs.{args.job}")
     summary = module.run(ctx)
@@ -288,21 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a pipeline job (ingest, silver, scan) for a logical date",
+        help="run a pipeline job (ingest, silver, scan, gold, train, validate, score)",
         description="Run one pipeline job for a logical date, idempotently: running it again "
         "for the same date leaves the same tables. ingest lands the plants' deliveries in "
         "bronze; silver conforms them into the group model and masks personal data; scan "
-        "checks every silver string column for personal data that is not classified.",
+        "checks every silver string column for personal data that is not classified; gold "
+        "computes the scenario marts through the metric dictionary; train, validate and score "
+        "fit a model (conf/models), promote it from challenger to champion when it passes its "
+        "thresholds, and write the champion's predictions.",
     )
     p.add_argument("job", choices=JOBS)
-    p.add_argument("--date", type=_date, required=True, help="logical date YYYY-MM-DD")
+    p.add_argument(
+        "--date",
+        type=_date,
+        help="logical date YYYY-MM-DD (required, except train / validate: latest data)",
+    )
     p.add_argument("--to", type=_date, help="last date of a range starting at --date (backfill)")
     p.add_argument("--plant", help="only these plants (comma-separated ids), default all")
     p.add_argument("--run-id", help="run identifier (default: manual__<time>__<job>__<id>)")
     p.add_argument("--force", action="store_true", help="ingest: re-read files even when unchanged")
+    p.add_argument("--model", help="train / validate / score: model name (conf/models/NAME.yaml)")
     p.set_defaults(func=cmd_run)
 
     _governance_commands(sub)
+    _gold_commands(sub)
 
     p = sub.add_parser(
         "demo",
@@ -330,6 +352,21 @@ def _governance_commands(sub: Any) -> None:
     subjects.add_cli(gsub)
     evaluate_cli.add_cli(gsub)
     views.add_cli(gsub)
+
+
+def _gold_commands(sub: Any) -> None:
+    """`metrics ...` (the metric dictionary) and `gold what-if` (cost transmission)."""
+    from lakehouse.gold import metrics_cli, whatif_cli
+
+    metrics_cli.add_cli(sub)
+    gold = sub.add_parser(
+        "gold",
+        help="scenario analysis on gold: what-if of a component price change",
+        description="Scenario analysis over the group model: what a component price change "
+        "does to the material cost and margin of every product that contains it.",
+    )
+    gsub = gold.add_subparsers(dest="gold_command", required=True, metavar="ACTION")
+    whatif_cli.add_cli(gsub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,7 +59,8 @@ class SparkSettings(_Strict):
 
 
 class MlflowSettings(_Strict):
-    tracking_uri: str = "var/mlruns"
+    tracking_uri: str = "var/mlruns"  # a folder (SQLite store + artifacts in it) or a URI
+    registry_uri: str | None = None  # model registry; None: the same store as tracking_uri
 
 
 class GroupSettings(_Strict):

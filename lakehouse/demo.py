@@ -2,8 +2,9 @@
 
 Generates the default simulated deliveries of the six plants under `var/deliveries/`, ingests
 them into bronze, builds silver (personal data masked, vaults written), runs the governance
-scan, reads a table through the governed read path as a regional analyst, and verifies the
-audit trail. Until the nightly DAG exists (Airflow, issue 7), the jobs run in this process.
+scan, computes the gold marts, reads tables through the governed read path as a quality
+engineer, a regional and a group analyst, and verifies the audit trail. Until the nightly
+DAG exists (Airflow, issue 7), the jobs run in this process.
 
 Pseudonymisation keys: the demo uses the keys of the environment or secret file when they
 are configured; otherwise it creates random demo keys in `var/secrets/` (git-ignored), so
@@ -82,7 +83,7 @@ def run_demo(settings: Settings) -> int:
     dates = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_DAYS)]
     spark = None
     results: dict[str, dict[str, Any]] = {}
-    for job in ("ingest", "silver", "scan"):
+    for job in ("ingest", "silver", "scan", "gold"):
         ctx = JobContext(settings=settings, job=job, dates=dates, run_id=new_run_id(job))
         ctx._spark = spark
         step(f"running {job} for {dates[0]} .. {dates[-1]}")
@@ -92,6 +93,7 @@ def run_demo(settings: Settings) -> int:
         step(_summary(job, results[job]))
     assert spark is not None
     _governed_read(settings, spark, step)
+    _gold_headlines(settings, spark, step)
     from governance.audit import AuditTrail
 
     verdict = AuditTrail(settings).verify()
@@ -117,10 +119,36 @@ def _summary(job: str, result: dict[str, Any]) -> str:
             f"silver: {result['entities']} entities, {result['rows_read']:,} rows read, "
             f"{len(result['unbalanced'])} unbalanced; new vault entries: {vaulted or 'none'}"
         )
+    if job == "gold":
+        rows = ", ".join(
+            f"{t.removeprefix('gold.')} {n:,}" for t, n in result["rows_written"].items()
+        )
+        return f"gold as of {result['as_of_date']}: rows written: {rows}"
     return (
         f"governance scan: {result['columns_scanned']} string columns, "
         f"{result['values_sampled']:,} values sampled, {len(result['failed_gates'])} failed"
     )
+
+
+def _gold_headlines(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:
+    """On-time delivery per plant and the suppliers with risk flags, as the group analyst."""
+    from governance.read import Lakehouse
+
+    group = Lakehouse.open(role="group_analyst", settings=settings, spark=spark, purpose="demo")
+    otd = group.sql(
+        "SELECT plant_id, round(100 * sum(numerator) / sum(denominator), 1) AS otd "
+        "FROM gold.supply_chain_panorama WHERE grain = 'plant_id+month' AND metric_id = 'otd' "
+        "GROUP BY plant_id ORDER BY plant_id"
+    ).collect()
+    step("on-time delivery (metric otd): " + ", ".join(f"{r[0]} {r[1]}%" for r in otd))
+    flags = group.sql(
+        "SELECT supplier_name, material_category, array_join(risk_flags, ', ') AS flags "
+        "FROM gold.supplier_scorecard WHERE size(risk_flags) > 0 "
+        "ORDER BY composite_score NULLS LAST LIMIT 3"
+    ).collect()
+    step("suppliers with risk flags (gold.supplier_scorecard, lowest composite first):")
+    for row in flags:
+        print("         " + " | ".join(str(v) for v in row))
 
 
 def _governed_read(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:

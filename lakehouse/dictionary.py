@@ -6,10 +6,14 @@ python -m lakehouse.dictionary > docs/data-dictionary.md     (or: make docs)
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from lakehouse.config import DEFAULT_CONF_DIR
 from lakehouse.silver.spec import full_registry
 from lakehouse.tables import Registry, TableSpec
+
+if TYPE_CHECKING:
+    from lakehouse.gold.metrics import MetricDictionary
 
 
 def _cell(text: object) -> str:
@@ -37,7 +41,32 @@ def _table(t: TableSpec) -> list[str]:
     return [*lines, ""]
 
 
-def render(registry: Registry) -> str:
+def _metrics(dictionary: MetricDictionary) -> list[str]:
+    lines = [
+        "## Metrics",
+        "",
+        "The group metric dictionary (`conf/metrics`; `lakehouse metrics list | show ID`): one",
+        "definition per KPI, computed from the named fact (`lakehouse/gold/facts.py`) in every",
+        "gold job and by `lakehouse metrics query`. Gold rows record the version they used.",
+        "",
+        "| metric | version | name | unit | direction | fact | dimensions | definition |",
+        "| --- | ---: | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in dictionary:
+        s = m.spec
+        variant = next((v for v in s.variants if v.id == m.id), None)
+        name = variant.name if variant else s.name
+        text = (f"Variant of `{m.canonical}`: {variant.reason} " if variant else "") + s.definition
+        unit = s.unit + (" (group currency)" if s.currency == "group" else "")
+        lines.append(
+            f"| `{m.id}` | {m.version} | {_cell(name.en)} / {_cell(name.zh)} | {_cell(unit)} | "
+            f"{s.direction.replace('_', ' ')} | `{s.fact}` | {', '.join(s.dimensions)} | "
+            f"{_cell(text)} |"
+        )
+    return [*lines, ""]
+
+
+def render(registry: Registry, dictionary: MetricDictionary | None = None) -> str:
     out = [
         "# Data dictionary",
         "",
@@ -54,16 +83,21 @@ def render(registry: Registry) -> str:
         "personal data; masked in silver by the governance layer) and `pii.<kind>`.",
         "",
     ]
-    for layer, title in (("silver", "Silver"), ("system", "System tables")):
+    for layer, title in (("silver", "Silver"), ("gold", "Gold"), ("system", "System tables")):
         out += [f"## {title}", ""]
         for t in registry:
             if t.layer == layer:
                 out += _table(t)
+    if dictionary is not None:
+        out += _metrics(dictionary)
     return "\n".join(out).rstrip() + "\n"
 
 
 def main() -> None:
-    sys.stdout.write(render(full_registry(DEFAULT_CONF_DIR)))
+    from lakehouse.gold.metrics import load_dictionary
+
+    dictionary = load_dictionary(DEFAULT_CONF_DIR)
+    sys.stdout.write(render(full_registry(DEFAULT_CONF_DIR), dictionary))
 
 
 if __name__ == "__main__":

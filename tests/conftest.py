@@ -73,3 +73,11 @@ def any_io(
             "never fetches jars, so its conformance run happens where they are installed"
         )
     return TableIO(spark, settings, registry)
+
+
+@pytest.fixture(scope="session")
+def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Eight simulated months of two plants in silver (tests/history.py), built on first use."""
+    from tests.history import build_history
+
+    return build_history(spark, tmp_path_factory.mktemp("history"))

@@ -79,6 +79,8 @@ def test_no_labelled_personal_value_is_in_any_silver_gold_or_readable_system_fil
     assert len(values) > 300  # the simulator planted enough to make this meaningful
     files = data_files(built["root"] / "lake")
     assert any(p.suffix == ".parquet" for p in files)
+    gold = built["root"] / "lake" / "gold"
+    assert any(p.suffix == ".parquet" and gold in p.parents for p in files)  # gold is covered
     leaks: dict[str, list[str]] = defaultdict(list)
     for path in files:
         raw = path.read_bytes()

@@ -1,0 +1,1 @@
+"""Gold: scenario marts computed from silver, every KPI through the metric dictionary."""

@@ -1,0 +1,1 @@
+"""Machine learning on silver: model configs (conf/models), features, pipelines and MLflow."""

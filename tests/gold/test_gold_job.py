@@ -1,0 +1,178 @@
+"""Job `gold` on eight simulated months: the planted degrading supplier, versions, idempotency,
+and the self-service metric query through the governed read path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from jobs import gold as gold_job
+from lakehouse.config import PROJECT_ROOT
+from lakehouse.gold.metrics import load_dictionary
+from tests.history import DATES, context
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gold(history: dict[str, Any], spark: SparkSession) -> dict[str, Any]:
+    ctx = context(history, spark, "gold", DATES)
+    summary = gold_job.run(ctx)
+    return {"ctx": ctx, "summary": summary, "history": history}
+
+
+def _planted_group_ids(gold: dict[str, Any]) -> set[str]:
+    answers, io = gold["history"]["answers"], gold["ctx"].io
+    codes = answers["otd_supplier_codes"]
+    rows = (
+        io.read("silver.suppliers")
+        .select("plant_id", "supplier_code", "supplier_group_id")
+        .collect()
+    )
+    return {r["supplier_group_id"] for r in rows if codes.get(r["plant_id"]) == r["supplier_code"]}
+
+
+def test_the_degrading_supplier_is_flagged_after_the_planted_date_and_not_before(
+    gold: dict[str, Any],
+) -> None:
+    degrade = dt.date.fromisoformat(gold["history"]["answers"]["otd_degrade_date"])
+    assert degrade == dt.date(2026, 5, 1)
+    planted = _planted_group_ids(gold)
+    assert planted
+    rows = gold["ctx"].io.read("gold.supplier_scorecard").collect()
+    flagged = {
+        r["month"]
+        for r in rows
+        if r["supplier_group_id"] in planted and "otd_decline" in r["risk_flags"]
+    }
+    before = {r["month"] for r in rows if r["month"] < f"{degrade:%Y-%m}"}
+    assert before >= {"2026-01", "2026-02", "2026-03", "2026-04"}  # evaluated, not flagged
+    assert not {m for m in flagged if m < f"{degrade:%Y-%m}"}, flagged
+    # two months into the degradation the window holds enough late lines to be evidence
+    assert {"2026-07", "2026-08"} <= flagged, flagged
+    reasons = [
+        reason
+        for r in rows
+        if r["supplier_group_id"] in planted and r["month"] == "2026-07"
+        for reason in r["risk_reasons"]
+        if reason.startswith("on-time delivery")
+    ]
+    assert reasons and "down" in reasons[0]
+    # its delivery score fell: the window after against the window before
+    by_month = {
+        r["month"]: r["delivery"]
+        for r in rows
+        if r["supplier_group_id"] in planted and r["material_category"] == "plastic"
+    }
+    assert by_month["2026-07"] < by_month["2026-04"] - 0.15
+
+
+def test_every_gold_row_records_the_metric_version_it_was_computed_with(
+    gold: dict[str, Any],
+) -> None:
+    dictionary = load_dictionary(PROJECT_ROOT / "conf")
+    io = gold["ctx"].io
+    pairs = (
+        io.read("gold.supply_chain_panorama")
+        .select("metric_id", "metric_version")
+        .distinct()
+        .collect()
+    )
+    assert {r["metric_id"] for r in pairs} >= {
+        "otd",
+        "otif",
+        "incoming_pass_rate",
+        "ppv",
+        "inventory_turns",
+        "material_margin_pct",
+    }
+    for r in pairs:
+        assert r["metric_version"] == dictionary.get(r["metric_id"]).version
+    versions = io.read("gold.supplier_scorecard").select("metric_versions").first()[0]
+    assert versions == {"otd": 1, "incoming_pass_rate": 1, "ppv_pct": 1, "lead_time_ratio": 1}
+    assert io.read("gold.product_cost").where(F.col("metric_versions").isNull()).count() == 0
+
+
+def test_panorama_otd_per_plant_equals_a_count_over_silver(gold: dict[str, Any]) -> None:
+    io = gold["ctx"].io
+    po = (
+        io.read("silver.purchase_orders")
+        .select("plant_id", "po_number", "po_line", "due_date")
+        .toPandas()
+    )
+    gr = (
+        io.read("silver.goods_receipts")
+        .select("plant_id", "po_number", "po_line", "receipt_date")
+        .toPandas()
+    )
+    lines = gr.merge(po, on=["plant_id", "po_number", "po_line"])
+    lines = lines[lines["due_date"].notna()]
+    offset = (lines["receipt_date"] - lines["due_date"]).map(lambda d: d.days)
+    lines = lines.assign(
+        ok=(offset >= -3) & (offset <= 2), month=lines["receipt_date"].map(lambda d: f"{d:%Y-%m}")
+    )
+    expected = lines[lines["month"] == "2026-06"].groupby("plant_id")["ok"].mean().to_dict()
+    got = {
+        r["plant_id"]: r["value"]
+        for r in io.read("gold.supply_chain_panorama")
+        .where("grain = 'plant_id+month' AND metric_id = 'otd' AND month = '2026-06'")
+        .collect()
+    }
+    assert got == pytest.approx(expected)
+
+
+def test_a_second_run_for_the_same_date_leaves_the_same_tables(
+    gold: dict[str, Any], spark: SparkSession
+) -> None:
+    io = gold["ctx"].io
+    last = DATES[-1:]
+    gold_job.run(context(gold["history"], spark, "gold", last))
+
+    def snapshot() -> dict[str, list[str]]:
+        return {
+            t: sorted(
+                json.dumps(r.asDict(recursive=True), default=str, sort_keys=True)
+                for r in io.read(t).collect()
+            )
+            for t in ("gold.supply_chain_panorama", "gold.supplier_scorecard", "gold.product_cost")
+        }
+
+    first = snapshot()
+    gold_job.run(context(gold["history"], spark, "gold", last))
+    assert snapshot() == first
+
+
+def test_metrics_query_as_a_regional_role_sees_its_plants_only(
+    gold: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lakehouse.gold import metrics_cli
+
+    ctx = gold["ctx"]
+    args = type("Args", (), {})()
+    args.metric, args.by, args.role, args.purpose, args.format = (
+        "otd",
+        "plant_id,month",
+        "analyst_cn",
+        "test",
+        "json",
+    )
+    args.where, args.as_of = "month = '2026-06'", dt.date(2026, 8, 28)
+    assert metrics_cli.cmd_query(args, ctx.settings) == 0  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("[") :])
+    assert {r["plant_id"] for r in rows} == {"SU"}  # the Chinese plant only
+    panorama = (
+        ctx.io.read("gold.supply_chain_panorama")
+        .where(
+            "grain = 'plant_id+month' AND metric_id = 'otd' AND month = '2026-06' AND plant_id = 'SU'"
+        )
+        .first()
+    )
+    assert rows[0]["value"] == pytest.approx(panorama["value"])
+    audit = ctx.io.read("_audit").where("role = 'analyst_cn' AND purpose = 'test'").collect()
+    assert {r["table_name"] for r in audit} >= {"silver.goods_receipts", "silver.purchase_orders"}

@@ -1,0 +1,1 @@
+"""Tests of lakehouse.ml and the model jobs (train, validate, score)."""
