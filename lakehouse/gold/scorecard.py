@@ -126,7 +126,8 @@ def scorecard(
             )
             * 100
         )
-        base = base.withColumn(f"{name}_score", F.when(enough, score))
+        # greatest / least skip NULLs: a component without data must stay NULL, not 100
+        base = base.withColumn(f"{name}_score", F.when(enough & F.col(name).isNotNull(), score))
         has = F.col(f"{name}_score").isNotNull()
         weighted = weighted + F.when(has, F.col(f"{name}_score") * c.weight).otherwise(0.0)
         weights = weights + F.when(has, F.lit(c.weight)).otherwise(0.0)
