@@ -22,6 +22,21 @@ if TYPE_CHECKING:
     from lakehouse.sources import PlantSource
 
 
+def submit(job: str) -> None:
+    """Entry point of `spark-submit jobs/<job>.py ARGS`: the same as `lakehouse run <job> ARGS`
+    (an `--env E` anywhere in ARGS selects the configuration overlay); exits with its code."""
+    import sys
+
+    from lakehouse.cli import main
+
+    args = sys.argv[1:]
+    head: list[str] = []
+    if "--env" in args:
+        at = args.index("--env")
+        head, args = args[at : at + 2], args[:at] + args[at + 2 :]
+    sys.exit(main([*head, "run", job, *args]))
+
+
 def new_run_id(job: str) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     return f"manual__{stamp}__{job}__{uuid.uuid4().hex[:6]}"

@@ -186,3 +186,9 @@ def _lineage(ctx: JobContext, read: dict[str, int], written: dict[str, int]) -> 
         edges.wrote(table, version)
         rows += edges.rows()
     ctx.record_edges(rows)
+
+
+if __name__ == "__main__":  # spark-submit jobs/gold.py --date D [...]
+    from jobs import submit
+
+    submit("gold")

@@ -58,3 +58,9 @@ def _record_lineage(
     for table, version in sorted(versions.items()):
         recorder.wrote(table, version)
     ctx.record_edges(rows)
+
+
+if __name__ == "__main__":  # spark-submit jobs/ingest.py --date D [...]
+    from jobs import submit
+
+    submit("ingest")

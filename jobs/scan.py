@@ -31,3 +31,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "failed_gates": [s.message for s in failed],
         "exit_code": 1 if failed else 0,
     }
+
+
+if __name__ == "__main__":  # spark-submit jobs/scan.py --date D [...]
+    from jobs import submit
+
+    submit("scan")

@@ -21,7 +21,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from lakehouse.config import ConfigError
     from lakehouse.io import CommitContext
     from lakehouse.ml import late_delivery as ld
-    from lakehouse.ml.tracking import CHAMPION, ModelError, ModelRegistry
+    from lakehouse.ml.tracking import CHAMPION, ModelNotReadyError, ModelRegistry
 
     if not ctx.dates:
         raise ConfigError("lakehouse run score needs --date YYYY-MM-DD (the day to score)")
@@ -29,7 +29,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     registry = ModelRegistry(ctx.settings)
     champion = registry.by_alias(config.registered_model, CHAMPION)
     if champion is None:
-        raise ModelError(
+        raise ModelNotReadyError(
             f"registered model {config.registered_model!r} has no {CHAMPION!r} version in "
             f"{registry.describe()}; run `lakehouse run train --model {config.name}` and then "
             f"`lakehouse run validate --model {config.name}`, which promotes the challenger "
@@ -94,3 +94,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "inputs": versions,
         "exit_code": 0,
     }
+
+
+if __name__ == "__main__":  # spark-submit jobs/score.py --date D [...]
+    from jobs import submit
+
+    submit("score")

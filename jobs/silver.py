@@ -16,11 +16,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from lakehouse.silver.spec import load_specs
 
     conf = ctx.settings.conf_dir
+    specs = load_specs(conf / "silver")
+    unknown = sorted(set(ctx.entities or []) - set(specs))
+    if unknown:
+        from lakehouse.config import ConfigError
+
+        raise ConfigError(
+            f"unknown silver entity {', '.join(unknown)}; the entities are "
+            f"{', '.join(sorted(specs))} (conf/silver/<entity>.yaml)"
+        )
     every = ctx.all_sources
     masker = _masker(ctx)  # before anything is read or written: a missing key stops the run
     silver = SilverRun(
         io=ctx.io,
-        specs=load_specs(conf / "silver"),
+        specs=specs,
         rules=load_rules(conf / "quality"),
         sources=every,
         plants=list(ctx.sources),
@@ -102,3 +111,9 @@ def _lineage(ctx: JobContext, result: Any) -> None:
             edges.wrote(table, version)
         rows += edges.rows()
     ctx.record_edges(rows)
+
+
+if __name__ == "__main__":  # spark-submit jobs/silver.py --date D [...]
+    from jobs import submit
+
+    submit("silver")

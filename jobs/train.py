@@ -168,13 +168,13 @@ def late_tolerance_days(ctx: JobContext) -> int:
 def input_versions(ctx: JobContext) -> dict[str, int]:
     """The current Delta version of each input; a table never written stops the job."""
     from lakehouse.ml.late_delivery import INPUTS
-    from lakehouse.ml.tracking import ModelError
+    from lakehouse.ml.tracking import ModelNotReadyError
 
     versions: dict[str, int] = {}
     for table in INPUTS:
         version = ctx.io.version(table)
         if version is None:
-            raise ModelError(
+            raise ModelNotReadyError(
                 f"{table} has never been written under {ctx.settings.storage_root}; build "
                 "silver first (lakehouse run ingest / silver --date D)"
             )
@@ -191,11 +191,11 @@ def latest_receipt(frames: dict[str, DataFrame]) -> dt.date:
     """The as-of date when none is given: the latest receipt date in silver."""
     from pyspark.sql import functions as F
 
-    from lakehouse.ml.tracking import ModelError
+    from lakehouse.ml.tracking import ModelNotReadyError
 
     row = frames["silver.goods_receipts"].agg(F.max("receipt_date").alias("last")).first()
     if row is None or row["last"] is None:
-        raise ModelError(
+        raise ModelNotReadyError(
             "silver.goods_receipts holds no receipt: nothing to learn lateness from; "
             "ingest and build silver for a period with deliveries first"
         )
@@ -209,13 +209,13 @@ def _check_training_data(
     from pyspark.sql import functions as F
 
     from lakehouse.ml.late_delivery import LABEL
-    from lakehouse.ml.tracking import ModelError
+    from lakehouse.ml.tracking import ModelNotReadyError
 
     row = train.agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("late")).first()
     n = int(row["n"] or 0) if row else 0
     late = int(row["late"] or 0) if row else 0
     if n < config.min_training_rows or late in (0, n):
-        raise ModelError(
+        raise ModelNotReadyError(
             f"model {config.name}: only {n} lines ({late} late) had a known outcome before the "
             f"holdout cutoff {cutoff} (as-of {as_of} minus holdout.days={config.holdout.days}); "
             f"training needs min_training_rows={config.min_training_rows} lines of both "
@@ -256,3 +256,9 @@ def _fingerprint(
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+if __name__ == "__main__":  # spark-submit jobs/train.py --date D [...]
+    from jobs import submit
+
+    submit("train")

@@ -34,13 +34,19 @@ def run(ctx: JobContext) -> dict[str, Any]:
         read_inputs,
     )
     from lakehouse.ml import late_delivery as ld
-    from lakehouse.ml.tracking import CHALLENGER, CHAMPION, ModelError, ModelRegistry
+    from lakehouse.ml.tracking import (
+        CHALLENGER,
+        CHAMPION,
+        ModelError,
+        ModelNotReadyError,
+        ModelRegistry,
+    )
 
     config = model_config(ctx)  # promotion rules and holdout length: as declared now
     registry = ModelRegistry(ctx.settings)
     challenger = registry.by_alias(config.registered_model, CHALLENGER)
     if challenger is None:
-        raise ModelError(
+        raise ModelNotReadyError(
             f"registered model {config.registered_model!r} has no {CHALLENGER!r} version in "
             f"{registry.describe()}; run `lakehouse run train --model {config.name}` first"
         )
@@ -184,3 +190,9 @@ def _fingerprint(
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+if __name__ == "__main__":  # spark-submit jobs/validate.py --date D [...]
+    from jobs import submit
+
+    submit("validate")

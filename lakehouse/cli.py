@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lakehouse.argtypes import non_negative_int, positive_float, positive_int
-from lakehouse.config import ConfigError, Settings, load_settings
+from lakehouse.config import ConfigError, NotReadyError, Settings, load_settings
 from lakehouse.tables import Registry, UnknownTableError
 
 EXIT_USER_ERROR = 2
+EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there yet; nothing written
 
 
 def _registry(settings: Settings) -> Registry:
@@ -144,7 +145,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-JOBS = ("ingest", "silver", "scan", "gold", "train", "validate", "score")
+JOBS = ("ingest", "silver", "scan", "gates", "gold", "train", "validate", "score", "report")
 MODEL_JOBS = ("train", "validate", "score")
 
 
@@ -181,6 +182,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         plants=[p.strip() for p in args.plant.split(",")] if args.plant else None,
         force=args.force,
         model=args.model,
+        entities=[e.strip() for e in args.entities.split(",")] if args.entities else None,
     )
     module = importlib.import_module(f"jobs.{args.job}")
     summary = module.run(ctx)
@@ -301,14 +303,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a pipeline job (ingest, silver, scan, gold, train, validate, score)",
+        help="run a pipeline job (ingest, silver, scan, gates, gold, train, validate, score, "
+        "report)",
         description="Run one pipeline job for a logical date, idempotently: running it again "
         "for the same date leaves the same tables. ingest lands the plants' deliveries in "
         "bronze; silver conforms them into the group model and masks personal data; scan "
-        "checks every silver string column for personal data that is not classified; gold "
-        "computes the scenario marts through the metric dictionary; train, validate and score "
-        "fit a model (conf/models), promote it from challenger to champion when it passes its "
-        "thresholds, and write the champion's predictions.",
+        "checks every silver string column for personal data that is not classified; gates "
+        "fails when a quality gate of the dates failed; gold computes the scenario marts "
+        "through the metric dictionary; train, validate and score fit a model (conf/models), "
+        "promote it from challenger to champion when it passes its thresholds, and write the "
+        "champion's predictions; report writes the night's HTML report. Exit codes: 0 done, "
+        "1 failed (a quality gate), 2 bad input or configuration, 75 not ready yet (no model "
+        "or too little history; nothing written).",
     )
     p.add_argument("job", choices=JOBS)
     p.add_argument(
@@ -321,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help="run identifier (default: manual__<time>__<job>__<id>)")
     p.add_argument("--force", action="store_true", help="ingest: re-read files even when unchanged")
     p.add_argument("--model", help="train / validate / score: model name (conf/models/NAME.yaml)")
+    p.add_argument("--entities", help="silver: only these entities (comma-separated), default all")
     p.set_defaults(func=cmd_run)
 
     _governance_commands(sub)
@@ -376,6 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.env)
         return func(args, settings)
+    except NotReadyError as exc:
+        print(f"not ready: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -22,6 +22,11 @@ class ConfigError(Exception):
     """A configuration file is missing, unreadable or invalid; the message says where and why."""
 
 
+class NotReadyError(ConfigError):
+    """What a job needs is not there yet (no model trained, too little history): nothing was
+    written. `lakehouse run` exits with 75 (EX_TEMPFAIL), which the DAGs turn into a skip."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +81,12 @@ class LandingSettings(_Strict):
     )
 
 
+class ReportSettings(_Strict):
+    folder: str = Field(
+        default="var/reports", description="where the nightly report job writes its HTML page"
+    )
+
+
 class Settings(_Strict):
     """Everything that differs between environments; nothing else is read from the outside."""
 
@@ -86,6 +97,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     landing: LandingSettings = LandingSettings()
     group: GroupSettings = GroupSettings()
+    reports: ReportSettings = ReportSettings()
     lineage: dict[str, Any] | None = None  # validated by lakehouse.lineage.emitter_from_config
 
     def resolve(self, location: str) -> str:
@@ -194,6 +206,7 @@ def load_settings(
     raw: dict[str, Any] = {}
     for _, data in sources:
         raw = deep_merge(raw, data)
+    raw.pop("pipeline", None)  # an overlay's DAG settings: lakehouse.pipeline reads them
     try:
         return Settings.model_validate({**raw, "env": env_name, "conf_dir": directory})
     except ValidationError as exc:

@@ -81,19 +81,39 @@ def spark_conf(settings: Settings, *, app_name: str | None = None) -> dict[str, 
     return conf
 
 
+# Decided by spark-submit (from the Airflow connection) when a job is submitted: the master,
+# where the driver runs and how big it is. Setting them again here would override the cluster.
+SUBMIT_DECIDES = (
+    "spark.master",
+    "spark.submit.deployMode",
+    "spark.driver.memory",
+    "spark.driver.extraJavaOptions",
+    "spark.app.name",
+)
+
+
+def submitted() -> bool:
+    """True when this Python driver was started by spark-submit (its JVM is already running)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_spark(settings: Settings, *, app_name: str | None = None) -> SparkSession:
     """Build (or return the running) Spark session configured from `settings`.
 
-    The session is always passed on explicitly; no module keeps one globally.
+    The session is always passed on explicitly; no module keeps one globally. Under
+    spark-submit the master and the driver's resources are the submitter's (SUBMIT_DECIDES);
+    everything else still comes from `settings`.
 
     >>> from lakehouse.config import load_settings
     >>> spark = build_spark(load_settings("local"), app_name="notebook")  # doctest: +SKIP
     """
     conf = spark_conf(settings, app_name=app_name)
+    if submitted():
+        conf = {k: v for k, v in conf.items() if k not in SUBMIT_DECIDES}
     Path(conf["spark.local.dir"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    if conf["spark.master"].startswith("local"):
+    if conf.get("spark.master", "").startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder
     for key, value in conf.items():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.config import ConfigError, Settings
+from lakehouse.config import ConfigError, NotReadyError, Settings
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -46,8 +46,13 @@ ARTIFACTS_DIR = "artifacts"
 
 
 class ModelError(ConfigError):
-    """A model job cannot go on for a reason the user can fix (no champion yet, too little
-    data); a `ConfigError`, so `lakehouse run` prints it as one message and exits 2."""
+    """A model job cannot go on for a reason the user can fix; a `ConfigError`, so
+    `lakehouse run` prints it as one message and exits 2."""
+
+
+class ModelNotReadyError(ModelError, NotReadyError):
+    """What a model job needs is not there yet (no champion or challenger, too little
+    history); `lakehouse run` exits 75 and the nightly DAG skips the task."""
 
 
 @dataclass(frozen=True)

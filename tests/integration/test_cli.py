@@ -103,3 +103,24 @@ def test_the_installed_command_lists_tables() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "_lineage" in done.stdout
+
+
+def test_a_job_whose_input_is_not_there_yet_exits_not_ready(
+    conf: Path, tmp_path: Path, spark: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the nightly DAG skips (not fails) a task that exits 75: nothing to do yet
+    overlay = conf / "env" / "test.yaml"
+    overlay.write_text(overlay.read_text() + f"mlflow:\n  tracking_uri: {tmp_path / 'mlruns'}\n")
+    code = main(["run", "train", "--model", "late_delivery", "--date", "2026-03-01"])
+    err = capsys.readouterr().err
+    assert code == 75, err
+    assert err.startswith("not ready: ") and "silver" in err
+
+
+def test_gates_fail_when_silver_left_no_results(
+    conf: Path, spark: SparkSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "gates", "--date", "2026-03-01", "--to", "2026-03-02"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "no quality results in _dq for 2026-03-01..2026-03-02" in captured.err

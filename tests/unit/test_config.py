@@ -41,7 +41,7 @@ def test_when_env_variable_names_the_overlay_then_it_is_used(
 def test_when_overlay_does_not_exist_then_error_lists_the_known_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"no overlay for environment 'prod'; expected one of: cluster, local, test",
+        match=r"no overlay for environment 'prod'; expected one of: cluster, demo, local, test",
     ):
         load_settings("prod")
 
