@@ -13,13 +13,16 @@ PYTEST_ARGS ?=
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help java venv demo test lint format bench lock clean docs
+.PHONY: help java chromium venv demo test lint format bench lock clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 java:
 	@scripts/check_java.sh
+
+chromium:  # Debian's chromium and a CJK font for the report test, installed when missing
+	@scripts/ensure_chromium.sh
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -35,7 +38,7 @@ venv: java $(STAMP)  ## create the virtual environment from requirements.lock
 demo: venv  ## run the main job on the embedded default (local Spark, tables under var/)
 	@$(BIN)/lakehouse demo
 
-test: venv  ## run the whole test suite on real Spark and real Delta tables
+test: venv chromium  ## run the whole test suite on real Spark, Delta, Airflow and Chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy

@@ -1,10 +1,13 @@
-"""`make demo`: the simulator's default dataset through bronze, silver and the governance gates.
+"""`make demo`: the simulator's default dataset through the nightly Airflow DAG to the report.
 
-Generates the default simulated deliveries of the six plants under `var/deliveries/`, ingests
-them into bronze, builds silver (personal data masked, vaults written), runs the governance
-scan, computes the gold marts, reads tables through the governed read path as a quality
-engineer, a regional and a group analyst, and verifies the audit trail. Until the nightly
-DAG exists (Airflow, issue 7), the jobs run in this process.
+Generates a few days of the six plants' simulated deliveries under `var/deliveries/`,
+initialises a local Airflow (SQLite metadata under `var/airflow/`), and runs the real
+`medlake_nightly` DAG once per day with `airflow dags test`: the real operators launch the
+real `spark-submit` of every job (ingest per plant, silver, the governance scan, the quality
+gates, gold, scoring, the report). Then it prints what a director would ask first: rows
+landed per plant, the quality results, the top supplier risks and the cost-transmission
+headline, and the path of the HTML report. Airflow's own output goes to
+`var/logs/airflow-demo.log`.
 
 Pseudonymisation keys: the demo uses the keys of the environment or secret file when they
 are configured; otherwise it creates random demo keys in `var/secrets/` (git-ignored), so
@@ -18,7 +21,6 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ from lakehouse.config import Settings
 from lakehouse.simulator.generate import generate
 
 DEMO_START = dt.date(2026, 1, 1)
-DEMO_DAYS = 7  # the default small scale: a few minutes of pipeline time on 2 cores
+DEMO_DAYS = 2  # one DAG run per day, about six minutes each on 2 cores
 DEMO_SCALE = 1.0
 DEMO_SEED = 42
+DEMO_ENV = "demo"  # conf/env/demo.yaml: the local settings, tasks not retried
 
 
 def demo_keys(settings: Settings) -> Path | None:
@@ -54,7 +57,8 @@ def demo_keys(settings: Settings) -> Path | None:
 
 
 def run_demo(settings: Settings) -> int:
-    from jobs import JobContext, new_run_id
+    from lakehouse.orchestrate import LocalAirflow
+    from lakehouse.pipeline import load_pipeline
 
     started = time.monotonic()
 
@@ -80,96 +84,71 @@ def run_demo(settings: Settings) -> int:
     keys = demo_keys(settings)
     if keys is not None:
         step(f"pseudonymisation keys: demo keys in {keys} (production: env or secret file)")
-    dates = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_DAYS)]
-    spark = None
-    results: dict[str, dict[str, Any]] = {}
-    for job in ("ingest", "silver", "scan", "gold"):
-        ctx = JobContext(settings=settings, job=job, dates=dates, run_id=new_run_id(job))
-        ctx._spark = spark
-        step(f"running {job} for {dates[0]} .. {dates[-1]}")
-        module: Any = __import__(f"jobs.{job}", fromlist=["run"])
-        results[job] = module.run(ctx)
-        spark = ctx.spark
-        step(_summary(job, results[job]))
-    assert spark is not None
-    _governed_read(settings, spark, step)
-    _gold_headlines(settings, spark, step)
-    from governance.audit import AuditTrail
 
-    verdict = AuditTrail(settings).verify()
-    step(
-        f"audit trail: {verdict.checked} events, "
-        + ("hash chain intact" if verdict.ok else f"BROKEN: {verdict.reason}")
+    log = Path(settings.resolve("var/logs/airflow-demo.log"))
+    airflow = LocalAirflow(
+        home=Path(settings.resolve("var/airflow")),
+        conf_dir=settings.conf_dir,
+        env_name=DEMO_ENV,
+        driver_memory=settings.spark.driver_memory,
     )
-    spark.stop()
-    failed = [g for r in results.values() for g in r.get("failed_gates", [])]
-    for gate in failed:
-        print(f"quality gate failed: {gate}")
-    step("demo finished" + (" with failed gates" if failed else ""))
-    return 1 if failed or not verdict.ok else 0
+    dag_id = load_pipeline(settings.conf_dir, DEMO_ENV).nightly.dag_id
+    step(f"initialising Airflow in {airflow.home} (its output: {log})")
+    airflow.init(log)
+
+    def on_task(task_id: str, state: str, seconds: float | None) -> None:
+        took = f" in {seconds:.0f}s" if seconds is not None else ""
+        step(f"  {task_id:<24} {state}{took}")
+
+    failed_days = []
+    for i in range(DEMO_DAYS):
+        day = DEMO_START + dt.timedelta(days=i)
+        step(f"airflow dags test {dag_id}: data interval {day} (run {i + 1} of {DEMO_DAYS})")
+        code = airflow.run_day(dag_id, day, log, on_task=on_task)
+        states = airflow.task_states(dag_id, day)
+        bad = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+        if code != 0 or bad:
+            failed_days.append(day)
+            step(f"run of {day} failed ({', '.join(bad) or f'exit {code}'}); see {log}")
+    last = DEMO_START + dt.timedelta(days=DEMO_DAYS - 1)
+    report = Path(settings.resolve(settings.reports.folder)) / f"medlake-report-{last}.html"
+    if not report.with_suffix(".json").exists():
+        step(f"no report was written for {last}; see {log}")
+        return 1
+    facts = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+    for line in summary_lines(facts):
+        print(line)
+    step(f"report: {report}")
+    step("demo finished" + (f"; failed runs: {failed_days}" if failed_days else ""))
+    return 1 if failed_days or not facts["audit"]["ok"] else 0
 
 
-def _summary(job: str, result: dict[str, Any]) -> str:
-    if job == "ingest":
-        keys = ("files_ingested", "rows_ingested", "rows_quarantined")
-        return ", ".join(f"{k} {result[k]:,}" for k in keys if k in result)
-    if job == "silver":
-        vaulted = ", ".join(f"{j} {n}" for j, n in sorted(result.get("vaulted", {}).items()))
-        return (
-            f"silver: {result['entities']} entities, {result['rows_read']:,} rows read, "
-            f"{len(result['unbalanced'])} unbalanced; new vault entries: {vaulted or 'none'}"
-        )
-    if job == "gold":
-        rows = ", ".join(
-            f"{t.removeprefix('gold.')} {n:,}" for t, n in result["rows_written"].items()
-        )
-        return f"gold as of {result['as_of_date']}: rows written: {rows}"
-    return (
-        f"governance scan: {result['columns_scanned']} string columns, "
-        f"{result['values_sampled']:,} values sampled, {len(result['failed_gates'])} failed"
+def summary_lines(facts: dict[str, Any]) -> list[str]:
+    """The short summary printed after the runs, from the report's figures (JSON)."""
+    lines = [f"-- medlake, {facts['date_from']} .. {facts['date_to']} (month {facts['month']})"]
+    landed = ", ".join(
+        f"{p['plant_id']} {p['rows_ingested']:,}"
+        + (f" (+{p['rows_quarantined']:,} quarantined)" if p["rows_quarantined"] else "")
+        for p in facts["landed"]
     )
-
-
-def _gold_headlines(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:
-    """On-time delivery per plant and the suppliers with risk flags, as the group analyst."""
-    from governance.read import Lakehouse
-
-    group = Lakehouse.open(role="group_analyst", settings=settings, spark=spark, purpose="demo")
-    otd = group.sql(
-        "SELECT plant_id, round(100 * sum(numerator) / sum(denominator), 1) AS otd "
-        "FROM gold.supply_chain_panorama WHERE grain = 'plant_id+month' AND metric_id = 'otd' "
-        "GROUP BY plant_id ORDER BY plant_id"
-    ).collect()
-    step("on-time delivery (metric otd): " + ", ".join(f"{r[0]} {r[1]}%" for r in otd))
-    flags = group.sql(
-        "SELECT supplier_name, material_category, array_join(risk_flags, ', ') AS flags "
-        "FROM gold.supplier_scorecard WHERE size(risk_flags) > 0 "
-        "ORDER BY composite_score NULLS LAST LIMIT 3"
-    ).collect()
-    step("suppliers with risk flags (gold.supplier_scorecard, lowest composite first):")
-    for row in flags:
-        print("         " + " | ".join(str(v) for v in row))
-
-
-def _governed_read(settings: Settings, spark: Any, step: Callable[[str], None]) -> None:
-    from governance.read import Lakehouse
-
-    quality = Lakehouse.open(
-        role="quality_engineer", settings=settings, spark=spark, purpose="demo: recall contacts"
+    lines.append(f"rows landed per plant on the last night: {landed or 'none'}")
+    q = facts["quality"]
+    recon = q["reconciliation"]
+    lines.append(
+        f"quality: {q['rules']} rule results, {q['passed']} passed, {q['warned']} warned, "
+        f"{q['failed']} failed; reconciliation {recon['balanced']} balanced, "
+        f"{recon['unbalanced']} unbalanced"
     )
-    rows = quality.sql(
-        "SELECT plant_id, customer_code, contact_name, contact_phone FROM silver.customers "
-        "ORDER BY plant_id, customer_code LIMIT 3"
-    ).collect()
-    step("silver.customers as quality_engineer (personal data pseudonymised per jurisdiction):")
-    for row in rows:
-        print("         " + " | ".join(str(v) for v in row))
-    eu = Lakehouse.open(role="analyst_eu", settings=settings, spark=spark, purpose="demo")
-    counts = eu.sql(
-        "SELECT plant_id, count(*) AS complaints FROM silver.complaints GROUP BY plant_id "
-        "ORDER BY plant_id"
-    ).collect()
-    step(
-        "silver.complaints as analyst_eu (EU plants only): "
-        + ", ".join(f"{r['plant_id']} {r['complaints']}" for r in counts)
+    lines += [f"  failed: {rule}" for rule in q["failed_rules"]]
+    risky = [s for s in facts["suppliers"] if s["flags"]][:3]
+    lines.append(
+        "top supplier risks (gold.supplier_scorecard):"
+        if risky
+        else "top supplier risks: none flagged in " + facts["scorecard_window"]
     )
+    for s in risky:
+        score = "-" if s["composite"] is None else f"{s['composite']:.1f}"
+        lines.append(f"  {s['name']} ({s['category']}, score {score}): {'; '.join(s['reasons'])}")
+    lines.append(f"cost transmission: {facts['cost_headline']}")
+    lines.append(f"audit: {facts['audit']['message']}")
+    return lines

@@ -1,0 +1,170 @@
+"""Helpers of the medlake DAGs (dags/medlake.py): the spark-submit task of one job, the
+interval check and the failure alert. Imports nothing heavy: no Spark, pandas or Presidio
+(the jobs do); part of the installed package so that every Airflow worker imports it the same
+way, whatever its DAG folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+PROJECT = Path(__file__).resolve().parents[1]
+NOT_READY = 75  # a job's input or model is not there yet (lakehouse.cli.EXIT_NOT_READY)
+LOG4J = PROJECT / "lakehouse" / "resources" / "log4j2.properties"
+
+# The day range of the run's data interval: [start, end) as first and last day.
+DATE_ARGS = [
+    "--date",
+    "{{ data_interval_start | ds }}",
+    "--to",
+    "{{ macros.ds_add(data_interval_end | ds, -1) }}",
+    "--run-id",
+    "{{ run_id }}",
+]
+
+# spark-submit resources a connection's extra may set (Airflow's extra name -> operator field)
+RESOURCES = {
+    "driver-memory": "_driver_memory",
+    "executor-memory": "_executor_memory",
+    "executor-cores": "_executor_cores",
+    "num-executors": "_num_executors",
+    "total-executor-cores": "_total_executor_cores",
+}
+
+
+class LakehouseJob(SparkSubmitOperator):
+    """`spark-submit jobs/<job>.py ARGS` on the Airflow connection's master.
+
+    The task carries only arguments; the connection decides where and how big: its host is
+    the Spark master (`local[2]`, `yarn`, `k8s://https://…`, `spark://host:7077`), its extra
+    may set `deploy-mode`, `queue`, the resources in RESOURCES, `conf` (more spark.* settings,
+    such as `spark.archives` with the executors' Python environment), `driver-java-options`,
+    `pyspark-python` (the Python the executors run) and `lakehouse-env` (the conf/env overlay
+    the job loads, default `local`). A job that exits with NOT_READY (no model trained yet,
+    too little history) is skipped, not failed.
+    """
+
+    def __init__(self, *, job: str, arguments: list[str], **kwargs: Any) -> None:
+        super().__init__(
+            application=str(PROJECT / "jobs" / f"{job}.py"),
+            application_args=arguments,
+            name=f"medlake-{job}",
+            **kwargs,
+        )
+        self.job = job
+
+    def prepare(self) -> None:
+        """Apply the connection's extra: resources, spark conf, Python, the conf overlay."""
+        extra = self._connection_extra()
+        for key, field in RESOURCES.items():
+            if key in extra:
+                setattr(self, field, extra[key])
+        java_options = f"-Dlog4j.configurationFile={LOG4J} {extra.get('driver-java-options', '')}"
+        spark_conf = {
+            # quiet driver logs when the driver runs here (client mode); harmless elsewhere
+            "spark.driver.extraJavaOptions": java_options.strip(),
+            **extra.get("conf", {}),
+            **(self.conf or {}),
+        }
+        self.conf = spark_conf
+        env = extra.get("lakehouse-env")
+        if env and "--env" not in (self.application_args or []):
+            self.application_args = [*(self.application_args or []), "--env", str(env)]
+        # the driver runs this installation's Python; executors run `pyspark-python` (a
+        # shipped environment on a cluster) or the same Python on one machine
+        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
+        self.env_vars = {
+            "PYSPARK_DRIVER_PYTHON": driver_python,
+            "PYSPARK_PYTHON": str(
+                extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
+            ),
+            **(self.env_vars or {}),
+        }
+
+    def execute(self, context: Any) -> None:
+        self.prepare()
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            if re.search(rf"Error code is: {NOT_READY}\b", str(exc)):
+                raise AirflowSkipException(
+                    f"jobs/{self.job}.py: nothing to do yet (its input or model is not there; "
+                    "the log above says what it needs)"
+                ) from None
+            raise
+
+    def _connection_extra(self) -> dict[str, Any]:
+        from airflow.sdk import BaseHook
+
+        try:
+            connection = BaseHook.get_connection(self._conn_id)
+        except Exception as exc:  # Airflow raises its own not-found types per version
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r} is missing: create it with "
+                f"`airflow connections add {self._conn_id} --conn-type spark --conn-host "
+                "'local[2]'` (or yarn, k8s://..., spark://host:7077); see README.md, "
+                f"'Running on a cluster' ({exc})"
+            ) from None
+        return dict(connection.extra_dejson or {})
+
+
+def require_interval(**context: Any) -> str:
+    """Fail loudly when the run has no data interval (a manual run without a logical date):
+    every job processes the days of its interval and must not guess them."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        raise AirflowFailException(
+            "this run has no data interval, so there is no day to process: trigger it with a "
+            "logical date (`airflow dags trigger medlake_nightly --logical-date 2026-01-02`) "
+            "or let the scheduler run it"
+        )
+    return f"{start:%Y-%m-%d} .. {(end - dt.timedelta(days=1)):%Y-%m-%d}"
+
+
+def alert_file() -> Path:
+    from lakehouse.config import CONF_DIR_VAR, DEFAULT_CONF_DIR
+    from lakehouse.pipeline import load_pipeline
+
+    conf = Path(os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
+    return load_pipeline(conf).alerts_path()
+
+
+def record_alert(context: Any) -> None:
+    """on_failure_callback: append one JSON line naming the task, run, interval and error."""
+    ti = context.get("ti") or context.get("task_instance")
+    start = context.get("data_interval_start")
+    event = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dag_id": getattr(ti, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
+        "try_number": getattr(ti, "try_number", None),
+        "data_interval_start": start.isoformat() if start else None,
+        "error": str(context.get("exception") or "")[-2000:],
+    }
+    path = alert_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
+GOLD_TABLES = (
+    "gold.supply_chain_panorama",
+    "gold.supplier_scorecard",
+    "gold.product_cost",
+    "gold.cost_transmission",
+    "gold.metric_catalogue",
+)
+
+
+def fail_the_run(**context: Any) -> None:
+    """Runs only when a task of the run failed (trigger rule one_failed): fail the run too."""
+    raise AirflowFailException("a task of this run failed; its log and var/alerts say why")

@@ -1,0 +1,84 @@
+"""What `spark-submit` a task runs is decided by the Airflow connection alone.
+
+The operator and the provider's hook build the command in a fresh process (its own
+AIRFLOW_HOME) from a connection given as an environment variable, as Airflow resolves it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lakehouse.config import PROJECT_ROOT
+from lakehouse.orchestrate import LocalAirflow
+
+SCRIPT = """
+import json, sys
+from lakehouse.dag_tasks import LakehouseJob
+op = LakehouseJob(task_id="gold", job="gold", arguments=["--date", "2026-01-02"],
+                  conn_id="spark_medlake")
+op.prepare()
+hook = op._get_hook()
+print("COMMAND=" + json.dumps({"cmd": hook._build_spark_submit_command(op.application),
+                               "env": op.env_vars}))
+"""
+
+
+def _command(tmp_path: Path, connection: dict[str, object]) -> dict[str, object]:
+    env = LocalAirflow(home=tmp_path).environ()
+    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(connection)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("COMMAND="))
+    return json.loads(line.removeprefix("COMMAND="))  # type: ignore[no-any-return]
+
+
+def test_a_cluster_connection_changes_master_resources_python_and_overlay(tmp_path: Path) -> None:
+    built = _command(
+        tmp_path,
+        {
+            "conn_type": "spark",
+            "host": "yarn",
+            "extra": {
+                "deploy-mode": "cluster",
+                "queue": "etl",
+                "executor-memory": "8g",
+                "num-executors": "6",
+                "conf": {"spark.archives": "s3a://bucket/medlake-env.tar.gz#environment"},
+                "pyspark-python": "./environment/bin/python",
+                "lakehouse-env": "cluster",
+            },
+        },
+    )
+    cmd = built["cmd"]
+    assert isinstance(cmd, list)
+
+    def value(flag: str) -> str:
+        return str(cmd[cmd.index(flag) + 1])
+
+    assert value("--master") == "yarn"
+    assert value("--deploy-mode") == "cluster"
+    assert value("--queue") == "etl"
+    assert value("--executor-memory") == "8g"
+    assert value("--num-executors") == "6"
+    assert "spark.archives=s3a://bucket/medlake-env.tar.gz#environment" in cmd
+    assert cmd[-5:] == [str(PROJECT_ROOT / "jobs" / "gold.py"), "--date", "2026-01-02", "--env",
+                        "cluster"]  # fmt: skip
+    env = built["env"]
+    assert isinstance(env, dict)
+    assert env["PYSPARK_PYTHON"] == "./environment/bin/python"
+    assert env["PYSPARK_DRIVER_PYTHON"] == sys.executable
+
+
+def test_the_local_connection_runs_local_spark_with_this_python(tmp_path: Path) -> None:
+    built = _command(tmp_path, {"conn_type": "spark", "host": "local[2]", "extra": {}})
+    cmd = built["cmd"]
+    assert isinstance(cmd, list)
+    assert cmd[cmd.index("--master") + 1] == "local[2]"
+    assert "--deploy-mode" not in cmd and "--env" not in cmd
+    env = built["env"]
+    assert isinstance(env, dict) and env["PYSPARK_PYTHON"] == sys.executable
