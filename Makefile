@@ -35,7 +35,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: java $(STAMP)  ## create the virtual environment from requirements.lock
 
-demo: venv  ## run the main job on the embedded default (local Spark, tables under var/)
+demo: venv  ## run the nightly DAG through Airflow on the embedded default (local Spark, var/)
 	@$(BIN)/lakehouse demo
 
 test: venv chromium  ## run the whole test suite on real Spark, Delta, Airflow and Chromium

@@ -66,9 +66,12 @@ def _job(kind: str, task_id: str, arguments: list[str], **kwargs: object) -> Lak
 def _watch(dag: DAG) -> None:
     """A run fails when any of its tasks failed: the run's state follows its last tasks only,
     and the report runs (and succeeds) after a failure too."""
-    watcher = task(task_id="watcher", retries=0, trigger_rule=TriggerRule.ONE_FAILED)(
-        fail_the_run
-    )()
+    watcher = task(
+        task_id="watcher",
+        retries=0,
+        trigger_rule=TriggerRule.ONE_FAILED,
+        on_failure_callback=None,  # the failed task recorded its alert already
+    )(fail_the_run)()
     [t for t in dag.tasks if t is not watcher.operator] >> watcher  # type: ignore[operator]
 
 

@@ -279,7 +279,11 @@ def _quality(ctx: JobContext, first: dt.date, last: dt.date) -> dict[str, Any]:
             t["passed"] += 1
         elif r["action"] == "fail":
             t["failed"] += 1
-            failed_rules.append(f"{r['table_name']} {r['rule_id']}: {r['message'] or 'failed'}")
+            # counts only: _dq.message is confidential (it quotes an example value)
+            failed_rules.append(
+                f"{r['table_name']} {r['rule_id']} ({r['check']}): {r['rows_failed']:,} of "
+                f"{r['rows_checked']:,} rows failed"
+            )
         else:
             t["warned"] += 1
     recon = _table(ctx, "_reconciliation", in_run)

@@ -45,11 +45,12 @@ class LakehouseJob(SparkSubmitOperator):
 
     The task carries only arguments; the connection decides where and how big: its host is
     the Spark master (`local[2]`, `yarn`, `k8s://https://…`, `spark://host:7077`), its extra
-    may set `deploy-mode`, `queue`, the resources in RESOURCES, `conf` (more spark.* settings,
+    may set `queue`, `namespace`, the resources in RESOURCES, `conf` (more spark.* settings,
     such as `spark.archives` with the executors' Python environment), `driver-java-options`,
     `pyspark-python` (the Python the executors run) and `lakehouse-env` (the conf/env overlay
-    the job loads, default `local`). A job that exits with NOT_READY (no model trained yet,
-    too little history) is skipped, not failed.
+    the job loads; default: the worker's $LAKEHOUSE_ENV, else `local`). The driver runs in
+    client mode on the worker, where this project is installed. A job that exits with
+    NOT_READY (no model trained yet, too little history) is skipped, not failed.
     """
 
     def __init__(self, *, job: str, arguments: list[str], **kwargs: Any) -> None:
@@ -64,13 +65,29 @@ class LakehouseJob(SparkSubmitOperator):
     def prepare(self) -> None:
         """Apply the connection's extra: resources, spark conf, Python, the conf overlay."""
         extra = self._connection_extra()
+        if str(extra.get("deploy-mode", "client")) != "client":
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r} sets deploy-mode "
+                f"{extra['deploy-mode']!r}: the jobs run their driver on the Airflow worker "
+                "(client mode), where this project is installed; remove deploy-mode or set it "
+                "to client (docs/airflow.md)"
+            )
         for key, field in RESOURCES.items():
             if key in extra:
                 setattr(self, field, extra[key])
         java_options = f"-Dlog4j.configurationFile={LOG4J} {extra.get('driver-java-options', '')}"
+        # the driver runs this installation's Python; executors run `pyspark-python` (a
+        # shipped environment on a cluster) or the same Python on one machine. As spark.*
+        # settings they reach spark-submit on every master (Kubernetes included).
+        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
+        executor_python = str(
+            extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
+        )
         spark_conf = {
-            # quiet driver logs when the driver runs here (client mode); harmless elsewhere
+            # quiet driver logs (the driver runs here, in client mode)
             "spark.driver.extraJavaOptions": java_options.strip(),
+            "spark.pyspark.driver.python": driver_python,
+            "spark.pyspark.python": executor_python,
             **extra.get("conf", {}),
             **(self.conf or {}),
         }
@@ -78,14 +95,9 @@ class LakehouseJob(SparkSubmitOperator):
         env = extra.get("lakehouse-env")
         if env and "--env" not in (self.application_args or []):
             self.application_args = [*(self.application_args or []), "--env", str(env)]
-        # the driver runs this installation's Python; executors run `pyspark-python` (a
-        # shipped environment on a cluster) or the same Python on one machine
-        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
         self.env_vars = {
             "PYSPARK_DRIVER_PYTHON": driver_python,
-            "PYSPARK_PYTHON": str(
-                extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
-            ),
+            "PYSPARK_PYTHON": executor_python,
             **(self.env_vars or {}),
         }
 

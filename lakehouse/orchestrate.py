@@ -171,7 +171,8 @@ class LocalAirflow:
         return out
 
     def task_states(self, dag_id: str, day: dt.date) -> dict[str, str]:
-        """Task id -> state of the latest run of `day` (read from the metadata database)."""
+        """Task id -> state of the run of `day` (`airflow dags test` replaces an earlier run of
+        the same logical date, so there is one; read from the metadata database)."""
         import sqlite3
 
         with sqlite3.connect(self.home / "airflow.db") as db:

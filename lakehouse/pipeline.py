@@ -34,7 +34,11 @@ class _Strict(BaseModel):
 class DagSchedule(_Strict):
     dag_id: str = Field(pattern=_ID)
     schedule: str = Field(min_length=9, description="five-field cron expression")
-    timezone: str = "UTC"
+    timezone: str = Field(
+        default="UTC",
+        pattern=r"^UTC$",
+        description="UTC only: a run's --date is the UTC day of its data interval",
+    )
     start_date: dt.date
     catchup: bool
     max_active_runs: int = Field(ge=1)

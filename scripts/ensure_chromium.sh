@@ -4,7 +4,8 @@
 set -euo pipefail
 
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || need+=(chromium)
 if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   need+=(fonts-wqy-zenhei)
 fi

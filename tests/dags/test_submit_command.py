@@ -37,6 +37,18 @@ def _command(tmp_path: Path, connection: dict[str, object]) -> dict[str, object]
     return json.loads(line.removeprefix("COMMAND="))  # type: ignore[no-any-return]
 
 
+def test_cluster_deploy_mode_is_refused_with_the_fix(tmp_path: Path) -> None:
+    env = LocalAirflow(home=tmp_path).environ()
+    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
+        {"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "deploy-mode 'cluster'" in done.stderr and "client" in done.stderr
+
+
 def test_a_cluster_connection_changes_master_resources_python_and_overlay(tmp_path: Path) -> None:
     built = _command(
         tmp_path,
@@ -44,7 +56,7 @@ def test_a_cluster_connection_changes_master_resources_python_and_overlay(tmp_pa
             "conn_type": "spark",
             "host": "yarn",
             "extra": {
-                "deploy-mode": "cluster",
+                "deploy-mode": "client",
                 "queue": "etl",
                 "executor-memory": "8g",
                 "num-executors": "6",
@@ -61,11 +73,13 @@ def test_a_cluster_connection_changes_master_resources_python_and_overlay(tmp_pa
         return str(cmd[cmd.index(flag) + 1])
 
     assert value("--master") == "yarn"
-    assert value("--deploy-mode") == "cluster"
+    assert value("--deploy-mode") == "client"
     assert value("--queue") == "etl"
     assert value("--executor-memory") == "8g"
     assert value("--num-executors") == "6"
     assert "spark.archives=s3a://bucket/medlake-env.tar.gz#environment" in cmd
+    assert "spark.pyspark.python=./environment/bin/python" in cmd
+    assert f"spark.pyspark.driver.python={sys.executable}" in cmd
     assert cmd[-5:] == [str(PROJECT_ROOT / "jobs" / "gold.py"), "--date", "2026-01-02", "--env",
                         "cluster"]  # fmt: skip
     env = built["env"]
