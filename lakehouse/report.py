@@ -282,6 +282,7 @@ text-align:left;vertical-align:top} table.numbers td{text-align:right}
 table.numbers td:first-child{text-align:left}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:11px}
 .badge.ok{background:#2e7d32}.badge.warning{background:#ef8f00}.badge.critical{background:#c62828}
+span.badge.ok,span.badge.warning,span.badge.critical{color:#fff;font-weight:normal}
 span.warning{color:#ef8f00;font-weight:bold}span.critical{color:#c62828;font-weight:bold}
 .axis,.value{font-size:11px;fill:#424242} .target{stroke:#212121;stroke-dasharray:4 3}
 .alert{color:#c62828;font-weight:bold;margin:4px 0} .okline{color:#2e7d32;margin:4px 0}
