@@ -30,7 +30,7 @@ from lakehouse.dag_tasks import (
     record_alert,
     require_interval,
 )
-from lakehouse.pipeline import Pipeline, load_pipeline, plant_ids
+from lakehouse.pipeline import DagSchedule, Pipeline, load_pipeline, plant_ids
 
 CONF = Path(os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
 PIPELINE: Pipeline = load_pipeline(CONF)
@@ -75,23 +75,23 @@ def _watch(dag: DAG) -> None:
     [t for t in dag.tasks if t is not watcher.operator] >> watcher  # type: ignore[operator]
 
 
-def _timetable(schedule: str, timezone: str) -> CronDataIntervalTimetable:
-    return CronDataIntervalTimetable(schedule, timezone=timezone)
-
-
-def _start(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+def _scheduled(s: DagSchedule) -> dict[str, object]:
+    """The DAG arguments a schedule of conf/pipeline.yaml decides."""
+    start = dt.datetime(s.start_date.year, s.start_date.month, s.start_date.day, tzinfo=dt.UTC)
+    return {
+        "dag_id": s.dag_id,
+        "schedule": CronDataIntervalTimetable(s.schedule, timezone=s.timezone),
+        "start_date": start,
+        "catchup": s.catchup,
+        "max_active_runs": s.max_active_runs,
+        "default_args": _defaults(PIPELINE),
+    }
 
 
 n = PIPELINE.nightly
 with DAG(
-    dag_id=n.dag_id,
     description="Nightly: plant deliveries -> bronze -> silver (masked, gated) -> gold -> report",
-    schedule=_timetable(n.schedule, n.timezone),
-    start_date=_start(n.start_date),
-    catchup=n.catchup,
-    max_active_runs=n.max_active_runs,
-    default_args=_defaults(PIPELINE),
+    **_scheduled(n),  # type: ignore[arg-type]
     tags=["medlake", "nightly"],
     doc_md=__doc__,
 ) as nightly:
@@ -142,13 +142,8 @@ with DAG(
 
 m = PIPELINE.models
 with DAG(
-    dag_id=m.dag_id,
     description="Weekly: train each model on the latest silver, promote it when it passes",
-    schedule=_timetable(m.schedule, m.timezone),
-    start_date=_start(m.start_date),
-    catchup=m.catchup,
-    max_active_runs=m.max_active_runs,
-    default_args=_defaults(PIPELINE),
+    **_scheduled(m),  # type: ignore[arg-type]
     tags=["medlake", "models"],
 ) as models:
     check = task(task_id="interval", retries=0)(require_interval)()

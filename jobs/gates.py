@@ -9,42 +9,55 @@ the dates at all.
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from jobs import JobContext
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
-def run(ctx: JobContext) -> dict[str, Any]:
+
+# What identifies one result, and its time: a re-run or retried task evaluates again, and
+# the latest evaluation counts (the report reads them the same way).
+RESULT_KEYS = {
+    "_dq": (["logical_date", "table_name", "rule_id"], "evaluated_at"),
+    "_reconciliation": (["logical_date", "entity", "plant_id"], "recorded_at"),
+}
+
+
+def latest(frame: DataFrame, key: list[str], order: str) -> DataFrame:
+    """The row with the greatest `order` per `key`."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    w = Window.partitionBy(*key).orderBy(F.col(order).desc())
+    return frame.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
+
+
+def latest_results(ctx: JobContext, table: str, first: dt.date, last: dt.date) -> DataFrame | None:
+    """The latest evaluation of each result of `_dq` or `_reconciliation` for the dates
+    first..last; None when the table was never written."""
+    from pyspark.sql import functions as F
+
+    if ctx.io.version(table) is None:
+        return None
+    key, order = RESULT_KEYS[table]
+    frame = ctx.io.read(table)
+    return latest(frame.where(F.col("logical_date").between(F.lit(first), F.lit(last))), key, order)
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
     first, last = min(ctx.dates), max(ctx.dates)
-
-    def latest(table: str, key: list[str], order: str) -> Any:
-        frame = ctx.io.read(table)  # starts the session the column expressions need
-        w = Window.partitionBy(*key).orderBy(F.col(order).desc())
-        return (
-            frame.where(F.col("logical_date").between(F.lit(first), F.lit(last)))
-            .withColumn("_n", F.row_number().over(w))
-            .where("_n = 1")
-            .drop("_n")
-        )
-
-    if ctx.io.version("_dq") is None:
-        rules: list[Any] = []
-    else:
-        rules = (
-            latest("_dq", ["logical_date", "table_name", "rule_id"], "evaluated_at")
-            .orderBy("table_name", "rule_id")
-            .collect()
-        )
+    dq = latest_results(ctx, "_dq", first, last)
+    rules = [] if dq is None else dq.orderBy("table_name", "rule_id").collect()
+    reconciliation = latest_results(ctx, "_reconciliation", first, last)
     recon = (
         []
-        if ctx.io.version("_reconciliation") is None
-        else latest("_reconciliation", ["logical_date", "entity", "plant_id"], "recorded_at")
-        .where(~F.col("balanced"))
-        .orderBy("entity", "plant_id")
-        .collect()
+        if reconciliation is None
+        else reconciliation.where(~F.col("balanced")).orderBy("entity", "plant_id").collect()
     )
     failed = [
         f"{r['table_name']} {r['rule_id']} ({r['check']}): {r['message'] or 'failed'}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs import JobContext
+from jobs.gates import latest, latest_results
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -225,14 +226,6 @@ def _costs(ctx: JobContext, month: str, currency: str) -> dict[str, Any]:
     return {"costs": out, "cost_headline": headline}
 
 
-def _latest(df: DataFrame, key: list[str], order: str) -> DataFrame:
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    w = Window.partitionBy(*key).orderBy(F.col(order).desc())
-    return df.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
-
-
 def _landed(ctx: JobContext, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
     from pyspark.sql import functions as F
 
@@ -244,7 +237,7 @@ def _landed(ctx: JobContext, first: dt.date, last: dt.date) -> list[dict[str, An
     if manifest is None:
         return []
     rows = (
-        _latest(manifest, ["plant_id", "source_file"], "recorded_at")
+        latest(manifest, ["plant_id", "source_file"], "recorded_at")
         .groupBy("plant_id")
         .agg(
             F.count("*").alias("files"),
@@ -260,13 +253,8 @@ def _landed(ctx: JobContext, first: dt.date, last: dt.date) -> list[dict[str, An
 def _quality(ctx: JobContext, first: dt.date, last: dt.date) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    in_run = f"logical_date BETWEEN '{first}' AND '{last}'"
-    dq = _table(ctx, "_dq", in_run)
-    rules = (
-        []
-        if dq is None
-        else _latest(dq, ["logical_date", "table_name", "rule_id"], "evaluated_at").collect()
-    )
+    dq = latest_results(ctx, "_dq", first, last)
+    rules = [] if dq is None else dq.collect()
     by_table: dict[str, dict[str, Any]] = {}
     failed_rules = []
     for r in rules:
@@ -286,16 +274,13 @@ def _quality(ctx: JobContext, first: dt.date, last: dt.date) -> dict[str, Any]:
             )
         else:
             t["warned"] += 1
-    recon = _table(ctx, "_reconciliation", in_run)
+    recon = latest_results(ctx, "_reconciliation", first, last)
     balance = (
         {}
         if recon is None
         else {
             r["balanced"]: r["n"]
-            for r in _latest(recon, ["logical_date", "entity", "plant_id"], "recorded_at")
-            .groupBy("balanced")
-            .agg(F.count("*").alias("n"))
-            .collect()
+            for r in recon.groupBy("balanced").agg(F.count("*").alias("n")).collect()
         }
     )
     tables = sorted(by_table.values(), key=lambda t: (-t["failed"], -t["warned"], t["table"]))
