@@ -145,7 +145,18 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-JOBS = ("ingest", "silver", "scan", "gates", "gold", "train", "validate", "score", "report")
+JOBS = (
+    "ingest",
+    "silver",
+    "scan",
+    "gates",
+    "gold",
+    "train",
+    "validate",
+    "score",
+    "report",
+    "backfill",
+)
 MODEL_JOBS = ("train", "validate", "score")
 
 
@@ -304,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="run a pipeline job (ingest, silver, scan, gates, gold, train, validate, score, "
-        "report)",
+        "report, backfill)",
         description="Run one pipeline job for a logical date, idempotently: running it again "
         "for the same date leaves the same tables. ingest lands the plants' deliveries in "
         "bronze; silver conforms them into the group model and masks personal data; scan "
@@ -312,15 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
         "fails when a quality gate of the dates failed; gold computes the scenario marts "
         "through the metric dictionary; train, validate and score fit a model (conf/models), "
         "promote it from challenger to champion when it passes its thresholds, and write the "
-        "champion's predictions; report writes the night's HTML report. Exit codes: 0 done, "
+        "champion's predictions; report writes the night's HTML report; backfill runs ingest, "
+        "silver and gold over --date/--from .. --to a month at a time and, started again, "
+        "continues after the last finished step. Exit codes: 0 done, "
         "1 failed (a quality gate), 2 bad input or configuration, 75 not ready yet (no model "
         "or too little history; nothing written).",
     )
     p.add_argument("job", choices=JOBS)
     p.add_argument(
         "--date",
+        "--from",
+        dest="date",
         type=_date,
-        help="logical date YYYY-MM-DD (required, except train / validate: latest data)",
+        help="logical date YYYY-MM-DD, or the first of a range (required, except train / "
+        "validate: latest data)",
     )
     p.add_argument("--to", type=_date, help="last date of a range starting at --date (backfill)")
     p.add_argument("--plant", help="only these plants (comma-separated ids), default all")

@@ -150,6 +150,14 @@ class TableSpec(_Strict):
             if missing:
                 raise ValueError(f"{role} names unknown columns: {', '.join(missing)}")
         for col in self.partition_by:
+            if col.startswith(("_", ".")):
+                # hive folders `_x=…` / `.x=…` are hidden files to plain Parquet readers
+                # (pyarrow's dataset discovery, Hive): they would find no rows at all
+                raise ValueError(
+                    f"partition column {col!r} starts with {col[0]!r}: its folders would be "
+                    "hidden from plain Parquet readers; partition by a column whose name "
+                    "starts with a letter"
+                )
             if not isinstance(by_name[col].data_type, _PARTITION_TYPES):
                 raise ValueError(
                     f"partition column {col!r} has type {by_name[col].type}; "
@@ -158,6 +166,10 @@ class TableSpec(_Strict):
         if self.sequence_column and not self.business_keys:
             raise ValueError("sequence_column needs business_keys")
         return self
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
     @property
     def spark_schema(self) -> T.StructType:

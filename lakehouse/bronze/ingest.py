@@ -311,31 +311,63 @@ def _write_bronze(
             "_record",
             F.lit(started).cast("timestamp").alias("_ingested_at"),
             F.lit(run_id).alias("_run_id"),
+            F.date_format("_delivery_date", "yyyy-MM").alias("delivery_month"),
         )
         for plants, days in partition_groups(tasks):
             block = rows.where(F.col("_plant_id").isin(plants) & F.col("_delivery_date").isin(days))
-            jobs.append((table, block, {"_plant_id": plants, "_delivery_date": days}))
+            jobs.append((table, block, bronze_slice(plants, days)))
     ctx = CommitContext(job="ingest", run_id=run_id, logical_date=max(dates))
     result.versions.update(write_concurrently(io, jobs, ctx))
+
+
+def months_of(days: Sequence[dt.date]) -> list[str]:
+    """The yyyy-MM months (bronze partitions) that `days` fall in."""
+    return sorted({f"{d:%Y-%m}" for d in days})
+
+
+def bronze_slice(plants: Sequence[str], days: Sequence[dt.date]) -> dict[str, Any]:
+    """What one delivery block replaces in a bronze table: its rows of those plants and
+    days, inside the month partitions the days fall in (the rest of each month is kept)."""
+    return {
+        "partition": {"delivery_month": months_of(days)},
+        "where": {"_plant_id": list(plants), "_delivery_date": list(days)},
+    }
+
+
+def read_bronze(
+    io: TableIO,
+    table: str,
+    plants: Sequence[str],
+    days: Sequence[dt.date],
+    *,
+    version: int | None = None,
+) -> DataFrame:
+    """The rows that the deliveries of `plants` on `days` landed in bronze `table`: only
+    the month partitions of those days are listed and read."""
+    frame = io.read(table, version=version, partitions={"delivery_month": months_of(days)})
+    return frame.where(
+        F.col("_plant_id").isin(list(plants)) & F.col("_delivery_date").isin(list(days))
+    )
 
 
 def write_concurrently(
     io: TableIO, jobs: Sequence[tuple[str, DataFrame, dict[str, Any]]], ctx: CommitContext
 ) -> dict[str, int]:
-    """Replace partitions of several tables at once: small Spark jobs overlap their latency.
+    """Replace slices of several tables at once: small Spark jobs overlap their latency.
 
-    Jobs of the same table run one after the other (one writer per table).
+    Each job is (table, rows, replace_partitions keywords: `partition` and optional
+    `where`). Jobs of the same table run one after the other (one writer per table).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     by_table: dict[str, list[tuple[DataFrame, dict[str, Any]]]] = defaultdict(list)
-    for table, frame, partition in jobs:
-        by_table[table].append((frame, partition))
+    for table, frame, target in jobs:
+        by_table[table].append((frame, target))
 
     def run(table: str) -> tuple[str, int]:
         version = -1
-        for frame, partition in by_table[table]:
-            version = io.replace_partitions(table, frame, partition=partition, ctx=ctx).version
+        for frame, target in by_table[table]:
+            version = io.replace_partitions(table, frame, ctx=ctx, **target).version
         return table, version
 
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:

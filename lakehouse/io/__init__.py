@@ -79,6 +79,7 @@ class Engine(Protocol):
         df: DataFrame,
         ctx: CommitContext,
         partition: Mapping[str, Any],
+        where: Mapping[str, set[str]] | None = None,
     ) -> WriteResult: ...
     def upsert(
         self,
@@ -208,14 +209,26 @@ class TableIO:
         return self._wrote(name, self.engine.overwrite(spec, storage, conform(df, spec), ctx), ctx)
 
     def replace_partitions(
-        self, name: str, df: DataFrame, *, partition: Mapping[str, Any], ctx: CommitContext
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        partition: Mapping[str, Any],
+        ctx: CommitContext,
+        where: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         """Atomically replace the rows of the given partitions with `df` (an idempotent re-run).
 
         `partition` maps partition columns to a value or a list of values, e.g.
-        `{"_ingest_date": day, "_plant_id": ["SZ", "SU"]}`; every row of `df` must fall
+        `{"month": "2026-01", "plant_id": ["SZ", "SU"]}`; every row of `df` must fall
         inside it, and every listed partition is replaced (emptied when `df` has no rows
         for it). Running the same (job, date, plant) again leaves the same table.
+
+        `where` ({column: value or list of values}, any columns) narrows the replacement to
+        the rows of those partitions that match every entry: the other rows are carried
+        over into the new files, and every row of `df` must match too. A table partitioned
+        by month can so be replaced one day and plant at a time and still hold one file per
+        month, whatever the number of runs that built it.
         """
         spec, storage = self._resolve(name)
         unknown = [k for k in partition if k not in spec.partition_by]
@@ -232,7 +245,17 @@ class TableIO:
             raise TableIOError(
                 f"{name}: partition values to replace must not be None: {dict(partition)}"
             )
-        written = self.engine.replace_partitions(spec, storage, conform(df, spec), ctx, partition)
+        narrow = None
+        if where:
+            unknown = [k for k in where if k not in spec.column_names]
+            if unknown:
+                raise TableIOError(f"{name}: where names unknown columns {unknown}")
+            narrow = {k: partition_literals(v) for k, v in where.items()}
+            if any(not v or None in v for v in narrow.values()):
+                raise TableIOError(f"{name}: where values must not be empty or None: {where}")
+        written = self.engine.replace_partitions(
+            spec, storage, conform(df, spec), ctx, partition, narrow
+        )
         return self._wrote(name, written, ctx)
 
     def upsert(

@@ -35,7 +35,7 @@ from deltalake.transaction import (
     PostCommitHookProperties,
     RemoveAction,
 )
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -100,6 +100,23 @@ def _partition_values(relative: str, partition_by: Sequence[str]) -> dict[str, s
     if sorted(values) != sorted(partition_by):
         raise TableIOError(f"staged file {relative} is not in a partition folder of {partition_by}")
     return values
+
+
+def one_file_per_partition(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """`df` shuffled so that a write gives one file per table partition (one file for an
+    unpartitioned table): a rewrite compacts what it replaces instead of adding small
+    files. The work before the shuffle keeps its parallelism."""
+    return df.repartition(*spec.partition_by) if spec.partition_by else df.repartition(1)
+
+
+def where_condition(spec: TableSpec, where: Mapping[str, set[str]]) -> Column:
+    """True where every column's value is one of the given Delta partition strings."""
+    condition = F.lit(True)
+    for column, values in where.items():
+        kind = spec.column(column).data_type
+        literals = [F.lit(v).cast(kind) for v in sorted(values)]
+        condition = condition & F.coalesce(F.col(column).isin(*literals), F.lit(False))
+    return condition
 
 
 def _partition_filters(want: Mapping[str, set[str]]) -> list[tuple[str, str, Any]]:
@@ -564,7 +581,13 @@ class DeltaRsEngine:
         table = self._ensure_table(spec, storage, ctx)
         before = len(table.file_uris())
         version, staged = self._write(
-            spec, storage, df, ctx, operation="overwrite", mode="overwrite", table=table
+            spec,
+            storage,
+            one_file_per_partition(df, spec),
+            ctx,
+            operation="overwrite",
+            mode="overwrite",
+            table=table,
         )
         return WriteResult(spec.name, version, "overwrite", len(staged.files), before, staged.rows)
 
@@ -575,18 +598,33 @@ class DeltaRsEngine:
         df: DataFrame,
         ctx: CommitContext,
         partition: Mapping[str, Any],
+        where: Mapping[str, set[str]] | None = None,
     ) -> WriteResult:
         want = {k: _literals(v) for k, v in partition.items()}
         filters = _partition_filters(want)
         table = self._ensure_table(spec, storage, ctx)
-        before = sum(
-            all(a["partition_values"].get(k) in v for k, v in want.items())
+        replaced = [
+            a
             for a in _add_actions(table)
-        )
+            if all(a["partition_values"].get(k) in v for k, v in want.items())
+        ]
+        before = len(replaced)
+        if where:
+            # copy-on-write: rows of the partitions outside `where` are carried over
+            matches = where_condition(spec, where)
+            df = df.where(
+                F.assert_true(
+                    matches, f"{spec.name}: a row to write lies outside where={dict(where)}"
+                ).isNull()
+            )
+            if replaced:
+                stored = struct_from_delta(table.schema().to_json())
+                kept = self._scan(storage, stored, [a["path"] for a in replaced])
+                df = df.unionByName(kept.where(~matches).select(*df.columns))
         version, staged = self._write(
             spec,
             storage,
-            df,
+            one_file_per_partition(df, spec),
             ctx,
             operation="replace_partitions",
             mode="overwrite",
@@ -675,6 +713,7 @@ class DeltaRsEngine:
                 if count_by and (n or r):
                     changes_by[row[count_by]] = Changes(i, u, n - i - u, r)
             winners = ranked.where((F.col("__rank") == 1) & ~gone).select(*df.columns)
+            winners = one_file_per_partition(winners, spec)
             version, staged = self._write(
                 spec,
                 storage,

@@ -220,14 +220,24 @@ class DeltaSparkEngine:
         df: DataFrame,
         ctx: CommitContext,
         partition: Mapping[str, Any],
+        where: Mapping[str, set[str]] | None = None,
     ) -> WriteResult:
-        where = " AND ".join(
+        # Delta's replaceWhere takes data columns too: it rewrites the files holding
+        # matching rows, keeps the others' rows and checks every written row matches
+        conditions = [
             f"`{k}` IN ({', '.join(_sql_literal(x) for x in sorted(v))})"
             if isinstance(v, list | tuple | set | frozenset)
             else f"`{k}` = {_sql_literal(v)}"
             for k, v in partition.items()
+        ]
+        for k, values in (where or {}).items():
+            kind = spec.column(k).data_type.simpleString()
+            literals = ", ".join(f"CAST({_sql_literal(x)} AS {kind})" for x in sorted(values))
+            conditions.append(f"`{k}` IN ({literals})")
+        df = df.repartition(*spec.partition_by) if spec.partition_by else df.repartition(1)
+        return self._save(
+            spec, storage, df, ctx, "replace_partitions", "overwrite", " AND ".join(conditions)
         )
-        return self._save(spec, storage, df, ctx, "replace_partitions", "overwrite", where)
 
     def upsert(
         self,

@@ -393,7 +393,7 @@ def _finish(df: DataFrame, spec: EntitySpec, run_id: str) -> DataFrame:
             if spec.column(spec.partition_date).type == "datetime"
             else f"__val_{spec.partition_date}"
         )
-        out.append(F.date_format(F.col(day_col), "yyyy-MM").alias("_month"))
+        out.append(F.date_format(F.col(day_col), "yyyy-MM").alias("partition_month"))
     for c in spec.columns:
         out.append(F.col(f"__val_{c.name}").alias(c.name))
         if c.type == "datetime":

@@ -570,7 +570,24 @@ def _freshness_result(rule: FreshnessRule, newest: object, rows: int, day: dt.da
     return RuleResult(rule.id, rule.check, rule.action, rows, 0, passed, message)
 
 
-def _volume_result(rule: VolumeRule, rows: int, history: Sequence[int]) -> RuleResult:
+def _volume_result(
+    rule: VolumeRule, rows: int, history: Sequence[int], days: Sequence[int] | None = None
+) -> RuleResult:
+    """With `days` (the run's rows per delivery day, in order), each day is judged against
+    the days before it, as a run per day would be; the run fails when any day fails."""
+    if days is None or len(days) == 1:
+        return _volume_day(rule, rows, history)
+    results = [_volume_day(rule, n, [*history, *days[:i]]) for i, n in enumerate(days)]
+    failed = [(i, r) for i, r in enumerate(results) if not r.passed]
+    message = (
+        f"day {failed[0][0] + 1} of {len(days)}: {failed[0][1].message}"
+        if failed
+        else f"each of {len(days)} days within bounds ({rows} rows)"
+    )
+    return RuleResult(rule.id, rule.check, rule.action, rows, 0, not failed, message)
+
+
+def _volume_day(rule: VolumeRule, rows: int, history: Sequence[int]) -> RuleResult:
     recent = list(history)[-rule.trailing_runs :]
     if not recent:
         message = f"no history yet: {rows} rows this run"
@@ -593,6 +610,7 @@ def _result(
     probes: Mapping[str, _Probe],
     logical_date: dt.date,
     volume_history: Sequence[int],
+    volume_days: Sequence[int] | None = None,
 ) -> RuleResult:
     if rule.id in probes:
         return _row_result(rule, probes[rule.id], totals)
@@ -600,7 +618,7 @@ def _result(
         newest = totals[f"__dq_newest_{slot}"]
         return _freshness_result(rule, newest, totals["rows"], logical_date)
     if isinstance(rule, VolumeRule):
-        return _volume_result(rule, totals["rows"], volume_history)
+        return _volume_result(rule, totals["rows"], volume_history, volume_days)
     assert isinstance(rule, ReferentialRule)
     message = (
         f"not checked: reference table {rule.ref_table} was not supplied; "
@@ -616,13 +634,16 @@ def evaluate(
     logical_date: dt.date,
     refs: Mapping[str, DataFrame] | None = None,
     volume_history: Sequence[int] = (),
+    volume_days: Sequence[int] | None = None,
 ) -> QualityOutcome:
     """Apply `rules` to `df` with one Spark job; the outcome holds a cache the caller releases.
 
     `refs` maps a `ref_table` name to its DataFrame; `volume_history` holds the row counts of
-    previous runs, oldest first. The returned `QualityOutcome` keeps the annotated rows
-    persisted (memory and disk) so that writing `kept` and `quarantined` reads them once;
-    call `outcome.release()` (or use `with outcome:`) after writing both.
+    previous runs (or days), oldest first; `volume_days` the rows per delivery day of a run
+    over several days, so that each day is judged as a run of that day alone. The returned
+    `QualityOutcome` keeps the annotated rows persisted (memory and disk) so that writing
+    `kept` and `quarantined` reads them once; call `outcome.release()` (or use
+    `with outcome:`) after writing both.
     """
     refs = refs or {}
     _check_inputs(df, rules, refs)
@@ -636,7 +657,7 @@ def evaluate(
     assert totals is not None
     by_id = {p.rule.id: p for p in probes}
     results = [
-        _result(rule, slot, totals, by_id, logical_date, volume_history)
+        _result(rule, slot, totals, by_id, logical_date, volume_history, volume_days)
         for slot, rule in enumerate(rules.rules)
     ]
     status = F.col(_STATUS)

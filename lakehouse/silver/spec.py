@@ -138,7 +138,11 @@ class EntitySpec(_Strict):
         if self.partition_date:
             out.append(
                 _col(
-                    "_month", "string", f"Month (yyyy-MM) of {self.partition_date}", "public", False
+                    "partition_month",
+                    "string",
+                    f"Month (yyyy-MM) of {self.partition_date}: the partition",
+                    "public",
+                    False,
                 )
             )
         quantities = {q for c in self.columns for q in c.unit_of}
@@ -205,7 +209,7 @@ class EntitySpec(_Strict):
         return out
 
     def table_spec(self) -> TableSpec:
-        # `_month` partitions but is not part of the key: a correction that moves a row's
+        # `partition_month` partitions but is not part of the key: a correction that moves a row's
         # date to another month replaces the stored row there (TableIO.upsert)
         keys = ["plant_id", *self.keys]
         return TableSpec(
@@ -214,7 +218,7 @@ class EntitySpec(_Strict):
             description=self.description,
             owner=self.owner,
             columns=self.output_columns(),
-            partition_by=["plant_id", *(["_month"] if self.partition_date else [])],
+            partition_by=["plant_id", *(["partition_month"] if self.partition_date else [])],
             business_keys=keys,
             sequence_column="_seq",
         )
@@ -225,10 +229,17 @@ class EntitySpec(_Strict):
             layer="silver",
             description=f"Rows of {self.source} kept out of {self.table}, with the rule and reason",
             owner=self.owner,
-            partition_by=["plant_id", "_delivery_date"],
+            partition_by=["plant_id", "delivery_month"],
             columns=[
                 _col("plant_id", "string", "Group plant id", "public", False),
                 _col("_delivery_date", "date", "Delivery the row came from", "public", False),
+                _col(
+                    "delivery_month",
+                    "string",
+                    "Month (yyyy-MM) of _delivery_date: the partition",
+                    "public",
+                    False,
+                ),
                 _col("_source_file", "string", "File the row came from", "public", False),
                 _col("_file_row", "int", "Row number in that file", "public", False),
                 _col(

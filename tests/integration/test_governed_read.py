@@ -122,7 +122,7 @@ def _complaints() -> list[dict[str, Any]]:
             rows.append(
                 {
                     "plant_id": plant,
-                    "_month": "2026-03",
+                    "partition_month": "2026-03",
                     "complaint_id": f"Q-{plant}-{k}",
                     "received_date": dt.date(2026, 3, 1 + k),
                     "customer_code": f"C{i}",
@@ -145,7 +145,7 @@ def _fx() -> list[dict[str, Any]]:
     return [
         {
             "plant_id": plant,
-            "_month": "2026-03",
+            "partition_month": "2026-03",
             "rate_date": DAY,
             "from_currency": "EUR",
             "to_currency": currency,

@@ -53,7 +53,7 @@ def test_when_the_same_date_and_plant_is_written_three_times_then_results_are_id
         io.replace_partitions(
             "bronze.erp__receipts",
             receipts(spark, io, delivery),
-            partition={"_ingest_date": D1, "_plant_id": "SZ"},
+            partition={"ingest_date": D1, "plant_id": "SZ"},
             ctx=ctx(f"attempt-{attempt}"),
         )
         seen.append(snapshot(io, "bronze.erp__receipts"))

@@ -401,13 +401,87 @@ def test_when_two_level_partition_is_replaced_then_only_that_date_and_plant_chan
     io.replace_partitions(
         "bronze.erp__receipts",
         spark.createDataFrame([(d1, "SZ", 10, 2.0), (d1, "SZ", 11, 2.0)], schema),
-        partition={"_ingest_date": d1, "_plant_id": "SZ"},
+        partition={"ingest_date": d1, "plant_id": "SZ"},
         ctx=ctx("run-2"),
     )
     got = sorted(tuple(r) for r in io.read("bronze.erp__receipts").collect())
     assert got == sorted(
         [(d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0), (d1, "SZ", 10, 2.0), (d1, "SZ", 11, 2.0)]
     )
+
+
+def test_when_replacing_with_where_then_other_rows_of_the_partition_are_kept_in_one_file(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    # a coarse partition (plant) replaced one day at a time, as bronze's months are
+    name = "silver.orders"
+    d1, d2, d3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+
+    def line(plant: str, oid: int, day: dt.date, qty: float = 1.0) -> tuple[Any, ...]:
+        return (*order(plant, oid, qty=qty)[:6], day, None)
+
+    for day, ids in ((d1, [1, 2]), (d2, [3]), (d3, [4, 5])):
+        for plant, offset in (("SZ", 0), ("GW", 100)):
+            any_io.replace_partitions(
+                name,
+                orders(spark, any_io, [line(plant, offset + i, day) for i in ids]),
+                partition={"plant_id": plant},
+                where={"order_date": day},
+                ctx=ctx(f"run-{day}-{plant}"),
+            )
+    # a corrected re-delivery of SZ's second day replaces exactly those rows
+    any_io.replace_partitions(
+        name,
+        orders(spark, any_io, [line("SZ", 30, d2, 2.0), line("SZ", 31, d2, 2.0)]),
+        partition={"plant_id": "SZ"},
+        where={"order_date": [d2]},
+        ctx=ctx("run-fix"),
+    )
+    expected = [line("SZ", i, d) for d, i in [(d1, 1), (d1, 2), (d3, 4), (d3, 5)]]
+    expected += [line("SZ", 30, d2, 2.0), line("SZ", 31, d2, 2.0)]
+    expected += [line("GW", 100 + i, d) for d, i in [(d1, 1), (d1, 2), (d2, 3), (d3, 4), (d3, 5)]]
+    assert rows_of(any_io.read(name)) == sorted(expected)
+    # seven writes, yet each partition is one file: replacements never pile up small files
+    live = DeltaTable(any_io.location(name)).file_uris()
+    assert len(live) == 2, live
+    # an empty replacement withdraws the day and keeps the rest
+    any_io.replace_partitions(
+        name,
+        orders(spark, any_io, []),
+        partition={"plant_id": "GW"},
+        where={"order_date": d1},
+        ctx=ctx("run-empty"),
+    )
+    left = rows_of(any_io.read(name).where("plant_id = 'GW'"))
+    assert left == sorted(line("GW", 100 + i, d) for d, i in [(d2, 3), (d3, 4), (d3, 5)])
+
+
+def test_when_a_row_lies_outside_where_then_nothing_is_committed(
+    spark: SparkSession, any_io: TableIO
+) -> None:
+    name = "bronze.erp__receipts"
+    schema = any_io.registry.get(name).spark_schema
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    any_io.append(name, spark.createDataFrame([(d1, "SZ", 1, 1.0)], schema), ctx=ctx())
+    before = any_io.version(name)
+    with pytest.raises(Exception, match=r"(?i)outside|replaceWhere|does not conform|violat"):
+        any_io.replace_partitions(
+            name,
+            spark.createDataFrame([(d2, "SZ", 2, 1.0)], schema),
+            partition={"plant_id": "SZ"},
+            where={"ingest_date": d1},
+            ctx=ctx("run-2"),
+        )
+    assert any_io.version(name) == before
+    assert [tuple(r) for r in any_io.read(name).collect()] == [(d1, "SZ", 1, 1.0)]
+    with pytest.raises(TableIOError, match="unknown columns"):
+        any_io.replace_partitions(
+            name,
+            spark.createDataFrame([], schema),
+            partition={"plant_id": "SZ"},
+            where={"no_such": 1},
+            ctx=ctx("run-3"),
+        )
 
 
 def test_when_reading_listed_partitions_then_only_their_rows_come_back(
@@ -418,14 +492,14 @@ def test_when_reading_listed_partitions_then_only_their_rows_come_back(
     d1, d2, d3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
     base = [(d1, "SZ", 1, 1.0), (d1, "GW", 2, 1.0), (d2, "SZ", 3, 1.0), (d3, "SZ", 4, 1.0)]
     any_io.append(name, spark.createDataFrame(base, schema), ctx=ctx())
-    got = any_io.read(name, partitions={"_plant_id": "SZ", "_ingest_date": [d1, d2]})
+    got = any_io.read(name, partitions={"plant_id": "SZ", "ingest_date": [d1, d2]})
     assert sorted(tuple(r) for r in got.collect()) == [(d1, "SZ", 1, 1.0), (d2, "SZ", 3, 1.0)]
-    assert any_io.read(name, partitions={"_plant_id": []}).count() == 0
+    assert any_io.read(name, partitions={"plant_id": []}).count() == 0
     assert sorted(map(str, any_io.partition_values(name))) == sorted(
         map(
             str,
             [
-                {"_ingest_date": d.isoformat(), "_plant_id": p}
+                {"ingest_date": d.isoformat(), "plant_id": p}
                 for d, p in [(d1, "SZ"), (d1, "GW"), (d2, "SZ"), (d3, "SZ")]
             ],
         )

@@ -417,3 +417,32 @@ def test_a_corrected_redelivery_without_a_record_withdraws_it_from_silver(
     (recon,) = [r for r in summary["recon"] if r["entity"] == "stock_movements"]
     assert recon["rows_retracted"] == 1 and recon["balanced"], recon
     assert recon["rows_read"] == len(rows) - 1
+
+
+def test_every_table_is_found_by_a_plain_parquet_reader_with_one_file_per_partition(
+    built: dict[str, Any],
+) -> None:
+    """No hidden partition folders (`_x=`, `.x=`): pyarrow's dataset discovery finds every
+    file Delta lists; and however many deliveries built it, a bronze or silver partition
+    holds one file (replacements rewrite their partition instead of adding to it)."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    ctx: JobContext = built["ctx"]
+    checked = 0
+    for spec in ctx.io.registry:
+        if ctx.io.version(spec.name) is None:
+            continue
+        root = Path(ctx.io.location(spec.name))
+        live = {Path(u).resolve() for u in DeltaTable(str(root)).file_uris()}
+        found = ds.dataset(str(root), format="parquet", partitioning="hive").files
+        missing = live - {Path(f).resolve() for f in found}
+        assert not missing, f"{spec.name}: plain Parquet discovery misses {sorted(missing)[:2]}"
+        if spec.layer in ("bronze", "silver"):
+            per_partition: dict[Path, int] = defaultdict(int)
+            for path in live:
+                per_partition[path.parent] += 1
+            crowded = {str(p): n for p, n in per_partition.items() if n > 1}
+            assert not crowded, f"{spec.name}: partitions with several files: {crowded}"
+        checked += 1
+    assert checked > 40  # bronze, silver, quarantine and system tables were all written

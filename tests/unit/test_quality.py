@@ -684,3 +684,22 @@ def test_results_rows_give_one_dq_row_per_rule(lines: Callable[..., DataFrame], 
     assert [r["rule_id"] for r in rows] == ["qty_range", "volume"]
     now = results_rows(outcome, table="silver.po_lines", run_id="r1", logical_date=DAY)
     assert now[0]["evaluated_at"].tzinfo == dt.UTC
+
+
+def test_when_a_run_covers_several_days_then_each_day_is_judged_against_the_days_before_it(
+    lines: Callable[..., DataFrame], run: Run
+) -> None:
+    df = lines(line("P1", 1), line("P1", 2), line("P1", 3))
+    # history 2, 2 (trailing 2); day 1: 2 rows (1.0x); day 2: 1 row (1 / mean(2, 2) = 0.5x,
+    # passes); day 3: 0 rows (0 / mean(2, 1) = 0x): that day alone would fail
+    outcome = run(df, VOLUME, volume_history=[2, 2], volume_days=[2, 1, 0])
+    result = result_of(outcome, "volume")
+    assert not result.passed
+    assert result.message == (
+        "day 3 of 3: 0 rows is 0.00x the average 1.5 of the last 2 runs; expected 0.5x to 2.0x"
+    )
+    passing = run(df, VOLUME, volume_history=[2, 2], volume_days=[2, 1])
+    assert result_of(passing, "volume").passed
+    # a single day is the run itself: its total is judged, as before
+    one = run(df, VOLUME, volume_history=[2, 2], volume_days=[3])
+    assert result_of(one, "volume").message.startswith("3 rows is 1.50x the average 2.0")

@@ -71,6 +71,7 @@ def test_parse_type_rejects_unknown_or_impossible_types(text: str) -> None:
         ("duplicate_column", "duplicate columns: id"),
         ("bad_classification", "field 'tables.0.columns.1.classification'"),
         ("timestamp_partition", "partition column 'loaded_at' has type timestamp"),
+        ("hidden_partition", "partition column '_delivery_date' starts with '_'"),
         ("sequence_without_keys", "sequence_column needs business_keys"),
         ("missing_owner", "field 'tables.0.owner': Field required"),
     ],

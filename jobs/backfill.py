@@ -1,0 +1,190 @@
+"""Job `backfill`: ingest, silver and gold over a date range, a month at a time, resumable.
+
+`lakehouse run backfill --date D1 --to D2` cuts the range into calendar-month chunks and
+runs, per chunk, the `ingest`, `silver` and `gold` jobs over the whole chunk (no gold when
+`--entities` limits silver to some entities): a few large
+Spark jobs instead of one small job per day and layer. Each finished step is appended to
+`_backfill`; the same command started again (after a kill, a failed gate that was fixed, a
+reboot) skips the steps already recorded and continues with the next one. Every job is
+idempotent for its dates, so a step cut short by a kill is simply run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from jobs import JobContext
+
+log = logging.getLogger("lakehouse.backfill")
+
+PROGRESS = "_backfill"
+LAYERS = ("ingest", "silver", "gold")
+
+
+def month_chunks(dates: list[dt.date]) -> list[list[dt.date]]:
+    """`dates` in calendar-month pieces, in order.
+
+    >>> [(c[0].isoformat(), len(c)) for c in month_chunks(
+    ...     [dt.date(2026, 1, 30) + dt.timedelta(days=i) for i in range(4)])]
+    [('2026-01-30', 2), ('2026-02-01', 2)]
+    """
+    chunks: dict[tuple[int, int], list[dt.date]] = {}
+    for day in sorted(dates):
+        chunks.setdefault((day.year, day.month), []).append(day)
+    return list(chunks.values())
+
+
+def backfill_id(ctx: JobContext) -> str:
+    plants = ",".join(sorted(ctx.plants)) if ctx.plants else "all"
+    return f"{min(ctx.dates)}..{max(ctx.dates)}:{plants}"
+
+
+def _done(ctx: JobContext, ident: str) -> set[tuple[str, dt.date, dt.date]]:
+    from pyspark.sql import functions as F
+
+    if ctx.force or ctx.io.version(PROGRESS) is None:
+        return set()
+    rows = (
+        ctx.io.read(PROGRESS)
+        .where(F.col("backfill_id") == ident)
+        .select("layer", "date_from", "date_to")
+        .collect()
+    )
+    return {(r.layer, r.date_from, r.date_to) for r in rows}
+
+
+def layers(ctx: JobContext) -> tuple[str, ...]:
+    """Gold reads every silver entity it needs: a backfill of some entities stops at silver."""
+    return LAYERS[:2] if ctx.entities else LAYERS
+
+
+def _steps(
+    dates: list[dt.date], run_layers: tuple[str, ...]
+) -> Iterator[tuple[str, list[dt.date]]]:
+    for chunk in month_chunks(dates):
+        for layer in run_layers:
+            yield layer, chunk
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    import importlib
+
+    from tqdm import tqdm
+
+    from lakehouse.config import NotReadyError
+    from lakehouse.io import CommitContext, failpoints
+
+    ident = backfill_id(ctx)
+    done = _done(ctx, ident)
+    steps = list(_steps(ctx.dates, layers(ctx)))
+    if ctx.entities:
+        log.info("backfill %s: only silver entities %s, so no gold", ident, ", ".join(ctx.entities))
+    todo = [(layer, chunk) for layer, chunk in steps if (layer, chunk[0], chunk[-1]) not in done]
+    if done:
+        log.info(
+            "backfill %s: %d of %d steps already done, continuing",
+            ident,
+            len(steps) - len(todo),
+            len(steps),
+        )
+    totals: dict[str, int] = {"rows_ingested": 0, "rows_quarantined": 0, "silver_rows_read": 0}
+    unbalanced = 0
+    failed: list[str] = []
+    ran = 0
+    began = time.perf_counter()
+    bar = tqdm(
+        total=len(steps),
+        initial=len(steps) - len(todo),
+        unit="step",
+        file=sys.stderr,
+        desc="backfill",
+        disable=None,
+    )
+    try:
+        for layer, chunk in todo:
+            bar.set_postfix_str(f"{layer} {chunk[0]}..{chunk[-1]}")
+            step = dataclasses.replace(
+                ctx,
+                job=layer,
+                dates=chunk,
+                run_id=f"{ctx.run_id}__{layer}__{chunk[0]:%Y%m%d}",
+                force=ctx.force and layer == "ingest",
+            )
+            step._spark = ctx.spark
+            started = time.perf_counter()
+            try:
+                summary = importlib.import_module(f"jobs.{layer}").run(step)
+            except NotReadyError as exc:  # e.g. gold before its inputs exist: nothing to do
+                log.warning("backfill: %s %s..%s not ready: %s", layer, chunk[0], chunk[-1], exc)
+                summary = {"not_ready": str(exc)}
+            seconds = time.perf_counter() - started
+            code = int(summary.get("exit_code", 0))
+            totals["rows_ingested"] += int(summary.get("rows_ingested", 0) or 0)
+            totals["rows_quarantined"] += int(summary.get("rows_quarantined", 0) or 0)
+            totals["silver_rows_read"] += int(
+                summary.get("rows_read", 0) if layer == "silver" else 0
+            )
+            unbalanced += len(summary.get("unbalanced", []))
+            if code != 0:
+                failed = [*summary.get("failed_gates", []), f"{layer} exited {code}"]
+                log.error(
+                    "backfill %s: %s of %s..%s failed (%s); fix it and run the same command "
+                    "again: it continues with this step",
+                    ident,
+                    layer,
+                    chunk[0],
+                    chunk[-1],
+                    "; ".join(failed),
+                )
+                break
+            failpoints.reach("backfill-step")  # tests: killed with the work done, unrecorded
+            record = {
+                "backfill_id": ident,
+                "layer": layer,
+                "date_from": chunk[0],
+                "date_to": chunk[-1],
+                "run_id": step.run_id,
+                "seconds": seconds,
+                "summary": json.dumps(_brief(summary), default=str),
+                "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            }
+            frame = ctx.spark.createDataFrame([record], ctx.registry.get(PROGRESS).spark_schema)
+            commit = CommitContext(job="backfill", run_id=ctx.run_id, logical_date=chunk[-1])
+            ctx.io.append(PROGRESS, frame, ctx=commit)
+            log.info("backfill: %s %s..%s done in %.0f s", layer, chunk[0], chunk[-1], seconds)
+            ran += 1
+            bar.update(1)
+    finally:
+        bar.close()
+    return {
+        "run_id": ctx.run_id,
+        "backfill_id": ident,
+        "steps": len(steps),
+        "steps_skipped": len(steps) - len(todo),
+        "steps_run": ran,
+        "seconds": round(time.perf_counter() - began, 1),
+        **totals,
+        "unbalanced_reconciliations": unbalanced,
+        "failed_gates": failed,
+        "exit_code": 1 if failed else 0,
+    }
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    """The scalar figures of a job's summary (no manifests or row lists)."""
+    return {
+        k: v for k, v in summary.items() if isinstance(v, str | int | float | bool) or v is None
+    }
+
+
+if __name__ == "__main__":  # spark-submit jobs/backfill.py --date D1 --to D2 [...]
+    from jobs import submit
+
+    submit("backfill")
