@@ -145,22 +145,38 @@ def bench_keys() -> dict[str, str]:
 
 
 def _child(code: str, *args: str) -> tuple[dict[str, float], float]:
-    """Run `code` in a fresh Python; its JSON line and its peak resident memory (GiB)."""
+    """Run `code` in a fresh Python; its JSON line and the peak resident memory (GiB) of the
+    process and its children (the Spark JVM included), sampled every 0.2 s."""
+    import tempfile
+
+    import psutil  # type: ignore[import-untyped]
+
     began = time.perf_counter()
-    done = subprocess.run(
-        ["/usr/bin/time", "-f", "PEAK_KB=%M", sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **bench_keys()},
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-5000:])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(  # output to files: a full pipe would stall the child
+            [sys.executable, "-c", code, *args],
+            stdout=out,
+            stderr=err,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **bench_keys()},
+        )
+        peak = 0
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [watched, *watched.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+            except psutil.Error:
+                pass  # a process ended between listing and reading it
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        sys.stderr.write(stdout[-3000:] + stderr[-5000:])
         raise SystemExit(f"benchmark child failed after {time.perf_counter() - began:.0f} s")
-    peak = [ln for ln in done.stderr.splitlines() if ln.startswith("PEAK_KB=")]
-    peak_gib = int(peak[-1].split("=")[1]) / 2**20 if peak else float("nan")
-    return json.loads(done.stdout.strip().splitlines()[-1]), peak_gib
+    return json.loads(stdout.strip().splitlines()[-1]), peak / 2**30
 
 
 def layout(root: Path) -> dict[str, dict[str, float]]:

@@ -18,13 +18,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.bronze.readers import FileSpec, iter_rows, read_file
+from lakehouse.bronze.readers import FileSpec, Parsed, iter_rows, read_file
 from lakehouse.io import CommitContext, TableIO
 from lakehouse.sources import PlantSource
 
@@ -185,6 +184,9 @@ def partition_groups(tasks: Sequence[FileTask]) -> list[tuple[list[str], list[dt
 # ----------------------------------------------------------------------------- parsing in Spark
 
 
+FILES_PER_TASK = 400  # a parse task reads this many delivered files, one after the other
+
+
 def _parse_partition(
     batches: Iterator[Any], specs: dict[str, tuple[str, FileSpec]]
 ) -> Iterator[Any]:
@@ -192,9 +194,16 @@ def _parse_partition(
 
     for batch in batches:
         out: dict[str, list[Any]] = {n: [] for n in _PARSED.fieldNames()}
-        for uri, content in zip(batch["path"], batch["content"], strict=True):
-            relative, spec = specs[unquote(urlparse(uri).path)]
-            parsed = read_file(bytes(content), spec)
+        for path in batch["path"]:
+            relative, spec = specs[path]
+            try:
+                content = Path(path).read_bytes()
+            except OSError as exc:  # gone or unreadable since planning: the file is refused
+                parsed = Parsed(file_error=f"could not read the delivered file: {exc}")
+            else:
+                parsed = (
+                    read_file(content, spec) if content else Parsed(file_error=_empty_error(spec))
+                )
             for number, record, raw, reason in iter_rows(parsed):
                 out["_kind"].append("row" if record is not None else "error")
                 out["_source_file"].append(relative)
@@ -221,17 +230,21 @@ def _parse_partition(
 
 
 def parse(spark: SparkSession, tasks: Sequence[FileTask]) -> DataFrame:
-    """Every row of every task's file: good rows, quarantined rows and one summary per file."""
+    """Every row of every task's file: good rows, quarantined rows and one summary per file.
+
+    One Spark job over the list of files: each task reads a few hundred files from the
+    landing folder (local, or mounted on every executor) and parses them in turn, so the
+    cost per file is the parse, not a Spark partition or a file listing.
+    """
     specs = {str(t.path.resolve()): (t.relative, t.spec) for t in tasks}
-    files = spark.read.format("binaryFile").load([str(t.path.resolve()) for t in tasks])
+    slices = max(spark.sparkContext.defaultParallelism, -(-len(specs) // FILES_PER_TASK))
+    files = spark.createDataFrame([(p,) for p in specs], "path string").repartition(slices)
     meta = spark.createDataFrame(
         [(t.relative, t.plant_id, t.delivery_date, t.entity, t.sha256, t.version) for t in tasks],
         "_source_file string, _plant_id string, _delivery_date date, _entity string, "
         "_file_sha256 string, _file_version int",
     )
-    parsed = files.select("path", "content").mapInPandas(
-        lambda it: _parse_partition(it, specs), schema=_PARSED
-    )
+    parsed = files.mapInPandas(lambda it: _parse_partition(it, specs), schema=_PARSED)
     return parsed.join(F.broadcast(meta), "_source_file")
 
 
@@ -262,9 +275,6 @@ def ingest(
                 r._source_file: json.loads(r._raw)
                 for r in parsed.where("_kind = 'file'").select("_source_file", "_raw").collect()
             }
-            for t in todo:  # Spark's file scan skips zero-byte files: account for them here
-                if t.size == 0 and t.relative not in summaries:
-                    summaries[t.relative] = _empty_summary(t)
             # a file refused as a whole leaves its bronze partition as it was (a bad
             # re-delivery must not empty the good version already landed)
             usable = [t for t in todo if not summaries.get(t.relative, {}).get("file_error")]
@@ -282,10 +292,9 @@ def ingest(
     return result
 
 
-def _empty_summary(t: FileTask) -> dict[str, Any]:
+def _empty_error(spec: FileSpec) -> str | None:
     """A zero-byte delivery: no rows (JSON Lines), or a CSV/Parquet file without a header."""
-    error = None if t.spec.format == "jsonl" else f"empty file (0 bytes): no {t.spec.format} header"
-    return {"header": [], "file_error": error, "rows": 0, "errors": 0}
+    return None if spec.format == "jsonl" else f"empty file (0 bytes): no {spec.format} header"
 
 
 def _write_bronze(
