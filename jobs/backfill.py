@@ -1,8 +1,8 @@
 """Job `backfill`: ingest, silver and gold over a date range, a month at a time, resumable.
 
 `lakehouse run backfill --date D1 --to D2` cuts the range into calendar-month chunks and
-runs, per chunk, the `ingest`, `silver` and `gold` jobs over the whole chunk (no gold when
-`--entities` limits silver to some entities): a few large
+runs, per chunk, the `ingest` and `silver` jobs over the whole chunk, then `gold` once over
+the whole range (no gold when `--entities` limits silver to some entities): a few large
 Spark jobs instead of one small job per day and layer. Each finished step is appended to
 `_backfill`; the same command started again (after a kill, a failed gate that was fixed, a
 reboot) skips the steps already recorded and continues with the next one. Every job is
@@ -17,7 +17,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from jobs import JobContext
@@ -60,17 +59,15 @@ def _done(ctx: JobContext, ident: str) -> set[tuple[str, dt.date, dt.date]]:
     return {(r.layer, r.date_from, r.date_to) for r in rows}
 
 
-def layers(ctx: JobContext) -> tuple[str, ...]:
-    """Gold reads every silver entity it needs: a backfill of some entities stops at silver."""
-    return LAYERS[:2] if ctx.entities else LAYERS
-
-
-def _steps(
-    dates: list[dt.date], run_layers: tuple[str, ...]
-) -> Iterator[tuple[str, list[dt.date]]]:
-    for chunk in month_chunks(dates):
-        for layer in run_layers:
-            yield layer, chunk
+def _steps(ctx: JobContext) -> list[tuple[str, list[dt.date]]]:
+    """Ingest and silver per calendar month, then gold once over the whole range (gold
+    recomputes every month of its range in one pass, as of the range's last day: what the
+    nightly runs converge to once late rows have settled). Gold reads every silver entity
+    it needs, so a backfill of some entities (`--entities`) stops at silver."""
+    steps = [(layer, chunk) for chunk in month_chunks(ctx.dates) for layer in LAYERS[:2]]
+    if not ctx.entities:
+        steps.append(("gold", sorted(ctx.dates)))
+    return steps
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -83,7 +80,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     ident = backfill_id(ctx)
     done = _done(ctx, ident)
-    steps = list(_steps(ctx.dates, layers(ctx)))
+    steps = _steps(ctx)
     if ctx.entities:
         log.info("backfill %s: only silver entities %s, so no gold", ident, ", ".join(ctx.entities))
     todo = [(layer, chunk) for layer, chunk in steps if (layer, chunk[0], chunk[-1]) not in done]

@@ -213,7 +213,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from lakehouse.demo import run_demo
 
-    return run_demo(settings)
+    return run_demo(settings, night=args.night)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,7 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the embedded demo on local Spark, tables under var/",
-        description="Run the demo on the embedded default: local Spark, Delta tables under var/.",
+        description="Run the demo on the embedded default: local Spark, Delta tables under var/. "
+        "Generates six months and a week of deliveries, loads the six months with `run "
+        "backfill` and runs the nightly Airflow DAG for the first night after them.",
+    )
+    p.add_argument(
+        "--night",
+        type=_date,
+        help="only run the nightly DAG for this later night (its deliveries are already there)",
     )
     p.set_defaults(func=cmd_demo)
     return parser

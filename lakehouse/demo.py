@@ -1,13 +1,15 @@
 """`make demo`: the simulator's default dataset through the nightly Airflow DAG to the report.
 
-Generates a few days of the six plants' simulated deliveries under `var/deliveries/`,
-initialises a local Airflow (SQLite metadata under `var/airflow/`), and runs the real
-`medlake_nightly` DAG once per day with `airflow dags test`: the real operators launch the
-real `spark-submit` of every job (ingest per plant, silver, the governance scan, the quality
-gates, gold, scoring, the report). Then it prints what a director would ask first: rows
-landed per plant, the quality results, the top supplier risks and the cost-transmission
-headline, and the path of the HTML report. Airflow's own output goes to
-`var/logs/airflow-demo.log`.
+Generates six months and a week of the six plants' simulated deliveries under
+`var/deliveries/`, loads the six months with `lakehouse run backfill` (ingest and silver a
+month at a time, gold over the whole history), initialises a local Airflow (SQLite metadata
+under `var/airflow/`), and runs the real `medlake_nightly` DAG for the first night after the
+history with `airflow dags test`: the real operators launch the real `spark-submit` of every
+job (ingest per plant, silver, the governance scan, the quality gates, gold, scoring, the
+report). `lakehouse demo --night D` runs the DAG for one of the following nights. Then it
+prints what a director would ask first: rows landed per plant, the quality results, the top
+supplier risks and the cost-transmission headline, and the path of the HTML report.
+Airflow's own output goes to `var/logs/airflow-demo.log`.
 
 Pseudonymisation keys: the demo uses the keys of the environment or secret file when they
 are configured; otherwise it creates random demo keys in `var/secrets/` (git-ignored), so
@@ -21,6 +23,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,9 @@ from lakehouse.config import Settings
 from lakehouse.simulator.generate import generate
 
 DEMO_START = dt.date(2026, 1, 1)
-DEMO_DAYS = 2  # one DAG run per day, about six minutes each on 2 cores
+DEMO_HISTORY_DAYS = 181  # 2026-01-01 .. 06-30, loaded by `lakehouse run backfill`
+DEMO_NIGHTS = 8  # 07-01 .. 07-08 delivered too: the first runs through the nightly DAG
+DEMO_DAYS = DEMO_HISTORY_DAYS + DEMO_NIGHTS
 DEMO_SCALE = 1.0
 DEMO_SEED = 42
 DEMO_ENV = "demo"  # conf/env/demo.yaml: the local settings, tasks not retried
@@ -56,7 +61,9 @@ def demo_keys(settings: Settings) -> Path | None:
     return path
 
 
-def run_demo(settings: Settings) -> int:
+def run_demo(settings: Settings, night: dt.date | None = None) -> int:
+    """Six months of history through `backfill`, then the first night through the DAG; with
+    `night`, only that night's DAG run (the deliveries are already there)."""
     from lakehouse.orchestrate import LocalAirflow
     from lakehouse.pipeline import load_pipeline
 
@@ -66,24 +73,33 @@ def run_demo(settings: Settings) -> int:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
     deliveries = Path(settings.resolve(settings.landing.root))
-    step(f"generating {DEMO_DAYS} days of deliveries for six plants under {deliveries}")
-    made = generate(
-        deliveries,
-        start=DEMO_START,
-        days=DEMO_DAYS,
-        scale=DEMO_SCALE,
-        seed=DEMO_SEED,
-        progress=False,
-        workers=2,
-    )
-    summary = json.loads((deliveries / "_truth" / "summary.json").read_text())
-    step(
-        f"{made.rows:,} rows in {made.files:,} files; "
-        f"{summary['pii_labels']:,} planted personal values labelled"
-    )
+    first_night = DEMO_START + dt.timedelta(days=DEMO_HISTORY_DAYS)
+    last_night = DEMO_START + dt.timedelta(days=DEMO_DAYS - 1)
+    if night is None:
+        night = first_night
+        step(f"generating {DEMO_DAYS} days of deliveries for six plants under {deliveries}")
+        made = generate(
+            deliveries,
+            start=DEMO_START,
+            days=DEMO_DAYS,
+            scale=DEMO_SCALE,
+            seed=DEMO_SEED,
+            progress=False,
+            workers=2,
+        )
+        summary = json.loads((deliveries / "_truth" / "summary.json").read_text())
+        step(
+            f"{made.rows:,} rows in {made.files:,} files; "
+            f"{summary['pii_labels']:,} planted personal values labelled"
+        )
+    elif not first_night <= night <= last_night:
+        step(f"error: the demo delivered the nights {first_night} .. {last_night}; got {night}")
+        return 2
     keys = demo_keys(settings)
     if keys is not None:
         step(f"pseudonymisation keys: demo keys in {keys} (production: env or secret file)")
+    if night == first_night and _backfill_history(settings, step) != 0:
+        return 1
 
     log = Path(settings.resolve("var/logs/airflow-demo.log"))
     airflow = LocalAirflow(
@@ -100,27 +116,56 @@ def run_demo(settings: Settings) -> int:
         took = f" in {seconds:.0f}s" if seconds is not None else ""
         step(f"  {task_id:<24} {state}{took}")
 
-    failed_days = []
-    for i in range(DEMO_DAYS):
-        day = DEMO_START + dt.timedelta(days=i)
-        step(f"airflow dags test {dag_id}: data interval {day} (run {i + 1} of {DEMO_DAYS})")
-        code = airflow.run_day(dag_id, day, log, on_task=on_task)
-        states = airflow.task_states(dag_id, day)
-        bad = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
-        if code != 0 or bad:
-            failed_days.append(day)
-            step(f"run of {day} failed ({', '.join(bad) or f'exit {code}'}); see {log}")
-    last = DEMO_START + dt.timedelta(days=DEMO_DAYS - 1)
-    report = Path(settings.resolve(settings.reports.folder)) / f"medlake-report-{last}.html"
+    step(f"airflow dags test {dag_id}: data interval {night} (the nightly run)")
+    code = airflow.run_day(dag_id, night, log, on_task=on_task)
+    states = airflow.task_states(dag_id, night)
+    bad = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    if code != 0 or bad:
+        step(f"run of {night} failed ({', '.join(bad) or f'exit {code}'}); see {log}")
+    report = Path(settings.resolve(settings.reports.folder)) / f"medlake-report-{night}.html"
     if not report.with_suffix(".json").exists():
-        step(f"no report was written for {last}; see {log}")
+        step(f"no report was written for {night}; see {log}")
         return 1
     facts = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
     for line in summary_lines(facts):
         print(line)
     step(f"report: {report}")
-    step("demo finished" + (f"; failed runs: {failed_days}" if failed_days else ""))
-    return 1 if failed_days or not facts["audit"]["ok"] else 0
+    if night < last_night:
+        following = night + dt.timedelta(days=1)
+        step(
+            f"the plants also delivered {following} .. {last_night}: run the nightly DAG for "
+            f"the next one with `lakehouse demo --night {following}`"
+        )
+    step("demo finished" + (f"; the run of {night} failed" if bad or code else ""))
+    return 1 if bad or code or not facts["audit"]["ok"] else 0
+
+
+def _backfill_history(settings: Settings, step: Callable[[str], None]) -> int:
+    """`lakehouse run backfill` over the history (in this process; skipped steps are free)."""
+    from jobs import JobContext, backfill, new_run_id
+
+    history = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_HISTORY_DAYS)]
+    step(
+        f"lakehouse run backfill --from {history[0]} --to {history[-1]}: ingest and silver "
+        "a month at a time, then gold over the six months"
+    )
+    ctx = JobContext(
+        settings=settings, job="backfill", dates=history, run_id=new_run_id("backfill")
+    )
+    try:
+        done = backfill.run(ctx)
+    finally:
+        if ctx._spark is not None:
+            ctx._spark.stop()  # the DAG's tasks start their own Spark applications
+    step(
+        f"history loaded in {done['seconds']:.0f}s ({done['steps_run']} steps run, "
+        f"{done['steps_skipped']} already done): {done['rows_ingested']:,} rows landed, "
+        f"{done['rows_quarantined']:,} quarantined, "
+        f"{done['unbalanced_reconciliations']} unbalanced reconciliations"
+    )
+    for gate in done["failed_gates"]:
+        step(f"backfill stopped: {gate}")
+    return int(done["exit_code"])
 
 
 def summary_lines(facts: dict[str, Any]) -> list[str]:

@@ -246,6 +246,14 @@ class DeltaRsEngine:
                     raise
         # upsert and optimize scan files, and writes must not ignore DVs or column mapping
         check_readable(spec, table)
+        layout = list(table.metadata().partition_columns)
+        if layout != list(spec.partition_by):
+            raise TableIOError(
+                f"{spec.name}: the table at {storage.root_uri} is partitioned by {layout}, the "
+                f"registry declares {spec.partition_by} (an earlier layout); nothing was "
+                "written. Rebuild it: move the table folder away and run `lakehouse run "
+                "backfill` over its history (`make clean` clears a demo lakehouse)"
+            )
         stored = struct_from_delta(table.schema().to_json())
         added = evolution_needed(spec, stored)
         if added:

@@ -20,6 +20,7 @@ from lakehouse.io import (
     CommitContext,
     SchemaMismatchError,
     TableIO,
+    TableIOError,
     UnsupportedTableError,
 )
 from lakehouse.tables import ColumnSpec, Registry
@@ -301,3 +302,17 @@ def test_when_a_table_uses_features_the_parquet_path_cannot_honour_then_read_ref
     write_deltalake(location, pa.table({"id": [1], "value": [1.0]}), configuration=configuration)
     with pytest.raises(UnsupportedTableError, match="delta-spark engine"):
         io.read("gold.evolving")
+
+
+def test_when_the_registry_repartitions_a_stored_table_then_writes_fail_saying_how_to_rebuild(
+    spark: SparkSession, io: TableIO, settings: Settings
+) -> None:
+    io.append("bronze.erp__receipts", receipts(spark, io, [(D1, "SZ", 1, 1.0)]), ctx=ctx())
+    spec = io.registry.get("bronze.erp__receipts")
+    coarser = spec.model_copy(update={"partition_by": ["plant_id"]})
+    io2 = TableIO(spark, settings, Registry([coarser]))
+    with pytest.raises(
+        TableIOError, match=r"partitioned by \['ingest_date', 'plant_id'\].*backfill"
+    ):
+        io2.append("bronze.erp__receipts", receipts(spark, io, [(D1, "SZ", 2, 1.0)]), ctx=ctx())
+    assert io.read("bronze.erp__receipts").count() == 1
