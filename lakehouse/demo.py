@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -152,9 +154,27 @@ def _backfill_history(settings: Settings, step: Callable[[str], None]) -> int:
     ctx = JobContext(
         settings=settings, job="backfill", dates=history, run_id=new_run_id("backfill")
     )
+    # the jobs' own messages (unmatched master data, ...) go to a log file, one line per
+    # finished step to the console
+    log = Path(settings.resolve("var/logs/backfill-demo.log"))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(log, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    jobs_log = logging.getLogger("lakehouse")
+    jobs_log.addHandler(to_file)
+    jobs_log.setLevel(logging.INFO)
+    progress = logging.getLogger("lakehouse.backfill")
+    to_console = logging.StreamHandler(sys.stdout)
+    to_console.setFormatter(logging.Formatter("           %(message)s"))
+    progress.addHandler(to_console)
+    step(f"  (the jobs' messages: {log})")
     try:
+        ctx.spark.sparkContext.setLogLevel("ERROR")
         done = backfill.run(ctx)
     finally:
+        progress.removeHandler(to_console)
+        jobs_log.removeHandler(to_file)
+        to_file.close()
         if ctx._spark is not None:
             ctx._spark.stop()  # the DAG's tasks start their own Spark applications
     step(
