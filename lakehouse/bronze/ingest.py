@@ -2,9 +2,11 @@
 
 For every (plant, date) folder under the landing root the configured files are checksummed
 and compared with `_bronze_manifest`: an identical re-delivery is skipped, a new or changed
-file is parsed (in Spark tasks, by the reader registered for its format) and replaces its
-(plant, date) partition of `bronze.<system>__<entity>`; rows that cannot be parsed replace
-the same partition of `_bronze_quarantine`. Every file's outcome is appended to the manifest.
+file is parsed (in Spark tasks that each read a few hundred files, by the reader registered
+for its format) and replaces that plant's rows of that date in `bronze.<system>__<entity>`
+(partitioned by delivery month: the rest of the month is rewritten with them, so a table
+keeps one file per month); rows that cannot be parsed replace the (entity, plant, date)
+partition of `_bronze_quarantine`. Every file's outcome is appended to the manifest.
 """
 
 from __future__ import annotations
