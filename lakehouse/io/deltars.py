@@ -51,7 +51,7 @@ from lakehouse.io.errors import (
     UnsupportedTableError,
 )
 from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
-from lakehouse.io.schema import evolution_needed, struct_from_delta
+from lakehouse.io.schema import evolution_needed, one_file_per_partition, struct_from_delta
 from lakehouse.io.schema import partition_literal as _literal
 from lakehouse.io.schema import partition_literals as _literals
 from lakehouse.io.stats import footer_stats
@@ -100,13 +100,6 @@ def _partition_values(relative: str, partition_by: Sequence[str]) -> dict[str, s
     if sorted(values) != sorted(partition_by):
         raise TableIOError(f"staged file {relative} is not in a partition folder of {partition_by}")
     return values
-
-
-def one_file_per_partition(df: DataFrame, spec: TableSpec) -> DataFrame:
-    """`df` shuffled so that a write gives one file per table partition (one file for an
-    unpartitioned table): a rewrite compacts what it replaces instead of adding small
-    files. The work before the shuffle keeps its parallelism."""
-    return df.repartition(*spec.partition_by) if spec.partition_by else df.repartition(1)
 
 
 def where_condition(spec: TableSpec, where: Mapping[str, set[str]]) -> Column:

@@ -20,7 +20,7 @@ from lakehouse.config import Settings
 from lakehouse.io.commit import CommitContext
 from lakehouse.io.errors import TableConflictError, TableNotFoundError
 from lakehouse.io.result import Changes, OptimizeResult, Retract, WriteResult
-from lakehouse.io.schema import evolution_needed
+from lakehouse.io.schema import evolution_needed, one_file_per_partition
 from lakehouse.io.storage import Storage
 from lakehouse.tables import TableSpec
 
@@ -234,9 +234,14 @@ class DeltaSparkEngine:
             kind = spec.column(k).data_type.simpleString()
             literals = ", ".join(f"CAST({_sql_literal(x)} AS {kind})" for x in sorted(values))
             conditions.append(f"`{k}` IN ({literals})")
-        df = df.repartition(*spec.partition_by) if spec.partition_by else df.repartition(1)
         return self._save(
-            spec, storage, df, ctx, "replace_partitions", "overwrite", " AND ".join(conditions)
+            spec,
+            storage,
+            one_file_per_partition(df, spec),
+            ctx,
+            "replace_partitions",
+            "overwrite",
+            " AND ".join(conditions),
         )
 
     def upsert(

@@ -118,3 +118,10 @@ def partition_literals(value: Any) -> set[str]:
     if isinstance(value, list | tuple | set | frozenset):
         return {partition_literal(v) for v in value}
     return {partition_literal(value)}
+
+
+def one_file_per_partition(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """`df` shuffled so that a write gives one file per table partition (one file for an
+    unpartitioned table): a rewrite compacts what it replaces instead of adding small
+    files. The work before the shuffle keeps its parallelism."""
+    return df.repartition(*spec.partition_by) if spec.partition_by else df.repartition(1)

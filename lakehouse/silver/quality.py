@@ -574,10 +574,14 @@ def _volume_result(
     rule: VolumeRule, rows: int, history: Sequence[int], days: Sequence[int] | None = None
 ) -> RuleResult:
     """With `days` (the run's rows per delivery day, in order), each day is judged against
-    the days before it, as a run per day would be; the run fails when any day fails."""
-    if days is None or len(days) == 1:
+    the days before it, as a run per day would be (a run of one day too: the same counts
+    whatever the grouping of days into runs); the run fails when any day fails."""
+    if days is None:
         return _volume_day(rule, rows, history)
     results = [_volume_day(rule, n, [*history, *days[:i]]) for i, n in enumerate(days)]
+    if len(results) == 1:
+        (day,) = results
+        return RuleResult(rule.id, rule.check, rule.action, rows, 0, day.passed, day.message)
     failed = [(i, r) for i, r in enumerate(results) if not r.passed]
     message = (
         f"day {failed[0][0] + 1} of {len(days)}: {failed[0][1].message}"

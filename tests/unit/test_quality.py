@@ -700,6 +700,8 @@ def test_when_a_run_covers_several_days_then_each_day_is_judged_against_the_days
     )
     passing = run(df, VOLUME, volume_history=[2, 2], volume_days=[2, 1])
     assert result_of(passing, "volume").passed
-    # a single day is the run itself: its total is judged, as before
-    one = run(df, VOLUME, volume_history=[2, 2], volume_days=[3])
-    assert result_of(one, "volume").message.startswith("3 rows is 1.50x the average 2.0")
+    # a run of one day is judged by that day's delivered rows too, not by its 3 kept rows:
+    # the same count a range run uses for that day
+    one = result_of(run(df, VOLUME, volume_history=[2, 2], volume_days=[5]), "volume")
+    assert (one.passed, one.rows_checked) == (False, 3)
+    assert one.message.startswith("5 rows is 2.50x the average 2.0")
