@@ -4,7 +4,7 @@ order; every task only passes arguments to `spark-submit jobs/<job>.py` (docs/ai
 
 medlake_nightly, one run per day (its data interval):
 
-    interval ─> ingest.<PLANT> ─> silver.<group> (in `after` order) ─> scan ─> gates
+    interval ─> ingest.all (or ingest.<PLANT>) ─> silver.<group> (in `after` order) ─> scan ─> gates
              ─> gold ─> score.<model> ─> report        watcher: fails the run if a task failed
 
 A failed quality gate fails its silver task (or scan, or gates), so gold and scoring do not
@@ -97,9 +97,12 @@ with DAG(
 ) as nightly:
     interval = task(task_id="interval", retries=0)(require_interval)()
 
-    with TaskGroup("ingest", tooltip="one task per plant: deliveries -> bronze") as ingest:
-        for plant in PLANTS:
-            _job("ingest", plant, [*DATE_ARGS, "--plant", plant])
+    with TaskGroup("ingest", tooltip="deliveries -> bronze") as ingest:
+        if PIPELINE.ingest_tasks == "per-plant":
+            for plant in PLANTS:
+                _job("ingest", plant, [*DATE_ARGS, "--plant", plant])
+        else:  # every plant in one task: one Spark job over all delivered files
+            _job("ingest", "all", DATE_ARGS)
 
     silver: dict[str, LakehouseJob] = {}
     with TaskGroup("silver", tooltip="canonical entities, masked and quality-gated"):

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 PROJECT = Path(__file__).resolve().parents[1]
 NOT_READY = 75  # a job's input or model is not there yet (lakehouse.cli.EXIT_NOT_READY)
 LOG4J = PROJECT / "lakehouse" / "resources" / "log4j2.properties"
+SERVER = PROJECT / "lakehouse" / "jobserver.py"
 
 # The day range of the run's data interval: [start, end) as first and last day.
 DATE_ARGS = [
@@ -47,8 +49,11 @@ class LakehouseJob(SparkSubmitOperator):
     the Spark master (`local[2]`, `yarn`, `k8s://https://…`, `spark://host:7077`), its extra
     may set `queue`, `namespace`, the resources in RESOURCES, `conf` (more spark.* settings,
     such as `spark.archives` with the executors' Python environment), `driver-java-options`,
-    `pyspark-python` (the Python the executors run) and `lakehouse-env` (the conf/env overlay
-    the job loads; default: the worker's $LAKEHOUSE_ENV, else `local`). The driver runs in
+    `pyspark-python` (the Python the executors run), `lakehouse-env` (the conf/env overlay
+    the job loads; default: the worker's $LAKEHOUSE_ENV, else `local`) and `driver`:
+    `per-task` (default: one spark-submit per task) or `shared` (one spark-submit of
+    `lakehouse.jobserver` that runs the night's jobs one after the other and exits after
+    `session-idle-minutes`, default 10; bench/RESULTS.md `night`). The driver runs in
     client mode on the worker, where this project is installed. A job that exits with
     NOT_READY (no model trained yet, too little history) is skipped, not failed.
     """
@@ -61,6 +66,9 @@ class LakehouseJob(SparkSubmitOperator):
             **kwargs,
         )
         self.job = job
+        self._shared = False
+        self._idle_minutes = 10.0
+        self._session_dir = Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}"
 
     def prepare(self) -> None:
         """Apply the connection's extra: resources, spark conf, Python, the conf overlay."""
@@ -92,6 +100,16 @@ class LakehouseJob(SparkSubmitOperator):
             **(self.conf or {}),
         }
         self.conf = spark_conf
+        self._shared = str(extra.get("driver", "per-task")) == "shared"
+        if str(extra.get("driver", "per-task")) not in ("per-task", "shared"):
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r}: extra driver is "
+                f"{extra['driver']!r}; expected per-task or shared (docs/airflow.md)"
+            )
+        self._idle_minutes = float(extra.get("session-idle-minutes", 10))
+        self._session_dir = Path(
+            str(extra.get("session-dir") or Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}")
+        )
         env = extra.get("lakehouse-env")
         if env and "--env" not in (self.application_args or []):
             self.application_args = [*(self.application_args or []), "--env", str(env)]
@@ -103,15 +121,63 @@ class LakehouseJob(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         self.prepare()
+        if self._shared:
+            self._execute_shared()
+            return
         try:
             super().execute(context)
         except AirflowException as exc:
             if re.search(rf"Error code is: {NOT_READY}\b", str(exc)):
-                raise AirflowSkipException(
-                    f"jobs/{self.job}.py: nothing to do yet (its input or model is not there; "
-                    "the log above says what it needs)"
-                ) from None
+                self._skip()
             raise
+
+    def _skip(self) -> None:
+        raise AirflowSkipException(
+            f"jobs/{self.job}.py: nothing to do yet (its input or model is not there; "
+            "the log above says what it needs)"
+        ) from None
+
+    def server_command(self) -> list[str]:
+        """The spark-submit that starts the shared driver: the task's own command with
+        `lakehouse.jobserver` as the application (same master, resources and settings)."""
+        args = list(self.application_args or [])
+        server_args = ["--idle-seconds", str(int(self._idle_minutes * 60))]
+        if "--env" in args:
+            server_args += args[args.index("--env") : args.index("--env") + 2]
+        saved = self.application_args, self.name
+        self.application_args, self.name = server_args, "medlake-shared-driver"
+        try:
+            command = self._get_hook()._build_spark_submit_command(str(SERVER))
+        finally:
+            self.application_args, self.name = saved
+        return command
+
+    def _execute_shared(self) -> None:
+        from lakehouse import jobserver
+
+        env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
+        argv = ["run", self.job, *(self.application_args or [])]
+        if "--env" in argv:  # `lakehouse --env E run ...`
+            at = argv.index("--env")
+            argv = [*argv[at : at + 2], *argv[:at], *argv[at + 2 :]]
+        try:
+            code = jobserver.run_job(
+                self.server_command(),
+                self._session_dir,
+                argv,
+                echo=self.log.info,
+                env=env,
+                cwd=PROJECT,
+            )
+        except jobserver.ServerError as exc:
+            raise AirflowException(f"jobs/{self.job}.py: {exc}") from None
+        if code == NOT_READY:
+            self._skip()
+        if code != 0:
+            raise AirflowException(
+                f"jobs/{self.job}.py exited with {code} on the shared driver (the log above "
+                "says why)"
+            )
 
     def _connection_extra(self) -> dict[str, Any]:
         from airflow.sdk import BaseHook

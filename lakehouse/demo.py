@@ -5,7 +5,7 @@ Generates six months and a week of the six plants' simulated deliveries under
 month at a time, gold over the whole history), initialises a local Airflow (SQLite metadata
 under `var/airflow/`), and runs the real `medlake_nightly` DAG for the first night after the
 history with `airflow dags test`: the real operators launch the real `spark-submit` of every
-job (ingest per plant, silver, the governance scan, the quality gates, gold, scoring, the
+job (ingest, silver, the governance scan, the quality gates, gold, scoring, the
 report). `lakehouse demo --night D` runs the DAG for one of the following nights. Then it
 prints what a director would ask first: rows landed per plant, the quality results, the top
 supplier risks and the cost-transmission headline, and the path of the HTML report.
@@ -119,7 +119,10 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
         step(f"  {task_id:<24} {state}{took}")
 
     step(f"airflow dags test {dag_id}: data interval {night} (the nightly run)")
-    code = airflow.run_day(dag_id, night, log, on_task=on_task)
+    try:
+        code = airflow.run_day(dag_id, night, log, on_task=on_task)
+    finally:
+        airflow.stop_drivers()  # the night's shared Spark driver; it would idle for minutes
     states = airflow.task_states(dag_id, night)
     bad = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
     if code != 0 or bad:

@@ -22,6 +22,9 @@ from lakehouse.config import CONF_DIR_VAR, DEFAULT_CONF_DIR, ENV_VAR, PROJECT_RO
 from lakehouse.pipeline import load_pipeline
 
 LOCAL_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# A shared driver lives for the whole night: it needs the optimising JIT (with the quick
+# tier only, its code cache filled within a minute and the JVM stopped compiling).
+SHARED_JAVA_OPTIONS = "-XX:+UseSerialGC"
 
 
 @dataclass
@@ -33,6 +36,7 @@ class LocalAirflow:
     env_name: str = "local"
     master: str = "local[2]"
     driver_memory: str = "2g"
+    driver: str = "shared"  # the night's tasks share one driver (lakehouse.jobserver)
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     def environ(self) -> dict[str, str]:
@@ -44,10 +48,14 @@ class LocalAirflow:
             "extra": {
                 "driver-memory": self.driver_memory,
                 "lakehouse-env": self.env_name,
-                # local jobs live seconds to minutes: the JIT's optimising tier and a parallel
-                # collector cost the two cores more than they save (about a quarter of each
-                # task's time, measured on ingest and gold in the demo)
-                "driver-java-options": LOCAL_JAVA_OPTIONS,
+                # a per-task job lives seconds to minutes: the JIT's optimising tier and a
+                # parallel collector cost the two cores more than they save (about a quarter
+                # of each task's time, measured on ingest and gold in the demo)
+                "driver-java-options": (
+                    SHARED_JAVA_OPTIONS if self.driver == "shared" else LOCAL_JAVA_OPTIONS
+                ),
+                "driver": self.driver,
+                "session-dir": str(self.session_dir),
             },
         }
         env = {
@@ -71,6 +79,17 @@ class LocalAirflow:
         env.pop("PYSPARK_GATEWAY_PORT", None)
         env.pop("PYSPARK_GATEWAY_SECRET", None)
         return env
+
+    @property
+    def session_dir(self) -> Path:
+        """Where the shared driver's socket and log live (lakehouse.jobserver)."""
+        return self.home / "run"
+
+    def stop_drivers(self) -> int:
+        """Stop the shared drivers this home's runs started (they would exit when idle)."""
+        from lakehouse.jobserver import stop
+
+        return stop(self.session_dir) if self.session_dir.is_dir() else 0
 
     def airflow(self, *args: str, log: Path | None = None, check: bool = True) -> int:
         """Run the `airflow` command of this environment; output to `log` (or inherited)."""

@@ -10,7 +10,7 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -68,6 +68,7 @@ class Pipeline(_Strict):
     retries: int = Field(ge=0)
     retry_delay_minutes: int = Field(ge=1)
     timeout_minutes: dict[str, int]
+    ingest_tasks: Literal["one", "per-plant"] = "one"
     silver_groups: dict[str, SilverGroup] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -288,7 +288,7 @@ class DeltaRsEngine:
     ) -> _Staged:
         txn = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
         staged = _Staged(txn=txn, folder=f"{STAGING}/{txn}")
-        writer = df.write.mode("errorifexists").option("compression", "snappy")
+        writer = df.write.mode("error").option("compression", "snappy")
         if max_records:
             writer = writer.option("maxRecordsPerFile", max_records)
         if spec.partition_by:

@@ -8,6 +8,7 @@ plain YAML, not through the code that builds the DAGs.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,9 @@ MODELS = PIPELINE["models"]["names"]
 HEAVY = ("pyspark", "pandas", "presidio_analyzer", "presidio_anonymizer", "spacy", "mlflow")
 
 
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    home = tmp_path_factory.mktemp("airflow-home")
+def _parse(home: Path, conf: Path = CONF) -> dict[str, Any]:
     out = home / "parsed.json"
-    env = LocalAirflow(home=home).environ()
+    env = LocalAirflow(home=home, conf_dir=conf).environ()
     done = subprocess.run(
         [
             sys.executable,
@@ -48,7 +47,12 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(out.read_text(encoding="utf-8"))
+    return json.loads(out.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _parse(tmp_path_factory.mktemp("airflow-home"))
 
 
 def test_every_dag_imports_without_errors(parsed: dict[str, Any]) -> None:
@@ -68,8 +72,8 @@ def test_parsing_imports_no_spark_pandas_or_presidio(parsed: dict[str, Any]) -> 
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
-def _nightly_expected() -> tuple[set[str], set[tuple[str, str]]]:
-    ingest = [f"ingest.{p}" for p in PLANTS]
+def _nightly_expected(ingest_tasks: str) -> tuple[set[str], set[tuple[str, str]]]:
+    ingest = [f"ingest.{p}" for p in PLANTS] if ingest_tasks == "per-plant" else ["ingest.all"]
     silver = {name: f"silver.{name}" for name in GROUPS}
     roots = [silver[g] for g, spec in GROUPS.items() if not spec.get("after")]
     scores = [f"score.{m}" for m in MODELS]
@@ -86,9 +90,23 @@ def _nightly_expected() -> tuple[set[str], set[tuple[str, str]]]:
 
 def test_nightly_dag_has_the_expected_tasks_and_edges(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"][PIPELINE["nightly"]["dag_id"]]
-    tasks, edges = _nightly_expected()
+    tasks, edges = _nightly_expected(PIPELINE.get("ingest_tasks", "one"))
     assert set(dag["tasks"]) == tasks
     assert {tuple(e) for e in dag["edges"]} == edges
+    assert dag["arguments"]["ingest.all"][6:] == []  # every plant
+
+
+def test_with_per_plant_ingestion_each_plant_has_its_task(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    pipeline = yaml.safe_load((conf / "pipeline.yaml").read_text(encoding="utf-8"))
+    pipeline["ingest_tasks"] = "per-plant"
+    (conf / "pipeline.yaml").write_text(yaml.safe_dump(pipeline), encoding="utf-8")
+    dag = _parse(tmp_path, conf)["dags"][PIPELINE["nightly"]["dag_id"]]
+    tasks, edges = _nightly_expected("per-plant")
+    assert set(dag["tasks"]) == tasks
+    assert {tuple(e) for e in dag["edges"]} == edges
+    assert dag["arguments"]["ingest.SZ"][6:] == ["--plant", "SZ"]
 
 
 def test_models_dag_has_the_expected_tasks_and_edges(parsed: dict[str, Any]) -> None:
@@ -117,7 +135,6 @@ def test_tasks_only_pass_arguments_to_spark_submit(parsed: dict[str, Any]) -> No
         job = task_id.split(".")[0]
         assert dag["applications"][task_id] == str(PROJECT_ROOT / "jobs" / f"{job}.py")
         assert dag["arguments"][task_id][:6] == date_args, task_id
-    assert dag["arguments"]["ingest.SZ"][6:] == ["--plant", "SZ"]
     members = ",".join(GROUPS["master_data"]["entities"])
     assert dag["arguments"]["silver.master_data"][6:] == ["--entities", members]
     assert dag["arguments"][f"score.{MODELS[0]}"][6:] == ["--model", MODELS[0]]

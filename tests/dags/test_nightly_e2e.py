@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def _conf(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("nightly")
     conf = _conf(root)
     generate(root / "landing", start=DAY, days=1, scale=0.1, seed=7, progress=False)
@@ -64,7 +65,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     log = root / "airflow.log"
     airflow.init(log)
     settings = load_settings("e2e", conf_dir=conf)
-    return {"root": root, "conf": conf, "airflow": airflow, "log": log, "settings": settings}
+    yield {"root": root, "conf": conf, "airflow": airflow, "log": log, "settings": settings}
+    airflow.stop_drivers()
 
 
 def _run(world: dict[str, Any]) -> tuple[int, dict[str, str], str]:
@@ -127,7 +129,7 @@ def test_the_night_succeeds_task_by_task(world: dict[str, Any], two_runs: dict[s
     assert code == 0, _log_tail(world)
     ran = {t: s for t, s in states.items() if t not in ("watcher", "score.late_delivery")}
     assert set(ran.values()) == {"success"}, (states, _log_tail(world))
-    assert {f"ingest.{p}" for p in PLANTS} <= set(states)
+    assert "ingest.all" in set(states)  # conf/pipeline.yaml: ingest_tasks: one
     # no champion model exists yet: scoring is skipped, not failed; the watcher has nothing
     assert states["score.late_delivery"] == "skipped"
     assert states["watcher"] == "skipped"

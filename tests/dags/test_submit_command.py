@@ -96,3 +96,53 @@ def test_the_local_connection_runs_local_spark_with_this_python(tmp_path: Path) 
     assert "--deploy-mode" not in cmd and "--env" not in cmd
     env = built["env"]
     assert isinstance(env, dict) and env["PYSPARK_PYTHON"] == sys.executable
+
+
+SHARED = """
+import json
+from lakehouse.dag_tasks import LakehouseJob
+commands = []
+for job, args in (("gold", ["--date", "2026-01-02"]), ("ingest", ["--plant", "SU"])):
+    op = LakehouseJob(task_id=job, job=job, arguments=args, conn_id="spark_medlake")
+    op.prepare()
+    commands.append(op.server_command())
+print("COMMAND=" + json.dumps(commands))
+"""
+
+
+def test_a_shared_driver_connection_starts_one_server_command_for_every_job(
+    tmp_path: Path,
+) -> None:
+    env = LocalAirflow(home=tmp_path).environ()
+    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
+        {
+            "conn_type": "spark",
+            "host": "yarn",
+            "extra": {"driver": "shared", "executor-memory": "8g", "lakehouse-env": "cluster",
+                      "session-idle-minutes": 3},
+        }
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", SHARED], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("COMMAND="))
+    gold, ingest = json.loads(line.removeprefix("COMMAND="))
+    assert gold == ingest  # one server for the night, whatever the job
+    assert gold[gold.index("--master") + 1] == "yarn"
+    assert gold[gold.index("--executor-memory") + 1] == "8g"
+    assert gold[-5:] == [str(PROJECT_ROOT / "lakehouse" / "jobserver.py"), "--idle-seconds",
+                         "180", "--env", "cluster"]  # fmt: skip
+    assert gold[gold.index("--name") + 1] == "medlake-shared-driver"
+
+
+def test_an_unknown_driver_mode_is_refused_with_the_choices(tmp_path: Path) -> None:
+    env = LocalAirflow(home=tmp_path).environ()
+    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
+        {"conn_type": "spark", "host": "local[2]", "extra": {"driver": "pooled"}}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "driver is 'pooled'" in done.stderr and "per-task or shared" in done.stderr
