@@ -50,11 +50,12 @@ format: venv
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-bench: venv  ## table-layer, simulator, throughput, night, pipeline, governance and gold benchmarks; write bench/RESULTS.md
+bench: venv  ## table-layer, simulator, throughput, night, rebuild, pipeline, governance and gold benchmarks; write bench/RESULTS.md
 	@$(BIN)/python -m bench.table_io
 	@$(BIN)/python -m bench.generator
 	@$(BIN)/python -m bench.throughput
 	@$(BIN)/python -m bench.night
+	@$(BIN)/python -m bench.rebuild
 	@$(BIN)/python -m bench.pipeline
 	@$(BIN)/python -m bench.governance
 	@$(BIN)/python -m bench.gold

@@ -14,12 +14,15 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.classes import Classes
 from governance.operators import TOKEN
 from lakehouse.io import TableIO
 from lakehouse.tables import TableSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import Row
 
 SAMPLE = 200  # distinct values per column
 SAMPLE_ROWS = 5_000  # rows read per table to find them
@@ -63,22 +66,37 @@ def scan_table(io: TableIO, spec: TableSpec, classes: Classes) -> list[ColumnSca
     One Spark job per table: the first `SAMPLE_ROWS` rows, from which each column keeps up
     to `SAMPLE` distinct values.
     """
-    if io.version(spec.name) is None:
+    return judge_table(spec, sample_table(io, spec), classes)
+
+
+def sample_table(io: TableIO, spec: TableSpec) -> list[Row] | None:
+    """The rows `scan_table` judges: the string columns it scans of the first `SAMPLE_ROWS`
+    rows (the Spark side of a scan; several tables may be sampled at once); None when the
+    table does not exist yet or has no column to scan."""
+    columns = _scanned(spec)
+    if not columns or io.version(spec.name) is None:
+        return None
+    return io.read(spec.name).select(*[c.name for c in columns]).limit(SAMPLE_ROWS).collect()
+
+
+def judge_table(spec: TableSpec, rows: list[Row] | None, classes: Classes) -> list[ColumnScan]:
+    """Judge the sampled values of each scanned column (no Spark; nothing for no sample)."""
+    if rows is None:
         return []
-    columns = [
-        c
-        for c in spec.columns
-        if c.type == "string" and c.classification not in ("restricted", "free_text")
-    ]
-    if not columns:
-        return []
-    rows = io.read(spec.name).select(*[c.name for c in columns]).limit(SAMPLE_ROWS).collect()
     out = []
-    for i, column in enumerate(columns):
+    for i, column in enumerate(_scanned(spec)):
         values = list(dict.fromkeys(r[i] for r in rows if r[i] is not None))[:SAMPLE]
         operator = classes.get(column.classification).operator
         out.append(_judge(spec.name, column.name, column.classification, operator, values))
     return out
+
+
+def _scanned(spec: TableSpec) -> list[Any]:
+    return [
+        c
+        for c in spec.columns
+        if c.type == "string" and c.classification not in ("restricted", "free_text")
+    ]
 
 
 def _judge(
