@@ -45,7 +45,11 @@ from typing import Any, TextIO
 
 PACKAGES = ("lakehouse", "governance", "jobs")
 ROOT = Path(__file__).resolve().parents[1]
-ENV_PREFIXES = ("LAKEHOUSE_", "MLFLOW_")
+# The task's variables a job sees: the product's own, MLflow's and OpenLineage's (its API
+# key). Others (cloud credentials, Hadoop, TZ) are the server's, from the task that started
+# it; a change to them needs a new server (`LocalAirflow.stop_drivers`, or its idle end).
+ENV_PREFIXES = ("LAKEHOUSE_", "MLFLOW_", "OPENLINEAGE_")
+PER_TASK_PREFIX = "LAKEHOUSE_"  # never inherited from the server by a task that lacks them
 START_TIMEOUT_S = 180.0
 KILLED = 137  # exit code the client reports when the server died under its job
 
@@ -65,9 +69,10 @@ def code_fingerprint() -> str:
 
 
 def socket_path(folder: Path, command: Sequence[str]) -> Path:
-    """One server per spark-submit command (master, resources, settings, Python): a task
-    with another connection gets another server."""
-    key = hashlib.sha256("\0".join(command).encode()).hexdigest()[:12]
+    """One server per folder and spark-submit command (master, resources, settings, Python):
+    a task with another connection gets another server. Its log, pid and lock files are
+    `folder/<key>.*`; the socket too, unless that path is too long for a Unix socket."""
+    key = hashlib.sha256("\0".join([str(folder), *command]).encode()).hexdigest()[:12]
     path = folder / f"{key}.sock"
     if len(str(path)) > 100:  # AF_UNIX paths are limited to 108 bytes
         path = private_folder(Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}") / path.name
@@ -75,9 +80,21 @@ def socket_path(folder: Path, command: Sequence[str]) -> Path:
 
 
 def private_folder(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    """`folder`, created for this user only; an existing folder of another user is refused
+    (its sockets would be theirs to answer)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid != os.getuid():
+        raise ServerError(
+            f"{folder} belongs to another user; set the connection's session-dir to a folder "
+            "of the Airflow worker's user"
+        )
     folder.chmod(0o700)
     return folder
+
+
+def _files(folder: Path, path: Path) -> Path:
+    """Where the log, pid and lock of the server at socket `path` live."""
+    return folder / path.stem
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
@@ -115,7 +132,9 @@ def run_job(
     """Run `lakehouse <argv>` on the shared driver started by `command` (a spark-submit of
     this module), starting it first when none is running; each output line goes to `echo`.
     Returns the job's exit code."""
-    path = socket_path(private_folder(folder), command)
+    folder = private_folder(folder)
+    path = socket_path(folder, command)
+    base = _files(folder, path)
     env = dict(os.environ if env is None else env)
     request = {
         "argv": list(argv),
@@ -123,30 +142,41 @@ def run_job(
         "cwd": str(cwd or Path.cwd()),
         "code": code_fingerprint(),
     }
-    for _attempt in range(2):
-        conn = _connect_or_start(command, path, env, echo)
+    for _attempt in range(3):
+        conn = _connect_or_start(command, path, base, env, echo)
+        accepted = restart = False
         with conn:
-            _send(conn, request)
-            for message in _messages(conn):
-                if "out" in message:
-                    echo(message["out"])
-                elif "exit" in message:
-                    return int(message["exit"])
-                elif "restart" in message:
-                    echo(f"shared driver: {message['restart']}; starting a new one")
-                    _wait_gone(path)
-                    break
-            else:
-                log = _log_path(path)
-                echo(f"shared driver: the server ended under this job; its log: {log}")
-                return KILLED
-    raise ServerError(f"the shared driver at {path} refused the job twice (see {_log_path(path)})")
+            try:
+                _send(conn, request)
+                for message in _messages(conn):
+                    if "accepted" in message:
+                        accepted = True
+                    elif "out" in message:
+                        echo(message["out"])
+                    elif "exit" in message:
+                        code = int(message["exit"])
+                        if code != 0:
+                            echo(f"shared driver: Spark's own messages are in {_log(base)}")
+                        return code
+                    elif "restart" in message:
+                        echo(f"shared driver: {message['restart']}; starting a new one")
+                        restart = True
+                        break
+            except ConnectionError:
+                pass  # reset: the server ended while this request waited or ran
+        if accepted and not restart:
+            echo(f"shared driver: the server ended under this job; its log: {_log(base)}")
+            return KILLED
+        # asked to restart, or not taken (the server was ending when the request came)
+        _wait_gone(path)
+    raise ServerError(f"the shared driver at {path} did not take the job (see {_log(base)})")
 
 
 def stop(folder: Path) -> int:
-    """Ask every server whose socket is in `folder` to exit; returns how many were asked."""
+    """Ask every server whose files are in `folder` to exit; returns how many were asked."""
     asked = 0
-    for path in sorted(Path(folder).glob("*.sock")):
+    for address in sorted(Path(folder).glob("*.addr")):
+        path = Path(address.read_text(encoding="utf-8").strip())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(5)
@@ -154,8 +184,11 @@ def stop(folder: Path) -> int:
                 _send(conn, {"stop": True})
                 list(_messages(conn))
                 asked += 1
-        except OSError:
+        except (ConnectionRefusedError, FileNotFoundError):  # nobody listens: stale files
             path.unlink(missing_ok=True)
+            address.unlink(missing_ok=True)
+        except OSError:  # busy with a job: it stops when idle
+            pass
     return asked
 
 
@@ -167,8 +200,8 @@ def _wait_gone(path: Path, seconds: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def _log_path(path: Path) -> Path:
-    return path.with_suffix(".log")
+def _log(base: Path) -> Path:
+    return base.with_suffix(".log")
 
 
 def _try_connect(path: Path) -> socket.socket | None:
@@ -182,22 +215,26 @@ def _try_connect(path: Path) -> socket.socket | None:
 
 
 def _connect_or_start(
-    command: Sequence[str], path: Path, env: dict[str, str], echo: Callable[[str], None]
+    command: Sequence[str],
+    path: Path,
+    base: Path,
+    env: dict[str, str],
+    echo: Callable[[str], None],
 ) -> socket.socket:
     conn = _try_connect(path)
     if conn is not None:
         return conn
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(base.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time
         conn = _try_connect(path)
         if conn is not None:
             return conn
         path.unlink(missing_ok=True)
-        log = _log_path(path)
+        log = _log(base)
         echo(f"shared driver: starting `{' '.join(command)}` (its log: {log})")
         with log.open("a", encoding="utf-8") as out:
             server = subprocess.Popen(
-                [*command, "--socket", str(path)],
+                [*command, "--socket", str(path), "--files", str(base)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -258,9 +295,12 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 @contextlib.contextmanager
 def _job_environment(env: dict[str, str], cwd: str) -> Iterator[None]:
+    """The task's variables for the job's duration: the server's `LAKEHOUSE_*` are dropped
+    (keys, conf folder, failpoints belong to a task), its MLflow and OpenLineage defaults
+    stay unless the task sets its own."""
     saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
     here = os.getcwd()
-    for key in saved:
+    for key in [k for k in saved if k.startswith(PER_TASK_PREFIX)]:
         del os.environ[key]
     os.environ.update(env)
     os.chdir(cwd)
@@ -310,8 +350,8 @@ def _run_one(conn: socket.socket, request: dict[str, Any], server_log: TextIO) -
         ):
             try:
                 code = main(request["argv"])
-            except SystemExit as exc:  # argparse errors
-                code = exc.code if isinstance(exc.code, int) else 1
+            except SystemExit as exc:  # argparse errors, or a job's own exit
+                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
             except BaseException:  # the task reports it; the server goes on
                 import traceback
 
@@ -331,27 +371,50 @@ def _run_one(conn: socket.socket, request: dict[str, Any], server_log: TextIO) -
     _send(conn, {"exit": code})
 
 
+_STARTUP_CONF: dict[str, str] = {}
+
+
+def _gone(conn: socket.socket) -> bool:
+    """True when the task closed its end (without reading or waiting)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def _release_job_state() -> None:
-    """What one job leaves behind in the session: cached frames and temporary views."""
+    """What one job leaves behind: cached frames, temporary views, Spark settings it
+    changed, its job description, and per-process memos of the product."""
     from pyspark.sql import SparkSession
 
+    from lakehouse.io import commit, failpoints
+
+    failpoints._passed.clear()  # "kill on the Nth time" counts within one job
+    commit.code_version.cache_clear()  # the next task may name another code version
     session = SparkSession._instantiatedSession
     if session is None:
         return
-    from lakehouse.io import failpoints
-
-    failpoints._passed.clear()  # "kill on the Nth time" counts within one job
     with contextlib.suppress(Exception):
         session.catalog.clearCache()
         for table in session.catalog.listTables():
             if table.isTemporary:
                 session.catalog.dropTempView(table.name)
+    with contextlib.suppress(Exception):
+        session.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+    for key, value in dict(session.conf.getAll).items():
+        with contextlib.suppress(Exception):
+            if key not in _STARTUP_CONF:
+                session.conf.unset(key)
+            elif value != _STARTUP_CONF[key]:
+                session.conf.set(key, _STARTUP_CONF[key])
     import gc
 
     gc.collect()
 
 
-def serve(path: Path, idle_seconds: float, env_name: str | None) -> None:
+def serve(path: Path, base: Path, idle_seconds: float, env_name: str | None) -> None:
     """Accept tasks on `path` until idle for `idle_seconds` (or asked to stop)."""
     from lakehouse.config import load_settings
     from lakehouse.spark import build_spark
@@ -360,7 +423,13 @@ def serve(path: Path, idle_seconds: float, env_name: str | None) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.WARNING)
-    build_spark(load_settings(env_name), app_name="medlake-shared-driver")  # warm, once
+    spark = build_spark(load_settings(env_name), app_name="medlake-shared-driver")  # once
+    _STARTUP_CONF.update(dict(spark.conf.getAll))
+    # imported here, not inside a job: they set process-wide defaults (MLflow's offline
+    # settings) and handlers (Presidio's logger) that must not belong to one job
+    import governance.masking  # noqa: F401
+    import lakehouse.ml.tracking  # noqa: F401
+
     code = code_fingerprint()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)
@@ -368,8 +437,9 @@ def serve(path: Path, idle_seconds: float, env_name: str | None) -> None:
     path.chmod(0o600)
     listener.listen(8)
     listener.settimeout(idle_seconds)
-    pid_file = path.with_suffix(".pid")
+    pid_file, address = base.with_suffix(".pid"), base.with_suffix(".addr")
     pid_file.write_text(str(os.getpid()))
+    address.write_text(str(path))
     server_log = sys.stdout
     print(f"shared driver: listening on {path} (code {code})", flush=True)
     try:
@@ -390,20 +460,28 @@ def serve(path: Path, idle_seconds: float, env_name: str | None) -> None:
                 if message.get("code") != code:
                     _send(conn, {"restart": "the installed code changed since it started"})
                     return
+                if _gone(conn):  # the task ended while its request waited (a timeout)
+                    print("shared driver: a waiting task went away; skipped", flush=True)
+                    continue
+                _send(conn, {"accepted": True})
                 _run_one(conn, message, server_log)
     finally:
         listener.close()
         path.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
+        address.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--files", type=Path, help="log, pid and address files: FILES.*")
     parser.add_argument("--idle-seconds", type=float, default=600.0)
     parser.add_argument("--env", default=None)
     args = parser.parse_args(argv)
-    serve(args.socket, args.idle_seconds, args.env)
+    if args.idle_seconds <= 0:
+        parser.error("--idle-seconds must be above 0")
+    serve(args.socket, args.files or args.socket.with_suffix(""), args.idle_seconds, args.env)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def test_a_job_gets_the_tasks_environment_and_its_exit_code_and_output_come_back
     assert any("gold.only_in_this_task" in line for line in lines)
     # and it does not stay: the next task sees its own environment only
     code, lines = _job(world, "table", "list", "--layer", "gold")
+    assert code == 0, "\n".join(lines)
     assert not any("gold.only_in_this_task" in line for line in lines)
     # a user error keeps its exit code and message
     code, lines = _job(world, "run", "ingest")
