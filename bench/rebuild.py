@@ -20,7 +20,7 @@ import sys
 import time
 
 from bench.common import machine, write_section
-from bench.throughput import START, WORK, _child, deliveries, layout
+from bench.throughput import START, WORK, _child, deliveries, layout, layout_table
 
 BACKFILL = """
 import datetime as dt, json, sys, time
@@ -79,14 +79,8 @@ def _section(args: argparse.Namespace, r: dict[str, object]) -> str:
         "set size of the process tree). Targets (issue 16): a year at scale 1 in at most "
         "300 s; a year at scale 10 in at most 900 s.",
         "",
-        "| layer | tables | files | MiB | files per table |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        *layout_table(files),
     ]
-    for layer, f in sorted(files.items()):
-        lines.append(
-            f"| {layer} | {int(f['tables'])} | {int(f['files']):,} | {f['bytes'] / 2**20:.1f} "
-            f"| {f['files'] / f['tables']:.1f} |"
-        )
     return "\n".join(lines)
 
 

@@ -197,6 +197,20 @@ def layout(root: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def layout_table(files: dict[str, dict[str, float]]) -> list[str]:
+    """`layout`'s result as a Markdown table for RESULTS.md."""
+    lines = [
+        "| layer | tables | files | MiB | files per table |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for layer, f in sorted(files.items()):
+        lines.append(
+            f"| {layer} | {int(f['tables'])} | {int(f['files']):,} | {f['bytes'] / 2**20:.1f} "
+            f"| {f['files'] / f['tables']:.1f} |"
+        )
+    return lines
+
+
 def deliveries(days: int, scale: float, seed: int) -> Path:
     """The simulator's deliveries, generated once per simulator version, seed, scale, days."""
     from lakehouse.simulator import fingerprint
@@ -286,14 +300,8 @@ def _section(
         "",
         "Live Delta files after the run:",
         "",
-        "| layer | tables | files | MiB | files per table |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        *layout_table(files),
     ]
-    for layer, f in sorted(files.items()):
-        lines.append(
-            f"| {layer} | {int(f['tables'])} | {int(f['files']):,} | {f['bytes'] / 2**20:.1f} "
-            f"| {f['files'] / f['tables']:.1f} |"
-        )
     return "\n".join(lines)
 
 

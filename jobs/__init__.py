@@ -29,12 +29,17 @@ def submit(job: str) -> None:
 
     from lakehouse.cli import main
 
-    args = sys.argv[1:]
+    sys.exit(main(run_argv(job, sys.argv[1:])))
+
+
+def run_argv(job: str, args: list[str]) -> list[str]:
+    """The `lakehouse` command line of `jobs/<job>.py ARGS`: `--env E` anywhere in ARGS
+    moves before `run` (it is an option of `lakehouse`, not of `run`)."""
     head: list[str] = []
     if "--env" in args:
         at = args.index("--env")
         head, args = args[at : at + 2], args[:at] + args[at + 2 :]
-    sys.exit(main([*head, "run", job, *args]))
+    return [*head, "run", job, *args]
 
 
 def new_run_id(job: str) -> str:

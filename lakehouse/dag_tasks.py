@@ -100,12 +100,13 @@ class LakehouseJob(SparkSubmitOperator):
             **(self.conf or {}),
         }
         self.conf = spark_conf
-        self._shared = str(extra.get("driver", "per-task")) == "shared"
-        if str(extra.get("driver", "per-task")) not in ("per-task", "shared"):
+        driver = str(extra.get("driver", "per-task"))
+        if driver not in ("per-task", "shared"):
             raise AirflowFailException(
                 f"Airflow connection {self._conn_id!r}: extra driver is "
-                f"{extra['driver']!r}; expected per-task or shared (docs/airflow.md)"
+                f"{driver!r}; expected per-task or shared (docs/airflow.md)"
             )
+        self._shared = driver == "shared"
         self._idle_minutes = float(extra.get("session-idle-minutes", 10))
         self._session_dir = Path(
             str(extra.get("session-dir") or Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}")
@@ -153,13 +154,11 @@ class LakehouseJob(SparkSubmitOperator):
         return command
 
     def _execute_shared(self) -> None:
+        from jobs import run_argv
         from lakehouse import jobserver
 
         env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
-        argv = ["run", self.job, *(self.application_args or [])]
-        if "--env" in argv:  # `lakehouse --env E run ...`
-            at = argv.index("--env")
-            argv = [*argv[at : at + 2], *argv[:at], *argv[at + 2 :]]
+        argv = run_argv(self.job, list(self.application_args or []))
         try:
             code = jobserver.run_job(
                 self.server_command(),

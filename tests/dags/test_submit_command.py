@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from lakehouse.config import PROJECT_ROOT
 from lakehouse.orchestrate import LocalAirflow
@@ -26,24 +27,28 @@ print("COMMAND=" + json.dumps({"cmd": hook._build_spark_submit_command(op.applic
 """
 
 
-def _command(tmp_path: Path, connection: dict[str, object]) -> dict[str, object]:
+def _run(
+    tmp_path: Path, connection: dict[str, object], script: str = SCRIPT
+) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh Python whose Airflow knows `connection` as spark_medlake."""
     env = LocalAirflow(home=tmp_path).environ()
     env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(connection)
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
+
+
+def _command(tmp_path: Path, connection: dict[str, object], script: str = SCRIPT) -> Any:
+    """What `script` printed after COMMAND=, as JSON (the script must succeed)."""
+    done = _run(tmp_path, connection, script)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("COMMAND="))
-    return json.loads(line.removeprefix("COMMAND="))  # type: ignore[no-any-return]
+    return json.loads(line.removeprefix("COMMAND="))
 
 
 def test_cluster_deploy_mode_is_refused_with_the_fix(tmp_path: Path) -> None:
-    env = LocalAirflow(home=tmp_path).environ()
-    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
-        {"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
+    done = _run(
+        tmp_path, {"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}
     )
     assert done.returncode != 0
     assert "deploy-mode 'cluster'" in done.stderr and "client" in done.stderr
@@ -113,21 +118,13 @@ print("COMMAND=" + json.dumps(commands))
 def test_a_shared_driver_connection_starts_one_server_command_for_every_job(
     tmp_path: Path,
 ) -> None:
-    env = LocalAirflow(home=tmp_path).environ()
-    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
-        {
-            "conn_type": "spark",
-            "host": "yarn",
-            "extra": {"driver": "shared", "executor-memory": "8g", "lakehouse-env": "cluster",
-                      "session-idle-minutes": 3},
-        }
-    )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", SHARED], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("COMMAND="))
-    gold, ingest = json.loads(line.removeprefix("COMMAND="))
+    connection = {
+        "conn_type": "spark",
+        "host": "yarn",
+        "extra": {"driver": "shared", "executor-memory": "8g", "lakehouse-env": "cluster",
+                  "session-idle-minutes": 3},
+    }  # fmt: skip
+    gold, ingest = _command(tmp_path, connection, SHARED)
     assert gold == ingest  # one server for the night, whatever the job
     assert gold[gold.index("--master") + 1] == "yarn"
     assert gold[gold.index("--executor-memory") + 1] == "8g"
@@ -137,12 +134,6 @@ def test_a_shared_driver_connection_starts_one_server_command_for_every_job(
 
 
 def test_an_unknown_driver_mode_is_refused_with_the_choices(tmp_path: Path) -> None:
-    env = LocalAirflow(home=tmp_path).environ()
-    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
-        {"conn_type": "spark", "host": "local[2]", "extra": {"driver": "pooled"}}
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=False
-    )
+    done = _run(tmp_path, {"conn_type": "spark", "host": "local[2]", "extra": {"driver": "pooled"}})
     assert done.returncode != 0
     assert "driver is 'pooled'" in done.stderr and "per-task or shared" in done.stderr
