@@ -1,9 +1,13 @@
-"""Job `backfill`: ingest, silver and gold over a date range, a month at a time, resumable.
+"""Job `backfill`: ingest, silver and gold over a date range in a few large steps, resumable.
 
-`lakehouse run backfill --date D1 --to D2` cuts the range into calendar-month chunks and
-runs, per chunk, the `ingest` and `silver` jobs over the whole chunk, then `gold` once over
-the whole range (no gold when `--entities` limits silver to some entities): a few large
-Spark jobs instead of one small job per day and layer. Each finished step is appended to
+`lakehouse run backfill --date D1 --to D2` cuts the range into chunks of whole calendar
+months, as many months as fit `backfill.chunk_mib` delivered MiB (at most
+`backfill.chunk_months`; a month larger than that is cut into runs of days), and runs, per
+chunk, the `ingest` and `silver` jobs over the whole chunk, then `gold` once over the whole
+range (no gold when `--entities` limits silver to some entities). A silver run costs about
+a minute of fixed work (25 entities, each a chain of Spark jobs and commits) whatever its
+row count at these volumes, so the fewer the chunks, the faster: a year at scale 1 (about
+160 MiB delivered) is one chunk (bench/RESULTS.md, `rebuild`). Each finished step is appended to
 `_backfill`; the same command started again (after a kill, a failed gate that was fixed, a
 reboot) skips the steps already recorded and continues with the next one. Every job is
 idempotent for its dates, so a step cut short by a kill is simply run again.
@@ -15,8 +19,11 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from jobs import JobContext
@@ -40,6 +47,63 @@ def month_chunks(dates: list[dt.date]) -> list[list[dt.date]]:
     return list(chunks.values())
 
 
+def chunks(sizes: Mapping[dt.date, int], budget: float, max_months: int) -> list[list[dt.date]]:
+    """The days of `sizes` (delivered bytes per day) in steps of whole calendar months, as
+    many consecutive months as fit `budget` bytes and at most `max_months`; a month larger
+    than the budget is cut into runs of days that fit it (a day larger than the budget is a
+    step of its own).
+
+    >>> day = dt.date(2026, 1, 30)
+    >>> sizes = {day + dt.timedelta(days=i): 10 for i in range(4)}  # Jan 30, 31, Feb 1, 2
+    >>> [(c[0].day, len(c)) for c in chunks(sizes, budget=100, max_months=12)]
+    [(30, 4)]
+    >>> [(c[0].day, len(c)) for c in chunks(sizes, budget=100, max_months=1)]
+    [(30, 2), (1, 2)]
+    >>> [(c[0].day, len(c)) for c in chunks(sizes, budget=15, max_months=12)]
+    [(30, 1), (31, 1), (1, 1), (2, 1)]
+    """
+    steps: list[list[dt.date]] = []
+    current: list[dt.date] = []
+    size = 0
+    for month in month_chunks(list(sizes)):
+        month_size = sum(sizes[d] for d in month)
+        if current and (size + month_size > budget or len(month_chunks(current)) >= max_months):
+            steps.append(current)
+            current, size = [], 0
+        if month_size <= budget:
+            current += month
+            size += month_size
+            continue
+        piece: list[dt.date] = []
+        piece_size = 0
+        for day in month:
+            if piece and piece_size + sizes[day] > budget:
+                steps.append(piece)
+                piece, piece_size = [], 0
+            piece.append(day)
+            piece_size += sizes[day]
+        steps.append(piece)
+    if current:
+        steps.append(current)
+    return steps
+
+
+def delivered_bytes(
+    landing: Path, plants: Iterable[str], dates: Iterable[dt.date]
+) -> dict[dt.date, int]:
+    """Bytes of the files in each day's delivery folders (`<plant>/<YYYY-MM-DD>/`)."""
+    sizes: dict[dt.date, int] = {}
+    for day in dates:
+        total = 0
+        for plant in plants:
+            folder = landing / plant / day.isoformat()
+            if folder.is_dir():
+                with os.scandir(folder) as entries:
+                    total += sum(e.stat().st_size for e in entries if e.is_file())
+        sizes[day] = total
+    return sizes
+
+
 def backfill_id(ctx: JobContext) -> str:
     plants = ",".join(sorted(ctx.plants)) if ctx.plants else "all"
     return f"{min(ctx.dates)}..{max(ctx.dates)}:{plants}"
@@ -60,11 +124,14 @@ def _done(ctx: JobContext, ident: str) -> set[tuple[str, dt.date, dt.date]]:
 
 
 def _steps(ctx: JobContext) -> list[tuple[str, list[dt.date]]]:
-    """Ingest and silver per calendar month, then gold once over the whole range (gold
+    """Ingest and silver per chunk, then gold once over the whole range (gold
     recomputes every month of its range in one pass, as of the range's last day: what the
     nightly runs converge to once late rows have settled). Gold reads every silver entity
     it needs, so a backfill of some entities (`--entities`) stops at silver."""
-    steps = [(layer, chunk) for chunk in month_chunks(ctx.dates) for layer in LAYERS[:2]]
+    conf = ctx.settings.backfill
+    sizes = delivered_bytes(ctx.landing, ctx.sources, ctx.dates)
+    pieces = chunks(sizes, conf.chunk_mib * 2**20, conf.chunk_months)
+    steps = [(layer, chunk) for chunk in pieces for layer in LAYERS[:2]]
     if not ctx.entities:
         steps.append(("gold", sorted(ctx.dates)))
     return steps

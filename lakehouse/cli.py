@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         "through the metric dictionary; train, validate and score fit a model (conf/models), "
         "promote it from challenger to champion when it passes its thresholds, and write the "
         "champion's predictions; report writes the night's HTML report; backfill runs ingest, "
-        "silver and gold over --date/--from .. --to a month at a time and, started again, "
+        "silver and gold over --date/--from .. --to in steps of whole months and, started again, "
         "continues after the last finished step. Exit codes: 0 done, "
         "1 failed (a quality gate), 2 bad input or configuration, 75 not ready yet (no model "
         "or too little history; nothing written).",

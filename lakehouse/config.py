@@ -87,6 +87,15 @@ class ReportSettings(_Strict):
     )
 
 
+class BackfillSettings(_Strict):
+    chunk_mib: float = Field(
+        default=256,
+        gt=0,
+        description="delivered MiB per ingest + silver step of a backfill (whole months)",
+    )
+    chunk_months: int = Field(default=12, ge=1, description="at most this many months per step")
+
+
 class Settings(_Strict):
     """Everything that differs between environments; nothing else is read from the outside."""
 
@@ -98,6 +107,7 @@ class Settings(_Strict):
     landing: LandingSettings = LandingSettings()
     group: GroupSettings = GroupSettings()
     reports: ReportSettings = ReportSettings()
+    backfill: BackfillSettings = BackfillSettings()
     lineage: dict[str, Any] | None = None  # validated by lakehouse.lineage.emitter_from_config
 
     def resolve(self, location: str) -> str:

@@ -1,8 +1,8 @@
 """`make demo`: the simulator's default dataset through the nightly Airflow DAG to the report.
 
 Generates six months and a week of the six plants' simulated deliveries under
-`var/deliveries/`, loads the six months with `lakehouse run backfill` (ingest and silver a
-month at a time, gold over the whole history), initialises a local Airflow (SQLite metadata
+`var/deliveries/`, loads the six months with `lakehouse run backfill` (ingest and silver in
+steps of whole months, gold over the whole history), initialises a local Airflow (SQLite metadata
 under `var/airflow/`), and runs the real `medlake_nightly` DAG for the first night after the
 history with `airflow dags test`: the real operators launch the real `spark-submit` of every
 job (ingest, silver, the governance scan, the quality gates, gold, scoring, the
@@ -152,7 +152,7 @@ def _backfill_history(settings: Settings, step: Callable[[str], None]) -> int:
     history = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_HISTORY_DAYS)]
     step(
         f"lakehouse run backfill --from {history[0]} --to {history[-1]}: ingest and silver "
-        "a month at a time, then gold over the six months"
+        "in steps of whole months (backfill.chunk_mib), then gold over the six months"
     )
     ctx = JobContext(
         settings=settings, job="backfill", dates=history, run_id=new_run_id("backfill")

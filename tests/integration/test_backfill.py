@@ -51,6 +51,7 @@ def conf_for(root: Path, landing: Path) -> Path:
         overlay.read_text()
         + f"\nstorage:\n  root: {root / 'lake'}\nlanding:\n  root: {landing}\n"
         + "lineage:\n  transport: none\n"
+        + "backfill:\n  chunk_months: 1\n"  # a chunk per month: two chunks to cross
     )
     return folder
 
@@ -120,6 +121,33 @@ def both_ways(
 def test_month_chunks_follow_the_calendar() -> None:
     chunks = backfill_job.month_chunks(DAYS)
     assert chunks == [DAYS[:2], DAYS[2:]]
+
+
+def test_chunks_hold_whole_months_within_the_byte_budget() -> None:
+    # Jan 30 .. Mar 2: two January days of 10 bytes, February's 28 days of 1 byte, two
+    # March days of 50 bytes. Expected steps worked out by hand from the rule.
+    days = [dt.date(2026, 1, 30) + dt.timedelta(days=i) for i in range(32)]
+    sizes = {d: {1: 10, 2: 1, 3: 50}[d.month] for d in days}
+    jan, feb, mar = days[:2], days[2:30], days[30:]
+    assert backfill_job.chunks(sizes, budget=1000, max_months=12) == [days]
+    assert backfill_job.chunks(sizes, budget=1000, max_months=2) == [jan + feb, mar]
+    # 20 + 28 fit in 48; March (100) does not fit 48 and is cut into days of 50 each
+    assert backfill_job.chunks(sizes, budget=48, max_months=12) == [jan + feb, mar[:1], mar[1:]]
+    # a budget below one January day: each such day alone, February packed by 15 bytes
+    cut = backfill_job.chunks(sizes, budget=15, max_months=12)
+    assert cut == [jan[:1], jan[1:], feb[:15], feb[15:], mar[:1], mar[1:]]
+    assert sorted(d for c in cut for d in c) == days  # every day once, in order
+
+
+def test_delivered_bytes_sum_the_run_plants_folders(tmp_path: Path) -> None:
+    day, other = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    for plant, size in (("SZ", 7), ("GW", 5), ("TU", 100)):
+        folder = tmp_path / plant / day.isoformat()
+        folder.mkdir(parents=True)
+        (folder / "erp__suppliers.csv").write_bytes(b"x" * size)
+        (folder / "erp__materials.csv").write_bytes(b"y" * 3)
+    sizes = backfill_job.delivered_bytes(tmp_path, ["SZ", "GW"], [day, other])
+    assert sizes == {day: 7 + 3 + 5 + 3, other: 0}
 
 
 def test_a_range_run_gives_the_tables_of_a_day_by_day_run(both_ways: dict[str, Any]) -> None:
