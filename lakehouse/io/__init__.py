@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
@@ -66,6 +66,9 @@ class Engine(Protocol):
     def partition_values(
         self, spec: TableSpec, storage: Storage
     ) -> list[dict[str, str | None]]: ...
+    def may_hold(
+        self, spec: TableSpec, storage: Storage, values: Mapping[str, Collection[Any]]
+    ) -> bool: ...
     def append(
         self, spec: TableSpec, storage: Storage, df: DataFrame, ctx: CommitContext
     ) -> WriteResult: ...
@@ -192,6 +195,15 @@ class TableIO:
         """The distinct partitions the table holds now, as {column: Delta partition string}."""
         spec, storage = self._resolve(name)
         return self.engine.partition_values(spec, storage)
+
+    def may_hold(self, name: str, values: Mapping[str, Collection[Any]]) -> bool:
+        """Could the table hold a row whose value of each named column is among `values`?
+        False only when it does not exist yet or when no file's partition values or column
+        statistics allow it (an engine that cannot tell says True); no data is read."""
+        spec, storage = self._resolve(name)
+        if self.engine.version(spec, storage) is None:
+            return False
+        return self.engine.may_hold(spec, storage, values)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commits, newest first, with job, run_id, logical_date and code_version."""

@@ -21,7 +21,7 @@ import math
 import posixpath
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -190,6 +190,12 @@ class DeltaRsEngine:
         if not relative:
             return self.spark.createDataFrame([], schema)
         return self._scan(storage, schema, relative).select(*schema.fieldNames())
+
+    def may_hold(
+        self, spec: TableSpec, storage: Storage, values: Mapping[str, Collection[Any]]
+    ) -> bool:
+        table = self._require(spec, storage)
+        return any(_may_hold(a, values) for a in _add_actions(table))
 
     def partition_values(self, spec: TableSpec, storage: Storage) -> list[dict[str, str | None]]:
         table = self._require(spec, storage)
@@ -663,9 +669,7 @@ class DeltaRsEngine:
             actions = _add_actions(table)
             stored = struct_from_delta(table.schema().to_json())
             if spec.partition_by:
-                touched = self._upsert_partitions(
-                    spec, storage, df, actions, stored, retract.condition if retract else None
-                )
+                touched = self._upsert_partitions(spec, storage, df, actions, stored, retract)
                 actions = [
                     a
                     for a in actions
@@ -753,27 +757,65 @@ class DeltaRsEngine:
         df: DataFrame,
         actions: list[dict[str, Any]],
         stored: T.StructType,
-        retract: str | None = None,
+        retract: Retract | None = None,
     ) -> set[tuple[Any, ...]]:
         """The partitions an upsert rewrites: those of the incoming rows and, when a partition
         column is not part of the key (a month derived from a date that a correction may
         change), those where the stored version of an incoming key lives, and those holding
-        rows the caller retracts."""
+        rows the caller retracts.
+
+        Only stored files that can hold such a row are read: a file outside the incoming
+        partitions whose key-column statistics miss the incoming keys' range (per value of
+        the partition columns that are keys, such as the plant), and whose partition values
+        or statistics miss `retract.within`, cannot, so a nightly upsert reads the files of
+        its own month instead of the table's whole history."""
         parts, keys = spec.partition_by, spec.business_keys
-        wanted = df.select(*parts)
         moving = [c for c in parts if c not in keys]
-        if (moving or retract) and actions:
-            # one pass over the stored files answers both questions
-            scan = self._scan(storage, stored, [a["path"] for a in actions])
-            hit = F.lit(False)
-            if moving:
-                marks = df.select(*keys).distinct().withColumn("__hit", F.lit(True))
-                scan = scan.join(marks, list(keys), "left")
-                hit = F.col("__hit").isNotNull()
-            if retract:
-                hit = hit | F.coalesce(F.expr(retract), F.lit(False))
-            wanted = wanted.unionByName(scan.where(hit).select(*parts))
-        return {tuple(_none_or_literal(r[c]) for c in parts) for r in wanted.distinct().collect()}
+        ranged = [k for k in keys if k not in parts]
+        summary = df.groupBy(*parts).agg(
+            *[F.min(k).alias(f"__min_{i}") for i, k in enumerate(ranged)],
+            *[F.max(k).alias(f"__max_{i}") for i, k in enumerate(ranged)],
+        )
+        groups = summary.collect()  # one row per incoming partition
+        wanted = {tuple(_none_or_literal(r[c]) for c in parts) for r in groups}
+        if not (moving or retract) or not actions:
+            return wanted
+        owners = [c for c in parts if c in keys]  # rows of one owner share their key space
+        bounds: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
+        for r in groups:
+            owner = tuple(_none_or_literal(r[c]) for c in owners)
+            span = [(r[f"__min_{i}"], r[f"__max_{i}"]) for i in range(len(ranged))]
+            before = bounds.get(owner)
+            bounds[owner] = (
+                span
+                if before is None
+                else [_widen(a, b) for a, b in zip(before, span, strict=True)]
+            )
+
+        def may_hold_key(a: dict[str, Any]) -> bool:
+            span = bounds.get(tuple(a["partition_values"].get(c) for c in owners))
+            return span is not None and all(
+                _overlaps(a, k, low, high) for k, (low, high) in zip(ranged, span, strict=True)
+            )
+
+        candidates = [
+            a
+            for a in actions
+            if tuple(a["partition_values"].get(c) for c in parts) not in wanted
+            and ((moving and may_hold_key(a)) or (retract and _may_hold(a, retract.within or {})))
+        ]
+        if not candidates:
+            return wanted
+        scan = self._scan(storage, stored, [a["path"] for a in candidates])
+        hit = F.lit(False)
+        if moving:
+            marks = df.select(*keys).distinct().withColumn("__hit", F.lit(True))
+            scan = scan.join(marks, list(keys), "left")
+            hit = F.col("__hit").isNotNull()
+        if retract:
+            hit = hit | F.coalesce(F.expr(retract.condition), F.lit(False))
+        found = scan.where(hit).select(*parts).distinct().collect()
+        return wanted | {tuple(_none_or_literal(r[c]) for c in parts) for r in found}
 
     def optimize(
         self, spec: TableSpec, storage: Storage, ctx: CommitContext, target_mb: int
@@ -867,6 +909,40 @@ def _none_or_literal(value: Any) -> str | None:
     return None if value is None else _literal(value)
 
 
+def _widen(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The smallest range holding ranges `a` and `b` (None: unbounded on that side)."""
+    try:
+        low = None if a[0] is None or b[0] is None else min(a[0], b[0])
+        high = None if a[1] is None or b[1] is None else max(a[1], b[1])
+    except TypeError:
+        return (None, None)
+    return (low, high)
+
+
+def _may_hold(action: dict[str, Any], values: Mapping[str, Collection[Any]]) -> bool:
+    """Can the file of `action` hold a row whose value of each named column is among
+    `values`? By its partition values, else by its column statistics (min and max)."""
+    for column, wanted in values.items():
+        if column in action["partition_values"]:
+            if action["partition_values"][column] not in {_none_or_literal(v) for v in wanted}:
+                return False
+        elif not wanted or not _overlaps(action, column, min(wanted), max(wanted)):
+            return False
+    return True
+
+
+def _overlaps(action: dict[str, Any], column: str, low: Any, high: Any) -> bool:
+    """Can the file of `action` hold a value of `column` in [low, high]? True whenever its
+    statistics or the range are missing or not comparable (a truncated or absent bound)."""
+    lo, hi = action["min"].get(column), action["max"].get(column)
+    if lo is None or hi is None or low is None or high is None:
+        return True
+    try:
+        return not (hi < low or lo > high)
+    except TypeError:
+        return True
+
+
 def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
     """The snapshot's add actions as dicts with path, size, num_records, partition_values."""
     import pyarrow as pa
@@ -885,6 +961,8 @@ def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
                 "size": row["size_bytes"],
                 "num_records": row["num_records"] or 0,
                 "partition_values": partition_values,
+                "min": {k[4:]: v for k, v in row.items() if k.startswith("min.")},
+                "max": {k[4:]: v for k, v in row.items() if k.startswith("max.")},
             }
         )
     return result

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -13,10 +14,15 @@ if TYPE_CHECKING:
 class Retract:
     """Stored rows an upsert withdraws: those meeting `condition` (SQL over the table's
     columns) whose key is neither among the incoming rows nor in `keep` (a frame of key
-    columns, e.g. keys the source still mentions in rows that were not usable)."""
+    columns, e.g. keys the source still mentions in rows that were not usable).
+
+    `within` (optional) states that every row meeting `condition` has its value of each
+    named column among the given values; the upsert then skips stored files whose
+    partition values or column statistics rule that out instead of reading them."""
 
     condition: str
     keep: DataFrame | None = None
+    within: Mapping[str, Collection[Any]] | None = None
 
 
 class Changes(NamedTuple):

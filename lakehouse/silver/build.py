@@ -288,13 +288,22 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
         dropped: dict[str, int] = {}
         if outcome is not None and outcome.dropped_count:
             dropped = _plant_counts(outcome.dropped_rows(), n=F.lit(True))["n"]
-        out.versions_written[spec.quarantine_table] = io.replace_partitions(
-            spec.quarantine_table,
-            _quarantine_rows(bad, ranked, quality_bad, run.run_id),
-            partition={"plant_id": list(run.plants), "delivery_month": months_of(run.dates)},
-            where={"_delivery_date": list(run.dates)},
-            ctx=run.ctx(),
-        ).version
+        partition = {"plant_id": list(run.plants), "delivery_month": months_of(run.dates)}
+        days = {"_delivery_date": list(run.dates)}
+        quarantined = sum(counts["unusable"].values()) + sum(ruled.values())
+        if (
+            quarantined
+            or io.version(spec.quarantine_table) is None
+            or io.may_hold(spec.quarantine_table, {**partition, **days})
+        ):
+            out.versions_written[spec.quarantine_table] = io.replace_partitions(
+                spec.quarantine_table,
+                _quarantine_rows(bad, ranked, quality_bad, run.run_id),
+                partition=partition,
+                where=days,
+                ctx=run.ctx(),
+            ).version
+        # else: nothing to quarantine and no stored row of these days to replace: no write
         kept = latest.select(*[c.name for c in table_spec.columns])
         changes: dict[str, Changes] = {}
         held: dict[str, int] = {}
@@ -310,7 +319,11 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
                 kept,
                 ctx=run.ctx(),
                 count_by="plant_id",
-                retract=Retract(_redelivered(run), keep=mentioned),
+                retract=Retract(
+                    _redelivered(run),
+                    keep=mentioned,
+                    within={"plant_id": list(run.plants), "_delivery_date": list(run.dates)},
+                ),
             )
             out.versions_written[spec.table] = written.version
             changes = written.changes_by or {}

@@ -206,6 +206,63 @@ def test_when_a_correction_moves_a_key_to_another_partition_then_only_the_new_ro
     assert again == rows
 
 
+def test_an_upsert_reads_only_the_stored_files_that_can_hold_its_keys(
+    spark: SparkSession, io: TableIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.io.deltars import DeltaRsEngine
+
+    name = "silver.orders_by_month"
+    schema = io.registry.get(name).spark_schema
+    jan = [("SZ", "2026-01", i, 1, 1.0) for i in (1, 2, 3)]
+    feb = [("SZ", "2026-02", i, 1, 1.0) for i in (4, 5, 6)]
+    gw = [("GW", "2026-01", 1, 1, 1.0)]
+    assert not io.may_hold(name, {"plant_id": ["SZ"]})  # no table yet
+    for batch in (jan, feb, gw):  # one file each
+        io.append(name, spark.createDataFrame(batch, schema), ctx=ctx())
+    # by partition values and by the order-id statistics of each file, without reading data
+    assert io.may_hold(name, {"plant_id": ["SZ"], "order_id": [5]})
+    assert not io.may_hold(name, {"plant_id": ["GW"], "order_id": [5]})
+    assert not io.may_hold(name, {"plant_id": ["SZ"], "order_month": ["2026-01"], "order_id": [4]})
+    assert not io.may_hold(name, {"order_id": [9, 12]})
+    assert io.may_hold(name, {"order_id": [0, 12]})  # a range that spans stored ids
+    scanned: list[str] = []
+    real_scan = DeltaRsEngine._scan
+
+    def recording(self: DeltaRsEngine, storage: Any, schema: Any, paths: list[str], *a: Any) -> Any:
+        if not a:  # the table's own files (a staging folder comes as a further argument)
+            scanned.extend(paths)
+        return real_scan(self, storage, schema, paths, *a)
+
+    monkeypatch.setattr(DeltaRsEngine, "_scan", recording)
+
+    read: list[str] = []  # the stored files the last upsert read
+
+    def upsert(rows: list[tuple[Any, ...]], **kw: Any) -> list[tuple[Any, ...]]:
+        scanned.clear()
+        io.upsert(name, spark.createDataFrame(rows, schema), ctx=ctx("run-n"), **kw)
+        read[:] = scanned
+        return sorted(tuple(r) for r in io.read(name).select(*schema.fieldNames()).collect())
+
+    # a new key above every stored SZ key: no stored file can hold it, none is read
+    new = ("SZ", "2026-03", 7, 1, 1.0)
+    assert upsert([new]) == sorted([*jan, *feb, *gw, new])
+    assert read == []
+    # order 2 corrected into March: January's file can hold key 2 (range 1-3) and is read
+    # and rewritten; February's (4-6) and GW's (another plant) are not read
+    moved = ("SZ", "2026-03", 2, 2, 1.0)
+    assert upsert([moved]) == sorted([jan[0], jan[2], *feb, *gw, new, moved])
+    assert any("order_month=2026-01" in p for p in read)
+    assert all("order_month=2026-02" not in p and "plant_id=GW" not in p for p in read)
+    # a retraction limited to GW reads GW's file and no other outside the incoming partition
+    kept = upsert(
+        [("SZ", "2026-03", 8, 1, 1.0)],
+        retract=Retract("plant_id = 'GW'", within={"plant_id": ["GW"]}),
+    )
+    assert kept == sorted([jan[0], jan[2], *feb, new, moved, ("SZ", "2026-03", 8, 1, 1.0)])
+    assert any("plant_id=GW" in p for p in read)
+    assert all("plant_id=SZ/order_month=2026-0" not in p or "2026-03" in p for p in read)
+
+
 def test_when_upserting_with_retract_then_withdrawn_keys_leave_and_others_stay(
     spark: SparkSession, any_io: TableIO
 ) -> None:
