@@ -21,19 +21,20 @@ import sys
 import time
 
 from bench.common import machine, write_section
-from bench.throughput import START, WORK, _child, deliveries, layout, layout_table
+from bench.throughput import (
+    LAKE_CHILD,
+    START,
+    WORK,
+    _child,
+    deliveries,
+    layout,
+    layout_table,
+)
 
-BACKFILL = """
-import datetime as dt, json, sys, time
-from pathlib import Path
-from lakehouse.config import load_settings
-from jobs import JobContext, backfill
-root, landing = Path(sys.argv[1]), Path(sys.argv[2])
-start, days = dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4])
-dates = [start + dt.timedelta(days=i) for i in range(days)]
-settings = load_settings("local", overrides={
-    "storage": {"root": str(root)}, "landing": {"root": str(landing)},
-    "lineage": {"transport": "none"}, "spark": {"ui_enabled": False}})
+BACKFILL = (
+    LAKE_CHILD
+    + """
+from jobs import backfill
 began = time.perf_counter()
 ctx = JobContext(settings=settings, job="backfill", dates=dates, run_id="bench-rebuild")
 summary = backfill.run(ctx)
@@ -44,6 +45,7 @@ print(json.dumps({"seconds": seconds, "steps": steps,
                   "summary": {k: v for k, v in summary.items() if isinstance(v, (int, str))}},
                  default=str))
 """
+)
 
 
 def main() -> None:

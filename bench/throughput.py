@@ -108,17 +108,25 @@ for plant, source in sorted(load_sources(Path(sys.argv[3])).items()):
 print(json.dumps({"seconds": time.perf_counter() - began, "pairs": pairs}))
 """
 
-PRODUCT = """
+# The start of a child that runs the product's jobs: argv is the lake's folder, the landing
+# folder, the first date and the number of days; it defines `dates` and `settings`.
+LAKE_CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
 from lakehouse.config import load_settings
-from jobs import JobContext, ingest, silver
+from jobs import JobContext
 root, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, days = dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4])
 dates = [start + dt.timedelta(days=i) for i in range(days)]
 settings = load_settings("local", overrides={
     "storage": {"root": str(root)}, "landing": {"root": str(landing)},
     "lineage": {"transport": "none"}, "spark": {"ui_enabled": False}})
+"""
+
+PRODUCT = (
+    LAKE_CHILD
+    + """
+from jobs import ingest, silver
 spark = JobContext(settings=settings, job="bench", dates=dates, run_id="start").spark
 spark.range(1).count()
 def run(job, module, run_id):
@@ -133,6 +141,7 @@ print(json.dumps({
     "ingest": t_ingest, "silver": t_silver, "unbalanced": len(s_silver["unbalanced"]),
 }))
 """
+)
 
 
 def bench_keys() -> dict[str, str]:
