@@ -26,9 +26,9 @@ from bench.throughput import (
     START,
     WORK,
     _child,
-    deliveries,
     layout,
     layout_table,
+    period,
 )
 
 BACKFILL = (
@@ -49,14 +49,7 @@ print(json.dumps({"seconds": seconds, "steps": steps,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--days", type=int, default=91)
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS.md")
-    args = parser.parse_args()
-    landing = deliveries(args.days, args.scale, args.seed)
-    files = [p for p in landing.rglob("*") if p.is_file() and p.name != ".complete"]
+    args, landing, files = period(__doc__.split("\n")[0], days=91)
     lake = WORK / "rebuild-lake"
     shutil.rmtree(lake, ignore_errors=True)
     began = time.perf_counter()

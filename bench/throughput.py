@@ -234,15 +234,22 @@ def deliveries(days: int, scale: float, seed: int) -> Path:
     return landing
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--days", type=int, default=61)
+def period(description: str, days: int) -> tuple[argparse.Namespace, Path, list[Path]]:
+    """The command line of a benchmark over a generated period (--days, --scale, --seed,
+    --no-record), that period's delivery folder and its delivered files."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--days", type=int, default=days)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS.md")
     args = parser.parse_args()
     landing = deliveries(args.days, args.scale, args.seed)
     files = [p for p in landing.rglob("*") if p.is_file() and p.name != ".complete"]
+    return args, landing, files
+
+
+def main() -> None:
+    args, landing, files = period(__doc__.split("\n")[0], days=61)
     delivered = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     sources = str(PROJECT_ROOT / "conf" / "sources")
     scratch = WORK / "scratch"
