@@ -31,6 +31,20 @@ def test_when_cluster_overlay_is_chosen_then_paths_master_and_tracking_change() 
     assert cluster.storage.checkpoint_interval == local.storage.checkpoint_interval  # untouched
 
 
+def test_one_machine_interprets_spark_expressions_and_a_cluster_compiles_them() -> None:
+    from lakehouse.spark import spark_conf
+
+    small = {"spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.codegen.wholeStage": "false"}
+    for env in ("local", "demo", "test"):
+        conf = spark_conf(load_settings(env))
+        assert {k: conf[k] for k in small} == small, env
+        assert conf["spark.sql.constraintPropagation.enabled"] == "false", env
+    cluster = spark_conf(load_settings("cluster"))
+    assert cluster["spark.sql.codegen.factoryMode"] == "FALLBACK"  # Spark's own default
+    assert cluster["spark.sql.codegen.wholeStage"] == "true"
+    assert cluster["spark.sql.constraintPropagation.enabled"] == "true"
+
+
 def test_when_env_variable_names_the_overlay_then_it_is_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
