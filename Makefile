@@ -9,6 +9,7 @@ UV_VERSION := 0.13.9
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2  # test processes (pytest-xdist), one Spark driver each; tests/conftest.py schedules by file
 
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
@@ -39,7 +40,7 @@ demo: venv  ## run the nightly DAG through Airflow on the embedded default (loca
 	@$(BIN)/lakehouse demo
 
 test: venv chromium  ## run the whole test suite on real Spark, Delta, Airflow and Chromium
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy
 	@$(BIN)/ruff check .

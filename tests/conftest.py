@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -31,6 +32,47 @@ time.tzset()
 
 def make_settings(root: Path, **storage: object) -> Settings:
     return load_settings("test", overrides={"storage": {"root": str(root), **storage}})
+
+
+# `make test` runs two test processes (pytest-xdist). Each test file stays in one process, so a
+# module's fixtures are built once; the files that read the simulated history (the `history`
+# fixture below) share one process, so the history is built once per run. (xdist's own
+# `--dist loadgroup` marks do not take effect under pytest 9.2: pytest-xdist issue #1386.)
+HISTORY_MODULES = frozenset(
+    {
+        "tests/gold/test_cost.py",
+        "tests/gold/test_gold_job.py",
+        "tests/ml/test_late_delivery_jobs.py",
+        "tests/unit/test_quality.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileHistoryTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "history" if path in HISTORY_MODULES else path
+
+    return ByFileHistoryTogether(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    strays = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if "history" in getattr(item, "fixturenames", ())
+            and item.nodeid.split("::", 1)[0] not in HISTORY_MODULES
+        }
+    )
+    if strays:
+        raise pytest.UsageError(
+            f"{', '.join(strays)} use the `history` fixture: add them to HISTORY_MODULES in "
+            "tests/conftest.py so that the history is built in one test process"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ boundary, small enough to run in the suite."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -169,7 +170,7 @@ def test_a_range_run_gives_the_tables_of_a_day_by_day_run(both_ways: dict[str, A
 
 
 def test_a_killed_backfill_continues_after_its_last_recorded_step(
-    both_ways: dict[str, Any], landing: Path, tmp_path: Path
+    both_ways: dict[str, Any], landing: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     conf = conf_for(tmp_path, landing)
     command = [
@@ -200,13 +201,14 @@ def test_a_killed_backfill_continues_after_its_last_recorded_step(
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = subprocess.run(
-        command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert '"steps_skipped": 3' in resumed.stdout and '"steps_run": 1' in resumed.stdout
-    assert "continuing" in resumed.stderr
-    check = context(both_ways["range"].spark, conf, "check", DAYS)
+    # started again (in this process: the same job the command runs, without a second JVM)
+    spark = both_ways["range"].spark
+    with caplog.at_level(logging.INFO, logger="lakehouse.backfill"):
+        resumed = backfill_job.run(context(spark, conf, "backfill", DAYS))
+    assert resumed["exit_code"] == 0, resumed
+    assert resumed["steps_skipped"] == 3 and resumed["steps_run"] == 1, resumed
+    assert "3 of 4 steps already done, continuing" in caplog.text
+    check = context(spark, conf, "check", DAYS)
     progress = check.io.read("_backfill").collect()
     assert sorted((r.layer, r.date_from) for r in progress) == sorted(
         (layer, chunk[0]) for chunk in (DAYS[:2], DAYS[2:]) for layer in ("ingest", "silver")
