@@ -190,7 +190,10 @@ def _child(code: str, *args: str) -> tuple[dict[str, float], float]:
 
 
 def layout(root: Path) -> dict[str, dict[str, float]]:
-    """Live Delta files and bytes per layer (bronze, silver, system)."""
+    """Live Delta files and bytes per layer (bronze, silver, system), and the most live files
+    any one partition of the layer's tables holds (an unpartitioned table is one partition)."""
+    import collections
+
     import pyarrow as pa
     from deltalake import DeltaTable
 
@@ -199,23 +202,28 @@ def layout(root: Path) -> dict[str, dict[str, float]]:
         table = DeltaTable(str(log.parent))
         layer = log.parent.relative_to(root).parts[0].lstrip("_")
         adds = pa.table(table.get_add_actions(flatten=True)).to_pydict()
-        entry = out.setdefault(layer, {"tables": 0, "files": 0, "bytes": 0})
+        keys = [c for c in adds if c.startswith("partition.")]
+        per_partition = collections.Counter(zip(*(adds[k] for k in keys), strict=True))
+        if not keys:
+            per_partition = collections.Counter({(): len(adds["path"])})
+        entry = out.setdefault(layer, {"tables": 0, "files": 0, "bytes": 0, "max_partition": 0})
         entry["tables"] += 1
         entry["files"] += len(adds["path"])
         entry["bytes"] += sum(adds["size_bytes"])
+        entry["max_partition"] = max(entry["max_partition"], *per_partition.values(), 0)
     return out
 
 
 def layout_table(files: dict[str, dict[str, float]]) -> list[str]:
     """`layout`'s result as a Markdown table for RESULTS.md."""
     lines = [
-        "| layer | tables | files | MiB | files per table |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| layer | tables | files | MiB | files per table | most files in one partition |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for layer, f in sorted(files.items()):
         lines.append(
             f"| {layer} | {int(f['tables'])} | {int(f['files']):,} | {f['bytes'] / 2**20:.1f} "
-            f"| {f['files'] / f['tables']:.1f} |"
+            f"| {f['files'] / f['tables']:.1f} | {int(f.get('max_partition', 0))} |"
         )
     return lines
 
@@ -234,16 +242,21 @@ def deliveries(days: int, scale: float, seed: int) -> Path:
     return landing
 
 
-def period(description: str, days: int) -> tuple[argparse.Namespace, Path, list[Path]]:
+def period(
+    description: str, days: int, nights: bool = False
+) -> tuple[argparse.Namespace, Path, list[Path]]:
     """The command line of a benchmark over a generated period (--days, --scale, --seed,
-    --no-record), that period's delivery folder and its delivered files."""
+    --no-record, and --nights when asked: nightly runs after the period, whose days are
+    generated too), that period's delivery folder and its delivered files."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--days", type=int, default=days)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS.md")
+    if nights:
+        parser.add_argument("--nights", type=int, default=0, help="nightly runs after the period")
     args = parser.parse_args()
-    landing = deliveries(args.days, args.scale, args.seed)
+    landing = deliveries(args.days + getattr(args, "nights", 0), args.scale, args.seed)
     files = [p for p in landing.rglob("*") if p.is_file() and p.name != ".complete"]
     return args, landing, files
 
