@@ -203,9 +203,11 @@ def layout(root: Path) -> dict[str, dict[str, float]]:
         layer = log.parent.relative_to(root).parts[0].lstrip("_")
         adds = pa.table(table.get_add_actions(flatten=True)).to_pydict()
         keys = [c for c in adds if c.startswith("partition.")]
-        per_partition = collections.Counter(zip(*(adds[k] for k in keys), strict=True))
-        if not keys:
-            per_partition = collections.Counter({(): len(adds["path"])})
+        per_partition = (
+            collections.Counter(zip(*(adds[k] for k in keys), strict=True))
+            if keys
+            else collections.Counter({(): len(adds["path"])})
+        )
         entry = out.setdefault(layer, {"tables": 0, "files": 0, "bytes": 0, "max_partition": 0})
         entry["tables"] += 1
         entry["files"] += len(adds["path"])

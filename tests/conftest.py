@@ -48,13 +48,18 @@ HISTORY_MODULES = frozenset(
 )
 
 
+def scope(nodeid: str) -> str:
+    """The test process unit of a test: "history" for the history's readers, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return "history" if path in HISTORY_MODULES else path
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadFileScheduling
 
     class ByFileHistoryTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "history" if path in HISTORY_MODULES else path
+            return scope(nodeid)
 
     return ByFileHistoryTogether(config, log)
 
@@ -62,10 +67,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     strays = sorted(
         {
-            item.nodeid.split("::", 1)[0]
+            scope(item.nodeid)
             for item in items
-            if "history" in getattr(item, "fixturenames", ())
-            and item.nodeid.split("::", 1)[0] not in HISTORY_MODULES
+            if "history" in getattr(item, "fixturenames", ()) and scope(item.nodeid) != "history"
         }
     )
     if strays:
