@@ -25,19 +25,19 @@ java:
 chromium:  # Debian's chromium and a CJK font for the report test, installed when missing
 	@scripts/ensure_chromium.sh
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml simulator/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	@echo ">> creating $(VENV) and installing the locked dependencies (first run takes a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -e simulator
 	@touch $@
 
 venv: java $(STAMP)  ## create the virtual environment from requirements.lock
 
 demo: venv  ## run the nightly DAG through Airflow on the embedded default (local Spark, var/)
-	@$(BIN)/lakehouse demo
+	@$(BIN)/medlake-sim demo
 
 test: venv chromium  ## run the whole test suite on real Spark, Delta, Airflow and Chromium
 	@$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
@@ -70,5 +70,5 @@ clean:  ## remove generated data (var/) but keep the environment
 	rm -rf var/
 
 docs: venv  ## regenerate docs/sources.md and docs/data-dictionary.md from their sources
-	@$(BIN)/python -m lakehouse.simulator.docs > docs/sources.md
-	@$(BIN)/python -m lakehouse.dictionary > docs/data-dictionary.md
+	@$(BIN)/python -m medlake_simulator.docs > docs/sources.md
+	@$(BIN)/python -m medlake.dictionary > docs/data-dictionary.md

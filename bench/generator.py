@@ -14,14 +14,16 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.common import machine, write_section
-from lakehouse.config import PROJECT_ROOT
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: var/bench, the working folder
 
 CHILD = """
 import datetime as dt, json, resource, sys
 from pathlib import Path
-from lakehouse.simulator.generate import generate
+from medlake_simulator.generate import generate
 out, days, scale, workers = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 r = generate(out, start=dt.date(2026, 1, 1), days=days, scale=scale, seed=42, progress=False, workers=workers)
 peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -40,14 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     for scale in [float(s) for s in args.scales.split(",")]:
-        out = PROJECT_ROOT / "var" / "bench" / f"generator-{scale:g}"
+        out = REPO / "var" / "bench" / f"generator-{scale:g}"
         shutil.rmtree(out, ignore_errors=True)
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(out), str(args.days), str(scale), str(args.workers)],
             capture_output=True,
             text=True,
             check=True,
-            cwd=PROJECT_ROOT,
+            cwd=REPO,
         )
         result = json.loads(done.stdout.strip().splitlines()[-1])
         result["scale"] = scale

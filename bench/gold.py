@@ -1,7 +1,7 @@
 """Gold build time at the simulator's default scale and at 10x, against silver in the same run.
 
 For each scale: generate DAYS days of every plant, keep the deliveries gold reads, ingest
-and build silver (timed: the baseline), then time `jobs.gold` over the whole history
+and build silver (timed: the baseline), then time `medlake.jobs.gold` over the whole history
 (rebuild) and for the last day alone (nightly: the months of that day and its settle days).
 
     python -m bench.gold [--days 45] [--scales 1,10]
@@ -23,12 +23,12 @@ START = dt.date(2026, 1, 1)
 
 def run_scale(scale: float, days: int, root: Path) -> dict[str, float]:
     import tests.conftest  # noqa: F401  (test pseudonymisation keys, UTC)
-    from jobs import gold as gold_job
-    from jobs import ingest as ingest_job
-    from jobs import silver as silver_job
-    from lakehouse.config import load_settings
-    from lakehouse.simulator.generate import generate
-    from lakehouse.spark import build_spark
+    from medlake.config import load_settings
+    from medlake.jobs import gold as gold_job
+    from medlake.jobs import ingest as ingest_job
+    from medlake.jobs import silver as silver_job
+    from medlake.spark import build_spark
+    from medlake_simulator.generate import generate
     from tests.history import ENTITIES
     from tests.silver.jobs import job_context
 
@@ -83,7 +83,7 @@ def main() -> None:
             f"Latest run {dt.date.today()} on {machine()}.",
             f"Command: `python -m bench.gold --days {args.days} --scales {args.scales}` (all six "
             "plants, the 14 entities gold reads; baseline = ingest + silver of the same history in "
-            "the same process; rebuild = `jobs.gold` over every day; nightly = `jobs.gold` for the "
+            "the same process; rebuild = `medlake.jobs.gold` over every day; nightly = `medlake.jobs.gold` for the "
             "last day: its month and the settle days before it).",
             "",
             "| scale | days | baseline: ingest + silver s | gold rebuild s | gold / baseline | "

@@ -1,9 +1,9 @@
 """Benchmark: Presidio on complaint narratives, and structured masking, each at two sizes.
 
 Narratives per second per core: the simulator's complaint and service texts (all languages
-and plants) through `governance.analyzer.detect_many` in one process (one core), against a
+and plants) through `medlake.governance.analyzer.detect_many` in one process (one core), against a
 baseline of Presidio's `AnalyzerEngine.analyze` called on every text without the
-pre-filter; then the same texts masked in Spark (`governance.masking`, a vectorised pandas
+pre-filter; then the same texts masked in Spark (`medlake.governance.masking`, a vectorised pandas
 UDF on local[2]), per core. Structured masking in rows per second: contact names, phones
 and e-mails pseudonymised with Spark built-ins (keyed HMAC from `sha2`), against a baseline
 of a row-at-a-time Python UDF computing the same HMAC.
@@ -29,7 +29,7 @@ KEY = bytes(range(32))
 
 def narratives(n: int, seed: int = 7) -> list[str]:
     """Complaint and service texts as the simulator writes them, across languages and plants."""
-    from lakehouse.simulator.pii import PiiFaker, narrative
+    from medlake_simulator.pii import PiiFaker, narrative
 
     rng = np.random.default_rng(seed)
     faker = PiiFaker(np.random.default_rng(seed + 1))
@@ -58,7 +58,7 @@ def time_it(fn: Any, *args: Any) -> float:
 
 
 def bench_detection(texts: list[str]) -> dict[str, float]:
-    from governance.analyzer import detect_language, detect_many, get_analyzer
+    from medlake.governance.analyzer import detect_language, detect_many, get_analyzer
 
     analyzer = get_analyzer()
     detect_many(texts[:50])  # warm up: build the analyzer, compile patterns
@@ -73,9 +73,9 @@ def bench_detection(texts: list[str]) -> dict[str, float]:
 
 
 def bench_spark_text(spark: Any, texts: list[str]) -> float:
-    from governance.classes import load_classes
-    from governance.keys import Keys
-    from governance.masking import Masker
+    from medlake.governance.classes import load_classes
+    from medlake.governance.keys import Keys
+    from medlake.governance.masking import Masker
 
     masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
     df = spark.createDataFrame([("SZ", t) for t in texts], "plant_id string, narrative string")
@@ -89,10 +89,10 @@ def bench_spark_text(spark: Any, texts: list[str]) -> float:
 def bench_structured(spark: Any, n: int) -> dict[str, float]:
     from pyspark.sql import functions as F
 
-    from governance.classes import load_classes
-    from governance.keys import Keys
-    from governance.masking import Masker
-    from governance.operators import normalise
+    from medlake.governance.classes import load_classes
+    from medlake.governance.keys import Keys
+    from medlake.governance.masking import Masker
+    from medlake.governance.operators import normalise
 
     masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
     df = (
@@ -146,8 +146,8 @@ def main() -> None:
     sizes = [int(x) for x in args.narratives.split(",")]
     row_sizes = [int(x) for x in args.rows.split(",")]
 
-    from lakehouse.config import load_settings
-    from lakehouse.spark import build_spark
+    from medlake.config import load_settings
+    from medlake.spark import build_spark
 
     settings = load_settings(overrides={"storage": {"root": "var/bench/governance"}})
     spark = build_spark(settings, app_name="bench-governance")

@@ -8,12 +8,12 @@ the lake to the state of an ordinary night (not timed). Then, in one run:
    connection's master with the per-task driver options, timed as the median of three;
 2. the night as it was: **one spark-submit per task, one ingest task per plant**
    (connection extra `driver: per-task`, `ingest_tasks: per-plant`);
-3. **a shared driver, one ingest task per plant** (`driver: shared`, lakehouse.jobserver;
+3. **a shared driver, one ingest task per plant** (`driver: shared`, medlake.jobserver;
    its start is inside the night's time);
 4. **a shared driver, one ingest task for every plant** (`ingest_tasks: one`), Spark's
    compiled expressions and constraint propagation on (the default until the small-plan
-   settings of conf/lakehouse.yaml);
-5. the default now: the same with conf/lakehouse.yaml's `spark.conf` (interpreted
+   settings of medlake/conf/lakehouse.yaml);
+5. the default now: the same with medlake/conf/lakehouse.yaml's `spark.conf` (interpreted
    expressions, no constraint propagation).
 
 Nights 2 to 5 each process the next delivered day, so each lands new files. Per-task
@@ -38,11 +38,13 @@ import yaml
 
 from bench.common import machine, write_section
 from bench.throughput import bench_keys
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT
-from lakehouse.orchestrate import LOCAL_JAVA_OPTIONS, LocalAirflow
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.orchestrate import LOCAL_JAVA_OPTIONS, LocalAirflow
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: var/bench, the working folder
 
 START = dt.date(2026, 3, 2)
-WORK = PROJECT_ROOT / "var" / "bench" / "night"
+WORK = REPO / "var" / "bench" / "night"
 # (driver, ingest tasks, Spark expressions): nights 2..5
 LAYOUTS = [
     ("per-task", "per-plant", "compiled"),
@@ -50,7 +52,7 @@ LAYOUTS = [
     ("shared", "one", "compiled"),
     ("shared", "one", "interpreted"),
 ]
-COMPILED = {  # Spark's own defaults, which conf/lakehouse.yaml changes for one machine
+COMPILED = {  # Spark's own defaults, which medlake/conf/lakehouse.yaml changes for one machine
     "spark.sql.codegen.factoryMode": "FALLBACK",
     "spark.sql.codegen.wholeStage": "true",
     "spark.sql.constraintPropagation.enabled": "true",
@@ -134,7 +136,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print, do not write RESULTS.md")
     args = parser.parse_args()
     os.environ.update(bench_keys())
-    from lakehouse.simulator.generate import generate
+    from medlake_simulator.generate import generate
 
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)

@@ -25,19 +25,21 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.common import RESULTS, machine, write_section
 from bench.throughput import bench_keys
-from lakehouse.config import PROJECT_ROOT
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: var/bench, the working folder
 
 NIGHT = dt.date(2026, 7, 15)  # the nightly run's day; the history is the days before it
 
 CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
-from lakehouse.config import load_settings
-from jobs import JobContext
-from jobs import ingest, silver
+from medlake.config import load_settings
+from medlake.jobs import JobContext
+from medlake.jobs import ingest, silver
 root, days, start = Path(sys.argv[1]), int(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 history = [start + dt.timedelta(days=i) for i in range(days)]
 night = [start + dt.timedelta(days=days)]
@@ -72,13 +74,13 @@ def main() -> None:
     results = []
     start = NIGHT - dt.timedelta(days=args.days)
     for scale in [float(s) for s in args.scales.split(",")]:
-        root = PROJECT_ROOT / "var" / "bench" / f"pipeline-{scale:g}"
+        root = REPO / "var" / "bench" / f"pipeline-{scale:g}"
         shutil.rmtree(root, ignore_errors=True)
         subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "lakehouse.cli",
+                "medlake.cli",
                 "generate",
                 "--out",
                 str(root / "landing"),
@@ -93,14 +95,14 @@ def main() -> None:
                 "--quiet",
             ],
             check=True,
-            cwd=PROJECT_ROOT,
+            cwd=REPO,
         )
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(root), str(args.days), start.isoformat()],
             capture_output=True,
             text=True,
             check=False,
-            cwd=PROJECT_ROOT,
+            cwd=REPO,
             env={**os.environ, **bench_keys()},  # silver masks with the jurisdictions' keys
         )
         if done.returncode != 0:

@@ -36,14 +36,14 @@ from bench.throughput import (
 BACKFILL = (
     LAKE_CHILD
     + """
-from jobs import backfill
+from medlake.jobs import backfill
 began = time.perf_counter()
 ctx = JobContext(settings=settings, job="backfill", dates=dates, run_id="bench-rebuild")
 summary = backfill.run(ctx)
 seconds = time.perf_counter() - began
 steps = [(r.layer, str(r.date_from), str(r.date_to), round(r.seconds, 1))
          for r in ctx.io.read("_backfill").orderBy("finished_at").collect()]
-from jobs import gold, ingest, silver
+from medlake.jobs import gold, ingest, silver
 nights = []
 for i in range(int(sys.argv[5])):  # nightly runs on top, one day each, as the DAG runs them
     night, took = [dates[-1] + dt.timedelta(days=i + 1)], {}

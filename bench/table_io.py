@@ -18,10 +18,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from bench.common import machine, median, write_section
-from lakehouse.config import PROJECT_ROOT, load_settings
-from lakehouse.io import CommitContext, TableIO
-from lakehouse.spark import build_spark
-from lakehouse.tables import Registry
+from medlake.config import load_settings
+from medlake.io import CommitContext, TableIO
+from medlake.spark import build_spark
+from medlake.tables import Registry
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: var/bench, the working folder
 
 TABLE = "silver.bench_receipts"
 PLANTS = ["SZ", "SU", "PN", "GW", "TU", "MN"]
@@ -65,7 +67,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print only, leave RESULTS.md")
     args = parser.parse_args()
 
-    root = PROJECT_ROOT / "var" / "bench" / "table_io"
+    root = REPO / "var" / "bench" / "table_io"
     shutil.rmtree(root, ignore_errors=True)
     settings = load_settings("local", overrides={"storage": {"root": str(root / "lake")}})
     spark = build_spark(settings, app_name="bench-table-io")

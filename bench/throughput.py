@@ -31,17 +31,19 @@ import time
 from pathlib import Path
 
 from bench.common import RESULTS, machine, write_section
-from lakehouse.config import PROJECT_ROOT
+from medlake.config import DEFAULT_CONF_DIR
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout: var/bench, the working folder
 
 START = dt.date(2026, 1, 1)
-WORK = PROJECT_ROOT / "var" / "bench" / "throughput"
+WORK = REPO / "var" / "bench" / "throughput"
 
 SPARK_COPY = """
 import json, sys, time
 from pathlib import Path
-from lakehouse.config import load_settings
-from lakehouse.spark import build_spark
-from lakehouse.sources import load_sources
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.spark import build_spark
+from medlake.sources import load_sources
 landing, out = Path(sys.argv[1]), Path(sys.argv[2])
 settings = load_settings("local", overrides={"spark": {"ui_enabled": False}})
 spark = build_spark(settings)
@@ -71,7 +73,7 @@ DUCKDB_COPY = """
 import codecs, json, sys, time
 from pathlib import Path
 import duckdb
-from lakehouse.sources import load_sources
+from medlake.sources import load_sources
 landing, out, scratch = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[4])
 began = time.perf_counter()
 con = duckdb.connect()
@@ -113,8 +115,8 @@ print(json.dumps({"seconds": time.perf_counter() - began, "pairs": pairs}))
 LAKE_CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
-from lakehouse.config import load_settings
-from jobs import JobContext
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.jobs import JobContext
 root, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, days = dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4])
 dates = [start + dt.timedelta(days=i) for i in range(days)]
@@ -126,7 +128,7 @@ settings = load_settings("local", overrides={
 PRODUCT = (
     LAKE_CHILD
     + """
-from jobs import ingest, silver
+from medlake.jobs import ingest, silver
 spark = JobContext(settings=settings, job="bench", dates=dates, run_id="start").spark
 spark.range(1).count()
 def run(job, module, run_id):
@@ -146,10 +148,10 @@ print(json.dumps({
 
 def bench_keys() -> dict[str, str]:
     """Fixed pseudonymisation keys for benchmark runs (per jurisdiction, from conf)."""
-    from governance.classes import load_classes
-    from governance.keys import KEY_ENV
+    from medlake.governance.classes import load_classes
+    from medlake.governance.keys import KEY_ENV
 
-    jurisdictions = load_classes(PROJECT_ROOT / "conf").jurisdictions
+    jurisdictions = load_classes(DEFAULT_CONF_DIR).jurisdictions
     return {KEY_ENV.format(j.upper()): f"{i + 1:02x}" * 32 for i, j in enumerate(jurisdictions)}
 
 
@@ -168,7 +170,7 @@ def _child(code: str, *args: str) -> tuple[dict[str, float], float]:
             stdout=out,
             stderr=err,
             text=True,
-            cwd=PROJECT_ROOT,
+            cwd=REPO,
             env={**os.environ, **bench_keys()},
         )
         peak = 0
@@ -232,8 +234,8 @@ def layout_table(files: dict[str, dict[str, float]]) -> list[str]:
 
 def deliveries(days: int, scale: float, seed: int) -> Path:
     """The simulator's deliveries, generated once per simulator version, seed, scale, days."""
-    from lakehouse.simulator import fingerprint
-    from lakehouse.simulator.generate import generate
+    from medlake_simulator import fingerprint
+    from medlake_simulator.generate import generate
 
     landing = WORK / f"landing-{fingerprint()}-s{scale:g}-d{days}-seed{seed}"
     marker = landing / ".complete"
@@ -266,7 +268,7 @@ def period(
 def main() -> None:
     args, landing, files = period(__doc__.split("\n")[0], days=61)
     delivered = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
-    sources = str(PROJECT_ROOT / "conf" / "sources")
+    sources = str(DEFAULT_CONF_DIR / "sources")
     scratch = WORK / "scratch"
     results: dict[str, dict[str, float]] = {}
     for name, code, extra in (

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Settings, load_settings
-from lakehouse.io import TableIO
-from lakehouse.spark import build_spark, delta_spark_jars_present
-from lakehouse.tables import Registry
+from medlake.config import Settings, load_settings
+from medlake.io import TableIO
+from medlake.spark import build_spark, delta_spark_jars_present
+from medlake.tables import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("LAKEHOUSE_CODE_VERSION", "test-code-version")

@@ -1,6 +1,6 @@
 """A long simulated history (eight months, two plants) built into silver once, for gold and ML.
 
-The planted signals are fractions of the simulated period (lakehouse.simulator.signals): with
+The planted signals are fractions of the simulated period (medlake_simulator.signals): with
 240 days from 2026-01-01 the supplier's on-time delivery degrades from 2026-05-01 and the
 component price rises on 2026-04-19, so whole months lie on both sides of each. Suzhou (SU)
 builds one device with the price-raised component and one without; Tuttlingen (TU) builds
@@ -18,10 +18,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from jobs import JobContext
-from jobs import ingest as ingest_job
-from jobs import silver as silver_job
-from lakehouse.simulator.generate import generate
+from medlake.jobs import JobContext
+from medlake.jobs import ingest as ingest_job
+from medlake.jobs import silver as silver_job
+from medlake_simulator.generate import generate
 from tests.silver.jobs import job_context
 
 START = dt.date(2026, 1, 1)

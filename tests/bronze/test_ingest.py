@@ -16,11 +16,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import JobContext
-from jobs import ingest as ingest_job
-from lakehouse.config import PROJECT_ROOT, Settings, load_settings
-from lakehouse.simulator.generate import generate
-from lakehouse.sources import PlantSource, load_sources
+from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
+from medlake.jobs import JobContext
+from medlake.jobs import ingest as ingest_job
+from medlake.sources import PlantSource, load_sources
+from medlake_simulator.generate import generate
 
 START = dt.date(2026, 3, 27)  # spans the EU daylight-saving change on 2026-03-29
 DAYS = 4
@@ -66,7 +66,7 @@ def data_rows(path: Path, source: PlantSource) -> int:
     return sum(1 for row in csv.reader(iolib.StringIO(text), delimiter=d.delimiter) if row) - 1
 
 
-SOURCES = load_sources(PROJECT_ROOT / "conf" / "sources")
+SOURCES = load_sources(DEFAULT_CONF_DIR / "sources")
 
 
 def test_every_delivered_row_is_in_bronze_or_in_quarantine_and_reruns_skip(

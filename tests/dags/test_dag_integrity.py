@@ -1,7 +1,7 @@
-"""The DAG family parses, has the tasks and edges conf/ asks for, and imports nothing heavy.
+"""The DAG family parses, has the tasks and edges medlake/conf/ asks for, and imports nothing heavy.
 
 dags/ is parsed by Airflow's own DagBag in a fresh process (tests/dags/parse_dags.py); the
-expected tasks and edges are derived here from conf/sources and conf/pipeline.yaml, read as
+expected tasks and edges are derived here from medlake/conf/sources and medlake/conf/pipeline.yaml, read as
 plain YAML, not through the code that builds the DAGs.
 """
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT, ConfigError
-from lakehouse.orchestrate import LocalAirflow
-from lakehouse.pipeline import load_pipeline
-from lakehouse.silver.spec import full_registry
+from medlake.config import DAGS_DIR, DEFAULT_CONF_DIR, ConfigError
+from medlake.orchestrate import LocalAirflow
+from medlake.pipeline import load_pipeline
+from medlake.silver.spec import full_registry
+from tests import REPO
 
 CONF = DEFAULT_CONF_DIR
 PIPELINE = yaml.safe_load((CONF / "pipeline.yaml").read_text(encoding="utf-8"))
@@ -37,7 +38,7 @@ def _parse(home: Path, conf: Path = CONF) -> dict[str, Any]:
         [
             sys.executable,
             str(Path(__file__).with_name("parse_dags.py")),
-            str(PROJECT_ROOT / "dags"),
+            str(DAGS_DIR),
             str(out),
         ],
         env=env,
@@ -135,7 +136,7 @@ def test_tasks_only_pass_arguments_to_spark_submit(parsed: dict[str, Any]) -> No
             continue
         assert operator == "LakehouseJob", task_id
         job = task_id.split(".")[0]
-        assert dag["applications"][task_id] == str(PROJECT_ROOT / "jobs" / f"{job}.py")
+        assert dag["applications"][task_id] == str(REPO / "medlake" / "jobs" / f"{job}.py")
         assert dag["arguments"][task_id][:6] == date_args, task_id
     members = ",".join(GROUPS["master_data"]["entities"])
     assert dag["arguments"]["silver.master_data"][6:] == ["--entities", members]
@@ -163,7 +164,9 @@ def test_assets_are_named_after_registry_tables(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"][PIPELINE["nightly"]["dag_id"]]
     for name, spec in GROUPS.items():
         assert dag["outlets"][f"silver.{name}"] == sorted(f"silver.{e}" for e in spec["entities"])
-    registry = full_registry(CONF)  # conf/tables and the silver tables of conf/silver
+    registry = full_registry(
+        CONF
+    )  # medlake/conf/tables and the silver tables of medlake/conf/silver
     named = [t for outlets in dag["outlets"].values() for t in outlets]
     assert named and all(t in registry for t in named), [t for t in named if t not in registry]
     gold = sorted(t.name for t in registry if t.layer == "gold" and "predictions" not in t.name)

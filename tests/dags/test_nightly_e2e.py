@@ -1,5 +1,5 @@
 """The nightly DAG end to end under `airflow dags test`: real Airflow, real operators, real
-spark-submit, on a tiny simulated day of two plants in a copy of conf/.
+spark-submit, on a tiny simulated day of two plants in a copy of medlake/conf/.
 
 One date runs twice: the first run lands, masks, gates and builds gold; the second leaves
 every table's content as it was. Then a quality rule with action `fail` is added and the date
@@ -21,12 +21,13 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from governance.audit import AuditTrail
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT, Settings, load_settings
-from lakehouse.io import TableIO
-from lakehouse.orchestrate import LocalAirflow
-from lakehouse.silver.spec import full_registry
-from lakehouse.simulator.generate import generate
+from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
+from medlake.governance.audit import AuditTrail
+from medlake.io import TableIO
+from medlake.orchestrate import LocalAirflow
+from medlake.silver.spec import full_registry
+from medlake_simulator.generate import generate
+from tests import REPO
 
 DAY = dt.date(2026, 1, 5)
 PLANTS = ["SU", "TU"]
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 
 def _conf(root: Path) -> Path:
-    """conf/ with two plants and an `e2e` overlay that keeps everything under `root`."""
+    """medlake/conf/ with two plants and an `e2e` overlay that keeps everything under `root`."""
     conf = root / "conf"
     shutil.copytree(DEFAULT_CONF_DIR, conf)
     for source in (conf / "sources").glob("*.yaml"):
@@ -129,7 +130,7 @@ def test_the_night_succeeds_task_by_task(world: dict[str, Any], two_runs: dict[s
     assert code == 0, _log_tail(world)
     ran = {t: s for t, s in states.items() if t not in ("watcher", "score.late_delivery")}
     assert set(ran.values()) == {"success"}, (states, _log_tail(world))
-    assert "ingest.all" in set(states)  # conf/pipeline.yaml: ingest_tasks: one
+    assert "ingest.all" in set(states)  # medlake/conf/pipeline.yaml: ingest_tasks: one
     # no champion model exists yet: scoring is skipped, not failed; the watcher has nothing
     assert states["score.late_delivery"] == "skipped"
     assert states["watcher"] == "skipped"
@@ -208,7 +209,7 @@ def test_the_report_renders_in_headless_chromium(
     by_plant = {
         r["plant_id"]: r["value"] for r in panorama.where("grain = 'plant_id+month'").collect()
     }
-    screenshot = PROJECT_ROOT / "var" / "test-artifacts" / f"nightly-report-{DAY}.png"
+    screenshot = REPO / "var" / "test-artifacts" / f"nightly-report-{DAY}.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

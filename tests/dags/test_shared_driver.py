@@ -1,4 +1,4 @@
-"""The shared driver (lakehouse.jobserver): tasks hand their jobs to one running spark-submit.
+"""The shared driver (medlake.jobserver): tasks hand their jobs to one running spark-submit.
 
 A real server on local Spark; the jobs are real `lakehouse run` commands on a small
 simulated delivery. The end-to-end DAG test runs a whole night through it.
@@ -22,12 +22,13 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from lakehouse import jobserver
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT, load_settings
-from lakehouse.io import TableIO
-from lakehouse.orchestrate import SHARED_JAVA_OPTIONS, LocalAirflow
-from lakehouse.silver.spec import full_registry
-from lakehouse.simulator.generate import generate
+from medlake import jobserver
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.io import TableIO
+from medlake.orchestrate import SHARED_JAVA_OPTIONS, LocalAirflow
+from medlake.silver.spec import full_registry
+from medlake_simulator.generate import generate
+from tests import REPO
 
 DAY = dt.date(2026, 1, 5)
 PLANT = "SU"
@@ -61,7 +62,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         f"spark.pyspark.python={python}",
         "--conf",
         f"spark.pyspark.driver.python={python}",
-        str(PROJECT_ROOT / "lakehouse" / "jobserver.py"),
+        str(REPO / "medlake" / "jobserver.py"),
         "--idle-seconds",
         "120",
         "--env",
@@ -154,7 +155,7 @@ def test_a_task_killed_during_its_job_ends_the_driver_and_the_retry_lands_everyt
     client.write_text(
         "import json, sys\n"
         "from pathlib import Path\n"
-        "from lakehouse import jobserver\n"
+        "from medlake import jobserver\n"
         "w = json.loads(sys.argv[1])\n"
         "sys.exit(jobserver.run_job(w['command'], Path(w['folder']), w['argv'],\n"
         "                           echo=print, env=w['env'], cwd=Path(w['cwd'])))\n",
@@ -231,7 +232,7 @@ def _alive(pid: int) -> bool:
 PER_TASK = """
 import sys
 from airflow.sdk.exceptions import AirflowSkipException
-from lakehouse.dag_tasks import LakehouseJob
+from medlake.dag_tasks import LakehouseJob
 op = LakehouseJob(task_id="score", job="score", conn_id="spark_medlake",
                   arguments=["--date", "2026-01-05", "--run-id", "t1", "--model", "late_delivery"])
 try:

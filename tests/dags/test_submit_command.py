@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.orchestrate import LocalAirflow
+from medlake.orchestrate import LocalAirflow
+from tests import REPO
 
 SCRIPT = """
 import json, sys
-from lakehouse.dag_tasks import LakehouseJob
+from medlake.dag_tasks import LakehouseJob
 op = LakehouseJob(task_id="gold", job="gold", arguments=["--date", "2026-01-02"],
                   conn_id="spark_medlake")
 op.prepare()
@@ -85,7 +85,7 @@ def test_a_cluster_connection_changes_master_resources_python_and_overlay(tmp_pa
     assert "spark.archives=s3a://bucket/medlake-env.tar.gz#environment" in cmd
     assert "spark.pyspark.python=./environment/bin/python" in cmd
     assert f"spark.pyspark.driver.python={sys.executable}" in cmd
-    assert cmd[-5:] == [str(PROJECT_ROOT / "jobs" / "gold.py"), "--date", "2026-01-02", "--env",
+    assert cmd[-5:] == [str(REPO / "medlake" / "jobs" / "gold.py"), "--date", "2026-01-02", "--env",
                         "cluster"]  # fmt: skip
     env = built["env"]
     assert isinstance(env, dict)
@@ -105,7 +105,7 @@ def test_the_local_connection_runs_local_spark_with_this_python(tmp_path: Path) 
 
 SHARED = """
 import json
-from lakehouse.dag_tasks import LakehouseJob
+from medlake.dag_tasks import LakehouseJob
 commands = []
 for job, args in (("gold", ["--date", "2026-01-02"]), ("ingest", ["--plant", "SU"])):
     op = LakehouseJob(task_id=job, job=job, arguments=args, conn_id="spark_medlake")
@@ -128,7 +128,7 @@ def test_a_shared_driver_connection_starts_one_server_command_for_every_job(
     assert gold == ingest  # one server for the night, whatever the job
     assert gold[gold.index("--master") + 1] == "yarn"
     assert gold[gold.index("--executor-memory") + 1] == "8g"
-    assert gold[-5:] == [str(PROJECT_ROOT / "lakehouse" / "jobserver.py"), "--idle-seconds",
+    assert gold[-5:] == [str(REPO / "medlake" / "jobserver.py"), "--idle-seconds",
                          "180", "--env", "cluster"]  # fmt: skip
     assert gold[gold.index("--name") + 1] == "medlake-shared-driver"
 

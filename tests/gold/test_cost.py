@@ -19,8 +19,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config import DEFAULT_CONF_DIR
-from lakehouse.gold.cost import (
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.gold.cost import (
     BomCycleError,
     BomDepthError,
     cost_contributions,
@@ -31,9 +31,9 @@ from lakehouse.gold.cost import (
     product_costs,
     what_if,
 )
-from lakehouse.gold.whatif_cli import add_cli, parse_change
-from lakehouse.io.schema import conform
-from lakehouse.tables import Registry
+from medlake.gold.whatif_cli import add_cli, parse_change
+from medlake.io.schema import conform
+from medlake.tables import Registry
 
 D = Decimal
 day = dt.date.fromisoformat
@@ -574,12 +574,12 @@ def history_costs(history: dict[str, Any], spark: SparkSession) -> dict[str, Any
 
 def _expected_eur(answers: dict[str, Any]) -> dict[str, dict[str, float]]:
     """The answers' increase per unit (plant-local currency) in EUR at the simulator's base
-    rates (FX_PER_EUR, plant currency from conf/sources)."""
-    from lakehouse.config import PROJECT_ROOT
-    from lakehouse.simulator.engine import FX_PER_EUR
-    from lakehouse.sources import load_sources
+    rates (FX_PER_EUR, plant currency from medlake/conf/sources)."""
+    from medlake.config import DEFAULT_CONF_DIR
+    from medlake.sources import load_sources
+    from medlake_simulator.engine import FX_PER_EUR
 
-    sources = load_sources(PROJECT_ROOT / "conf" / "sources")
+    sources = load_sources(DEFAULT_CONF_DIR / "sources")
     return {
         plant: {
             product: local / FX_PER_EUR[sources[plant].plant.currency]
@@ -699,7 +699,7 @@ def test_what_if_cli_reads_silver_as_a_role_and_explains_a_component_it_cannot_f
 ) -> None:
     import json
 
-    monkeypatch.setattr("lakehouse.spark.build_spark", lambda *a, **k: spark)  # the test session
+    monkeypatch.setattr("medlake.spark.build_spark", lambda *a, **k: spark)  # the test session
     answers = history["answers"]
     code = answers["price_material_codes"]["SU"]
     parser = argparse.ArgumentParser(prog="lakehouse gold")

@@ -11,9 +11,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import gold as gold_job
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.gold.metrics import load_dictionary
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.gold.metrics import load_dictionary
+from medlake.jobs import gold as gold_job
 from tests.history import DATES, context
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_the_degrading_supplier_is_flagged_after_the_planted_date_and_not_before
 def test_every_gold_row_records_the_metric_version_it_was_computed_with(
     gold: dict[str, Any],
 ) -> None:
-    dictionary = load_dictionary(PROJECT_ROOT / "conf")
+    dictionary = load_dictionary(DEFAULT_CONF_DIR)
     io = gold["ctx"].io
     pairs = (
         io.read("gold.supply_chain_panorama")
@@ -150,7 +150,7 @@ def test_a_second_run_for_the_same_date_leaves_the_same_tables(
 def test_metrics_query_as_a_regional_role_sees_its_plants_only(
     gold: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lakehouse.gold import metrics_cli
+    from medlake.gold import metrics_cli
 
     ctx = gold["ctx"]
     args = type("Args", (), {})()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config import PROJECT_ROOT, ConfigError
-from lakehouse.gold import facts as gold_facts
-from lakehouse.gold.metrics import compute, load_dictionary, write_lock
-from lakehouse.silver.spec import full_registry
+from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.gold import facts as gold_facts
+from medlake.gold.metrics import compute, load_dictionary, write_lock
+from medlake.silver.spec import full_registry
 
-CONF = PROJECT_ROOT / "conf"
+CONF = DEFAULT_CONF_DIR
 D = dt.date
 AS_OF = D(2026, 3, 31)
 REGIONS = {"SU": "APAC", "TU": "EMEA"}
@@ -52,7 +52,7 @@ def test_every_active_metric_compiles_against_its_fact(spark: SparkSession, dict
 
 
 def test_the_lock_holds_every_current_version(dictionary) -> None:  # type: ignore[no-untyped-def]
-    from lakehouse.gold.metrics import read_lock
+    from medlake.gold.metrics import read_lock
 
     released = read_lock(CONF / "metrics" / "versions.lock")
     assert released == {**released, **dictionary.fingerprints()}, (

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.gold.metrics import load_dictionary
-from lakehouse.gold.scorecard import ScorecardConfig, scorecard
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.gold.metrics import load_dictionary
+from medlake.gold.scorecard import ScorecardConfig, scorecard
 
 # two-month windows, trends against the window one month earlier, four lines make a window
 CONFIG = ScorecardConfig.model_validate(
@@ -86,7 +86,7 @@ def rows(spark: SparkSession) -> dict[tuple[str, str], dict[str, Any]]:
         [("S1", "Alpha"), ("S2", "Beta"), ("S3", "Gamma")],
         "supplier_group_id string, supplier_name string",
     )
-    dictionary = load_dictionary(PROJECT_ROOT / "conf")
+    dictionary = load_dictionary(DEFAULT_CONF_DIR)
     out = scorecard(dictionary, facts, CONFIG, ["2026-02", "2026-03"], names).collect()
     return {(r["supplier_group_id"], r["month"]): r.asDict() for r in out}
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.config import DEFAULT_CONF_DIR
+from medlake.config import DEFAULT_CONF_DIR
 
 
 @pytest.fixture
 def conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of conf/ whose `test` overlay keeps tables under tmp_path (also for the CLI)."""
+    """A copy of medlake/conf/ whose `test` overlay keeps tables under tmp_path (also for the CLI)."""
     folder = tmp_path / "conf"
     shutil.copytree(DEFAULT_CONF_DIR, folder)
     overlay = folder / "env" / "test.yaml"

@@ -12,10 +12,10 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from governance.audit import AuditEvent, AuditTrail
-from lakehouse.config import Settings, load_settings
-from lakehouse.io import CommitContext, TableIO
-from lakehouse.tables import Registry
+from medlake.config import Settings, load_settings
+from medlake.governance.audit import AuditEvent, AuditTrail
+from medlake.io import CommitContext, TableIO
+from medlake.tables import Registry
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 

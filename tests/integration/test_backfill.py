@@ -21,12 +21,13 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import JobContext
-from jobs import backfill as backfill_job
-from jobs import ingest as ingest_job
-from jobs import silver as silver_job
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT, load_settings
-from lakehouse.simulator.generate import generate
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.jobs import JobContext
+from medlake.jobs import backfill as backfill_job
+from medlake.jobs import ingest as ingest_job
+from medlake.jobs import silver as silver_job
+from medlake_simulator.generate import generate
+from tests import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def conf_for(root: Path, landing: Path) -> Path:
-    """A copy of conf/ whose `test` overlay keeps tables under `root` and reads `landing`."""
+    """A copy of medlake/conf/ whose `test` overlay keeps tables under `root` and reads `landing`."""
     folder = root / "conf"
     shutil.copytree(DEFAULT_CONF_DIR, folder)
     overlay = folder / "env" / "test.yaml"
@@ -176,7 +177,7 @@ def test_a_killed_backfill_continues_after_its_last_recorded_step(
     command = [
         sys.executable,
         "-m",
-        "lakehouse.cli",
+        "medlake.cli",
         "run",
         "backfill",
         "--from",
@@ -194,7 +195,7 @@ def test_a_killed_backfill_continues_after_its_last_recorded_step(
     killed = subprocess.run(
         command,
         env={**env, "LAKEHOUSE_FAILPOINT": "backfill-step", "LAKEHOUSE_FAILPOINT_SKIP": "3"},
-        cwd=PROJECT_ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=900,
@@ -203,7 +204,7 @@ def test_a_killed_backfill_continues_after_its_last_recorded_step(
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     # started again (in this process: the same job the command runs, without a second JVM)
     spark = both_ways["range"].spark
-    with caplog.at_level(logging.INFO, logger="lakehouse.backfill"):
+    with caplog.at_level(logging.INFO, logger="medlake.backfill"):
         resumed = backfill_job.run(context(spark, conf, "backfill", DAYS))
     assert resumed["exit_code"] == 0, resumed
     assert resumed["steps_skipped"] == 3 and resumed["steps_run"] == 1, resumed

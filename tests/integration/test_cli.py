@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.cli import main
-from lakehouse.config import load_settings
-from lakehouse.io import CommitContext, TableIO
-from lakehouse.tables import Registry
+from medlake.cli import main
+from medlake.config import load_settings
+from medlake.io import CommitContext, TableIO
+from medlake.tables import Registry
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
@@ -27,7 +27,6 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
         (["table", "history", "--help"], "newest first"),
         (["table", "vacuum", "--help"], "retention"),
         (["table", "optimize", "--help"], "small files"),
-        (["demo", "--help"], "embedded default"),
     ],
 )
 def test_every_command_explains_itself(

@@ -14,8 +14,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.io import CommitContext, TableIO
+from medlake.io import CommitContext, TableIO
+from tests import REPO
 
 pytestmark = pytest.mark.slow
 TABLE = "silver.orders"
@@ -40,7 +40,7 @@ def start_writer(
             "--plant",
             plant,
         ],
-        cwd=PROJECT_ROOT,
+        cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -7,26 +7,25 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import Row, SparkSession
 
-from governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
-from governance.audit import AuditTrail
-from governance.read import Lakehouse, QueryError, add_cli
-from governance.views import render_views, view_statements
-from lakehouse.config import Settings
-from lakehouse.io import CommitContext, TableIO
-from lakehouse.silver.spec import full_registry
-from lakehouse.tables import Registry
+from medlake.config import DEFAULT_CONF_DIR, Settings
+from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
+from medlake.governance.audit import AuditTrail
+from medlake.governance.read import Lakehouse, QueryError, add_cli
+from medlake.governance.views import render_views, view_statements
+from medlake.io import CommitContext, TableIO
+from medlake.silver.spec import full_registry
+from medlake.tables import Registry
 from tests.conftest import make_settings
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = DEFAULT_CONF_DIR
 ALL = {"SZ", "SU", "PN", "GW", "TU", "MN"}
-# Which plants each role sees, by hand from conf/sources (country) and access.yaml (rows).
+# Which plants each role sees, by hand from medlake/conf/sources (country) and access.yaml (rows).
 PLANTS_SEEN = {
     "group_analyst": ALL,
     "analyst_cn": {"SZ", "SU"},

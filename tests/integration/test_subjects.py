@@ -13,15 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from governance import vault
-from governance.audit import AuditTrail
-from governance.classes import load_classes
-from governance.keys import Keys
-from governance.masking import Masker
-from governance.subjects import NotPermittedError, erase, reidentify
-from jobs import JobContext
-from lakehouse.config import PROJECT_ROOT, load_settings
-from lakehouse.io import CommitContext
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.governance import vault
+from medlake.governance.audit import AuditTrail
+from medlake.governance.classes import load_classes
+from medlake.governance.keys import Keys
+from medlake.governance.masking import Masker
+from medlake.governance.subjects import NotPermittedError, erase, reidentify
+from medlake.io import CommitContext
+from medlake.jobs import JobContext
 
 KEY = bytes(range(32))
 PURPOSE = "recall R-2026-014: contact affected patients"
@@ -121,7 +121,7 @@ def test_a_regional_role_may_not_reach_another_jurisdictions_vault(
 ) -> None:
     ctx, tokens = lake
     conf = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
     access = conf / "governance" / "access.yaml"
     text = access.read_text(encoding="utf-8")
     # give the EU analyst the permission: it still covers no Chinese plant

@@ -15,15 +15,15 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.config import Settings
-from lakehouse.io import (
+from medlake.config import Settings
+from medlake.io import (
     CommitContext,
     SchemaMismatchError,
     TableIO,
     TableIOError,
     UnsupportedTableError,
 )
-from lakehouse.tables import ColumnSpec, Registry
+from medlake.tables import ColumnSpec, Registry
 
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 

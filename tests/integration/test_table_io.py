@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.io import (
+from medlake.io import (
     CommitContext,
     ConstraintViolationError,
     Retract,
@@ -209,7 +209,7 @@ def test_when_a_correction_moves_a_key_to_another_partition_then_only_the_new_ro
 def test_an_upsert_reads_only_the_stored_files_that_can_hold_its_keys(
     spark: SparkSession, io: TableIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lakehouse.io.deltars import DeltaRsEngine
+    from medlake.io.deltars import DeltaRsEngine
 
     name = "silver.orders_by_month"
     schema = io.registry.get(name).spark_schema

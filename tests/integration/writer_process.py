@@ -10,10 +10,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from lakehouse.config import load_settings
-from lakehouse.io import CommitContext, TableConflictError, TableIO
-from lakehouse.spark import build_spark
-from lakehouse.tables import Registry
+from medlake.config import load_settings
+from medlake.io import CommitContext, TableConflictError, TableIO
+from medlake.spark import build_spark
+from medlake.tables import Registry
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXIT_CONFLICT = 3

@@ -1,1 +1,1 @@
-"""Tests of lakehouse.ml and the model jobs (train, validate, score)."""
+"""Tests of medlake.ml and the model jobs (train, validate, score)."""

@@ -1,4 +1,4 @@
-"""conf/models: the shipped file validates; broken files fail naming the file and the field."""
+"""medlake/conf/models: the shipped file validates; broken files fail naming the file and the field."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.config import DEFAULT_CONF_DIR, ConfigError, load_settings
-from lakehouse.ml import late_delivery as ld
-from lakehouse.ml.tracking import stores
+from medlake.config import DEFAULT_CONF_DIR, ConfigError, load_settings
+from medlake.ml import late_delivery as ld
+from medlake.ml.tracking import stores
 
 SHIPPED = (DEFAULT_CONF_DIR / "models" / "late_delivery.yaml").read_text(encoding="utf-8")
 

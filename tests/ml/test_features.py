@@ -8,9 +8,9 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config import DEFAULT_CONF_DIR
-from lakehouse.ml import late_delivery as ld
-from lakehouse.ml.config import Promotion
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.ml import late_delivery as ld
+from medlake.ml.config import Promotion
 
 D = dt.date.fromisoformat
 TOLERANCE = 2  # late: first receipt after due + 2 days

@@ -1,7 +1,7 @@
 """train -> validate -> score on eight simulated months, with MLflow in a temporary folder.
 
 Expected values (labels, the baseline, the open lines) are computed here in pandas from
-silver, independently of lakehouse.ml; only the model's probabilities come from the model.
+silver, independently of medlake.ml; only the model's probabilities come from the model.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from jobs import JobContext
-from jobs import score as score_job
-from jobs import train as train_job
-from jobs import validate as validate_job
-from lakehouse.config import DEFAULT_CONF_DIR, NotReadyError, load_settings
-from lakehouse.gold.metrics import load_dictionary
-from lakehouse.ml import late_delivery as ld
-from lakehouse.ml.tracking import CHALLENGER, CHAMPION, ModelRegistry
+from medlake.config import DEFAULT_CONF_DIR, NotReadyError, load_settings
+from medlake.gold.metrics import load_dictionary
+from medlake.jobs import JobContext
+from medlake.jobs import score as score_job
+from medlake.jobs import train as train_job
+from medlake.jobs import validate as validate_job
+from medlake.ml import late_delivery as ld
+from medlake.ml.tracking import CHALLENGER, CHAMPION, ModelRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def make_context(
 
 
 def strict_conf(root: Path) -> Path:
-    """conf/ with a promotion threshold no model reaches."""
+    """medlake/conf/ with a promotion threshold no model reaches."""
     conf = root / "conf-strict"
     shutil.copytree(DEFAULT_CONF_DIR, conf)
     path = conf / "models" / "late_delivery.yaml"

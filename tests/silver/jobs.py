@@ -10,14 +10,14 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from jobs import JobContext
-from jobs import gold as gold_job
-from jobs import ingest as ingest_job
-from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT, load_settings
-from lakehouse.simulator.generate import generate
-from lakehouse.simulator.plants import PLANTS
-from lakehouse.sources import load_sources
+from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.jobs import JobContext
+from medlake.jobs import gold as gold_job
+from medlake.jobs import ingest as ingest_job
+from medlake.jobs import silver as silver_job
+from medlake.sources import load_sources
+from medlake_simulator.generate import generate
+from medlake_simulator.plants import PLANTS
 
 
 def job_context(
@@ -47,7 +47,7 @@ def job_context(
 START = dt.date(2026, 3, 26)  # Europe/Berlin and Europe/Dublin change to summer time on 03-29
 DAYS = 5
 DATES = [START + dt.timedelta(days=i) for i in range(DAYS)]
-SOURCES = load_sources(PROJECT_ROOT / "conf" / "sources")
+SOURCES = load_sources(DEFAULT_CONF_DIR / "sources")
 FORMATS = {p.code: p for p in PLANTS}
 
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.silver.conform import Refs, conform
-from lakehouse.silver.spec import load_specs
-from lakehouse.sources import load_sources
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.silver.conform import Refs, conform
+from medlake.silver.spec import load_specs
+from medlake.sources import load_sources
 
-SPEC = load_specs(PROJECT_ROOT / "conf" / "silver")["purchase_orders"]
-TU = {"TU": load_sources(PROJECT_ROOT / "conf" / "sources")["TU"]}
+SPEC = load_specs(DEFAULT_CONF_DIR / "silver")["purchase_orders"]
+TU = {"TU": load_sources(DEFAULT_CONF_DIR / "sources")["TU"]}
 
 
 def po(

@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from governance.keys import SecretError
-from jobs import scan as scan_job
-from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.governance.keys import SecretError
+from medlake.jobs import scan as scan_job
+from medlake.jobs import silver as silver_job
 from tests.silver.jobs import DATES, SOURCES, job_context, local
 
 VAULTS = ("_vault_cn", "_vault_eu", "_vault_my", "_vault_us")
@@ -170,7 +170,7 @@ def test_a_personal_column_classified_as_internal_fails_the_scan(
     built: dict[str, Any], spark: SparkSession, tmp_path: Path
 ) -> None:
     conf = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
     spec = conf / "silver" / "customers.yaml"
     spec.write_text(
         spec.read_text(encoding="utf-8").replace(
@@ -209,7 +209,7 @@ def test_a_missing_key_stops_silver_before_anything_is_written(
 def test_detection_quality_command_on_the_delivered_narratives(
     built: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from governance.evaluate_cli import add_cli
+    from medlake.governance.evaluate_cli import add_cli
 
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())

@@ -4,7 +4,7 @@ São Paulo (BR) delivers what Penang (PN) delivers, said in its own dialect: Por
 and file names, semicolons, decimal commas, yyyy.MM.dd dates, UN/CX units, BRF/BRM codes,
 BRL, its own result, defect and fault codes and S/N Booleans. The test writes BR's deliveries
 by translating PN's simulated ones, adds exactly one configuration file (`sources/BR.yaml`,
-in a copy of conf/) and runs the unchanged ingest and silver jobs. Expected values come from
+in a copy of medlake/conf/) and runs the unchanged ingest and silver jobs. Expected values come from
 the text the test wrote, parsed here with BR's conventions in plain Python; and since both
 plants deliver the same facts, BR's canonical rows must equal PN's.
 """
@@ -25,15 +25,15 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs import JobContext
-from jobs import ingest as ingest_job
-from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.silver.masterdata import normalise_id
-from lakehouse.silver.spec import Column, load_specs
-from lakehouse.simulator.dirt import _BAD_DATES, _BAD_NUMBERS
-from lakehouse.simulator.generate import generate
-from lakehouse.sources import PlantSource, load_sources
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.jobs import JobContext
+from medlake.jobs import ingest as ingest_job
+from medlake.jobs import silver as silver_job
+from medlake.silver.masterdata import normalise_id
+from medlake.silver.spec import Column, load_specs
+from medlake.sources import PlantSource, load_sources
+from medlake_simulator.dirt import _BAD_DATES, _BAD_NUMBERS
+from medlake_simulator.generate import generate
 from tests.silver.jobs import job_context
 
 START = dt.date(2026, 2, 2)
@@ -48,10 +48,10 @@ ENTITIES = [
     "incoming_inspections",
     "service_orders",
 ]
-SPECS_BY_ENTITY = load_specs(PROJECT_ROOT / "conf" / "silver")
+SPECS_BY_ENTITY = load_specs(DEFAULT_CONF_DIR / "silver")
 SPECS = {SPECS_BY_ENTITY[e].source: SPECS_BY_ENTITY[e] for e in ENTITIES}  # by source entity
 SOURCES = list(SPECS)  # erp__fx_rates, erp__suppliers, ...
-PN = load_sources(PROJECT_ROOT / "conf" / "sources")["PN"]
+PN = load_sources(DEFAULT_CONF_DIR / "sources")["PN"]
 
 # ------------------------------------------------------------------ the one file onboarding adds
 
@@ -344,7 +344,7 @@ def onboarded(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     root = tmp_path_factory.mktemp("onboarding")
     sim, landing, conf = root / "sim", root / "landing", root / "conf"
     generate(sim, start=START, days=DAYS, scale=0.3, seed=SEED, progress=False)
-    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
     (conf / "sources" / "BR.yaml").write_text(BR_YAML, encoding="utf-8")
     br = load_sources(conf / "sources")["BR"]
     written = onboard_br(sim, landing, br)
@@ -418,7 +418,7 @@ def rate_to_eur(day: dt.date, quotes: dict[dt.date, Decimal]) -> Decimal | None:
 def test_the_only_change_is_one_added_plant_file_and_its_deliveries_ingest_cleanly(
     onboarded: dict[str, Any],
 ) -> None:
-    diff = filecmp.dircmp(PROJECT_ROOT / "conf", onboarded["conf"])
+    diff = filecmp.dircmp(DEFAULT_CONF_DIR, onboarded["conf"])
     changed: list[str] = []
 
     def walk(d: filecmp.dircmp[str], prefix: str) -> None:

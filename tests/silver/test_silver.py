@@ -17,11 +17,11 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs import JobContext
-from jobs import ingest as ingest_job
-from jobs import silver as silver_job
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.simulator.dirt import _BAD_DATES, _BAD_NUMBERS
+from medlake.config import DEFAULT_CONF_DIR
+from medlake.jobs import JobContext
+from medlake.jobs import ingest as ingest_job
+from medlake.jobs import silver as silver_job
+from medlake_simulator.dirt import _BAD_DATES, _BAD_NUMBERS
 from tests.silver.jobs import DATES, FORMATS, job_context, local
 
 
@@ -295,7 +295,7 @@ def test_a_failed_gate_stops_promotion_and_names_the_rule(
     built: dict[str, Any], spark: SparkSession, tmp_path: Path
 ) -> None:
     conf = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf", conf)
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
     (conf / "quality" / "customers.yaml").write_text(
         "table: silver.customers\nrules:\n"
         "  - {id: every_customer_is_a_hospital, check: allowed_values, column: customer_type,"
@@ -344,7 +344,7 @@ def test_material_base_units_are_canonical_and_keep_the_delivered_unit(
         if text is None or not text.strip():
             assert r["uom"] is None and r["uom_source"] is None, r
             continue
-        # every plant maps EA/PCS/ST and BOX (of 10) to EA in conf/sources
+        # every plant maps EA/PCS/ST and BOX (of 10) to EA in medlake/conf/sources
         assert (r["uom"], r["uom_source"]) == ("EA", text.strip()), r
 
 

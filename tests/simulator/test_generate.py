@@ -20,12 +20,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.config import PROJECT_ROOT
-from lakehouse.simulator import docs
-from lakehouse.simulator.contracts import ENTITIES, entity, local_name
-from lakehouse.simulator.generate import generate
-from lakehouse.simulator.pii import cn_id_valid
-from lakehouse.simulator.plants import PLANTS, Plant, plant
+from medlake_simulator import docs
+from medlake_simulator.contracts import ENTITIES, entity, local_name
+from medlake_simulator.generate import generate
+from medlake_simulator.pii import cn_id_valid
+from medlake_simulator.plants import PLANTS, Plant, plant
+from tests import REPO
 
 START = dt.date(2026, 1, 1)
 DAYS = 120
@@ -143,7 +143,7 @@ def test_one_delivery_folder_per_plant_per_day_with_every_entity(data: Path) -> 
 
 
 def test_docs_sources_md_is_the_rendered_contract() -> None:
-    assert (PROJECT_ROOT / "docs" / "sources.md").read_text(encoding="utf-8") == docs.render(), (
+    assert (REPO / "docs" / "sources.md").read_text(encoding="utf-8") == docs.render(), (
         "docs/sources.md is stale: run `make docs`"
     )
 
@@ -690,7 +690,7 @@ def test_stock_movements_balance_with_on_hand_for_every_lot(data: Path) -> None:
 
 
 def test_serials_are_unique_and_udis_carry_valid_gtins_lots_and_serials(data: Path) -> None:
-    from lakehouse.simulator.pii import gtin_valid
+    from medlake_simulator.pii import gtin_valid
 
     for p in PLANTS:
         serials = Counter(
@@ -793,9 +793,9 @@ def test_killing_generate_leaves_no_worker_processes_behind(tmp_path: Path) -> N
     import psutil
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lakehouse.cli", "generate", "--out", str(out)]
+    cmd = [sys.executable, "-m", "medlake_simulator.cli", "generate", "--out", str(out)]
     cmd += ["--start", "2026-01-01", "--days", "300", "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    proc = subprocess.Popen(cmd, cwd=REPO)
     parent = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
     while not any(out.glob("*/2026-01-0[2-9]")):  # the workers have written days

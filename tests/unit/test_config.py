@@ -7,20 +7,68 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.config import DEFAULT_CONF_DIR, PROJECT_ROOT, ConfigError, deep_merge, load_settings
+import medlake
+from medlake.config import DEFAULT_CONF_DIR, ConfigError, deep_merge, load_settings
 
 BROKEN = Path(__file__).parent.parent / "fixtures" / "broken" / "settings"
 
 
 def test_when_no_env_is_given_then_local_is_used_with_tables_under_var(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("LAKEHOUSE_ENV", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)  # no home set: relative paths resolve in the current directory
     settings = load_settings()
     assert settings.env == "local"
     assert settings.spark.master == "local[2]"
-    assert settings.storage_root == str(PROJECT_ROOT / "var" / "lakehouse")
+    assert settings.storage_root == str(tmp_path / "var" / "lakehouse")
     assert settings.storage.engine == "delta-rs"
+
+
+def test_relative_locations_resolve_against_lakehouse_home_not_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "group-data"
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings("local")
+    assert settings.home == home
+    assert settings.storage_root == str(home / "var" / "lakehouse")
+    assert settings.resolve(settings.landing.root) == str(home / "var" / "deliveries")
+    assert settings.resolve("s3://bucket/x") == "s3://bucket/x"  # URIs stay as they are
+
+
+def test_configuration_comes_from_the_argument_then_lakehouse_conf_then_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    for folder, root in ((mine, "mine-tables"), (theirs, "their-tables")):
+        shutil.copytree(DEFAULT_CONF_DIR, folder)
+        base = folder / "lakehouse.yaml"
+        base.write_text(base.read_text(encoding="utf-8") + f"\nstorage:\n  root: {root}\n")
+    monkeypatch.delenv("LAKEHOUSE_CONF", raising=False)
+    packaged = load_settings("local")
+    assert packaged.conf_dir == DEFAULT_CONF_DIR
+    assert DEFAULT_CONF_DIR.is_relative_to(Path(medlake.__file__).parent)  # package data
+    monkeypatch.setenv("LAKEHOUSE_CONF", str(theirs))
+    assert load_settings("local").storage_root.endswith("their-tables")
+    assert load_settings("local", conf_dir=mine).storage_root.endswith("mine-tables")
+
+
+def test_the_command_line_takes_its_configuration_folder_from_conf(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlake.cli import main
+
+    monkeypatch.delenv("LAKEHOUSE_CONF", raising=False)
+    conf = tmp_path / "conf"
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
+    (conf / "tables" / "ml.yaml").unlink()  # a group without models declares no model tables
+    assert main(["table", "list", "--layer", "gold"]) == 0
+    assert "gold.late_delivery_predictions" in capsys.readouterr().out  # packaged: declared
+    assert main(["--conf", str(conf), "table", "list", "--layer", "gold"]) == 0
+    assert "gold.late_delivery_predictions" not in capsys.readouterr().out
 
 
 def test_when_cluster_overlay_is_chosen_then_paths_master_and_tracking_change() -> None:
@@ -32,7 +80,7 @@ def test_when_cluster_overlay_is_chosen_then_paths_master_and_tracking_change() 
 
 
 def test_one_machine_interprets_spark_expressions_and_a_cluster_compiles_them() -> None:
-    from lakehouse.spark import spark_conf
+    from medlake.spark import spark_conf
 
     small = {"spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.codegen.wholeStage": "false"}
     for env in ("local", "demo", "test"):

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from lakehouse.config import PROJECT_ROOT, ConfigError, read_yaml
-from lakehouse.lineage import (
+from medlake.config import DEFAULT_CONF_DIR, ConfigError, read_yaml
+from medlake.lineage import (
     FileEmitter,
     HttpEmitter,
     LineageRecorder,
@@ -88,7 +88,7 @@ def test_when_two_targets_and_four_sources_then_rows_are_their_cross_product() -
 
 
 def test_rows_have_exactly_the_columns_of_the_lineage_system_table() -> None:
-    tables = read_yaml(PROJECT_ROOT / "conf" / "tables" / "system.yaml")["tables"]
+    tables = read_yaml(DEFAULT_CONF_DIR / "tables" / "system.yaml")["tables"]
     declared = next(t for t in tables if t["name"] == "_lineage")["columns"]
     rec = make_recorder()
     rec.read_table("bronze.sap__vbak", 1)
@@ -271,7 +271,7 @@ def test_when_file_emitter_cannot_write_then_it_warns_and_counts(
     not_a_folder = tmp_path / "taken"
     not_a_folder.write_text("a file where the folder should be")
     emitter = FileEmitter(not_a_folder)
-    with caplog.at_level(logging.WARNING, logger="lakehouse.lineage"):
+    with caplog.at_level(logging.WARNING, logger="medlake.lineage"):
         make_recorder(emitter).start()
     assert (emitter.sent, emitter.failures) == (0, 1)
     assert "START event for job 'silver_orders' not emitted" in caplog.text
@@ -348,7 +348,7 @@ def test_when_server_answers_500_then_http_emitter_warns_and_counts(
 ) -> None:
     _Collector.status = 500
     emitter = HttpEmitter(base_url(server), api_key="s3cret")
-    with caplog.at_level(logging.WARNING, logger="lakehouse.lineage"):
+    with caplog.at_level(logging.WARNING, logger="medlake.lineage"):
         make_recorder(emitter).complete()
     assert (emitter.sent, emitter.failures) == (0, 1)
     assert "500" in caplog.text
@@ -363,11 +363,11 @@ def test_when_port_is_closed_then_http_emitter_warns_and_counts(
         port = probe.getsockname()[1]
     emitter = HttpEmitter(f"http://127.0.0.1:{port}", timeout_s=2)
     rec = make_recorder(emitter)
-    with caplog.at_level(logging.WARNING, logger="lakehouse.lineage"):
+    with caplog.at_level(logging.WARNING, logger="medlake.lineage"):
         rec.start()
         rec.fail("boom")
     assert (emitter.sent, emitter.failures) == (0, 2)
-    warnings = [r for r in caplog.records if r.name == "lakehouse.lineage"]
+    warnings = [r for r in caplog.records if r.name == "medlake.lineage"]
     assert [r.levelno for r in warnings] == [logging.WARNING] * 2
     assert f"127.0.0.1:{port}/api/v1/lineage" in warnings[0].getMessage()
 

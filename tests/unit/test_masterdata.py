@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.silver.masterdata import (
+from medlake.silver.masterdata import (
     MatchResult,
     PartyRecord,
     XrefRow,
@@ -23,9 +23,9 @@ from lakehouse.silver.masterdata import (
     normalise_name,
     stabilise,
 )
-from lakehouse.simulator.contracts import entity, local_name
-from lakehouse.simulator.generate import generate
-from lakehouse.simulator.plants import PLANTS, Plant
+from medlake_simulator.contracts import entity, local_name
+from medlake_simulator.generate import generate
+from medlake_simulator.plants import PLANTS, Plant
 
 Key = tuple[str, str]
 

@@ -12,8 +12,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config import ConfigError
-from lakehouse.silver.quality import (
+from medlake.config import ConfigError
+from medlake.silver.quality import (
     QualityOutcome,
     RuleResult,
     RuleSet,

@@ -7,7 +7,7 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse.bronze.readers import FileSpec, read_file
+from medlake.bronze.readers import FileSpec, read_file
 
 CSV = FileSpec("csv", "utf-8", ",", ("a", "b", "c"))
 

@@ -1,4 +1,4 @@
-"""The report renderer (lakehouse/report.py) and the demo's summary, on hand-made figures."""
+"""The report renderer (medlake/report.py) and the demo's summary, on hand-made figures."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from lakehouse.demo import summary_lines
-from lakehouse.report import bar_chart, fmt, render
+from medlake.report import bar_chart, fmt, render
+from medlake_simulator.demo import summary_lines
 
 
 def _facts(**changes: Any) -> dict[str, Any]:

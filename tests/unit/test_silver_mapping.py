@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.config import PROJECT_ROOT, ConfigError
-from lakehouse.silver.build import check_mappings
-from lakehouse.silver.spec import load_specs
-from lakehouse.sources import PlantSource, load_sources
+from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.silver.build import check_mappings
+from medlake.silver.spec import load_specs
+from medlake.sources import PlantSource, load_sources
 
-CONF = PROJECT_ROOT / "conf"
+CONF = DEFAULT_CONF_DIR
 
 
 def test_the_shipped_configuration_maps_every_key_and_mandatory_column() -> None:

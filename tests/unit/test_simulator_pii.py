@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from lakehouse.simulator.pii import (
+from medlake_simulator.pii import (
     ENTITY_TYPES,
     Country,
     Lang,

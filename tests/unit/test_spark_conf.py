@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lakehouse.config import load_settings
-from lakehouse.spark import DELTA_EXTENSION, spark_conf, use_delta_spark
+from medlake.config import load_settings
+from medlake.spark import DELTA_EXTENSION, spark_conf, use_delta_spark
 
 
 def test_local_sessions_are_tuned_for_a_small_machine_and_delta_rs() -> None:

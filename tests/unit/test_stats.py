@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from lakehouse.io.stats import footer_stats
+from medlake.io.stats import footer_stats
 
 
 def write(path: Path, table: pa.Table, row_group_size: int | None = None) -> str:

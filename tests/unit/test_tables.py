@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import types as T
 
-from lakehouse.config import DEFAULT_CONF_DIR, ConfigError
-from lakehouse.tables import Registry, parse_type
+from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.tables import Registry, parse_type
 
 BROKEN = Path(__file__).parent.parent / "fixtures" / "broken" / "tables"
 

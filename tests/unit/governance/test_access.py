@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from governance.access import (
+from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.governance.access import (
     AccessDenied,
     AccessPolicy,
     Role,
@@ -16,15 +17,14 @@ from governance.access import (
     load_access,
     load_plants,
 )
-from governance.classes import load_classes
-from governance.views import add_cli as views_cli
-from governance.views import render_views
-from lakehouse.config import ConfigError
-from lakehouse.silver.spec import full_registry
-from lakehouse.sources import PlantInfo
-from lakehouse.tables import ColumnSpec, Registry, TableSpec
+from medlake.governance.classes import load_classes
+from medlake.governance.views import add_cli as views_cli
+from medlake.governance.views import render_views
+from medlake.silver.spec import full_registry
+from medlake.sources import PlantInfo
+from medlake.tables import ColumnSpec, Registry, TableSpec
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
+CONF = DEFAULT_CONF_DIR
 ROLES = [
     "group_analyst",
     "analyst_cn",
@@ -483,7 +483,7 @@ def test_views_of_a_regional_role_carry_its_columns_and_rows(
 def test_views_cli_writes_one_script_per_role(tmp_path: Path) -> None:
     import argparse
 
-    from lakehouse.config import load_settings
+    from medlake.config import load_settings
 
     parser = argparse.ArgumentParser()
     views_cli(parser.add_subparsers(dest="governance_command"))

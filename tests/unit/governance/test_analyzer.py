@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
-from governance import analyzer
-from governance.analyzer import (
+from medlake.governance import analyzer
+from medlake.governance.analyzer import (
     ENTITY_TYPES,
     Finding,
     build_analyzer,
@@ -25,9 +25,9 @@ from governance.analyzer import (
     might_contain_pii,
     resolve_overlaps,
 )
-from governance.evaluate import LabelledText, score
-from governance.recognizers import web
-from lakehouse.simulator.pii import PiiFaker, narrative
+from medlake.governance.evaluate import LabelledText, score
+from medlake.governance.recognizers import web
+from medlake_simulator.pii import PiiFaker, narrative
 
 # ------------------------------------------------------------------------------------------
 # Simulator narratives, with device identifiers that look like personal data

@@ -17,8 +17,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, Schema, write_deltalake
 
-from governance import audit
-from governance.audit import (
+from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
+from medlake.governance import audit
+from medlake.governance.audit import (
     GENESIS,
     AuditEvent,
     AuditTrail,
@@ -28,12 +29,11 @@ from governance.audit import (
     current_principal,
     event_hash,
 )
-from lakehouse.config import Settings, load_settings
-from lakehouse.io import TableConflictError, TableIO
-from lakehouse.io.arrow import ArrowTable, Snapshot, read_table
-from lakehouse.tables import Registry
+from medlake.io import TableConflictError, TableIO
+from medlake.io.arrow import ArrowTable, Snapshot, read_table
+from medlake.tables import Registry
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
+CONF = DEFAULT_CONF_DIR
 Row = dict[str, Any]
 
 
@@ -68,7 +68,7 @@ def _trail_of(settings: Settings, n: int) -> AuditTrail:
 
 
 def _expected_hash(row: Row) -> str:
-    """The documented canonical form, computed here independently of governance.audit."""
+    """The documented canonical form, computed here independently of medlake.governance.audit."""
 
     def fmt(value: Any) -> Any:
         if isinstance(value, dt.datetime):

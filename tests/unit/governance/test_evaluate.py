@@ -1,11 +1,11 @@
-"""Scoring rules of `governance.evaluate`, on small hand-counted examples."""
+"""Scoring rules of `medlake.governance.evaluate`, on small hand-counted examples."""
 
 from __future__ import annotations
 
 import pytest
 
-from governance.analyzer import Finding
-from governance.evaluate import LabelledText, Report, TypeScore, score
+from medlake.governance.analyzer import Finding
+from medlake.governance.evaluate import LabelledText, Report, TypeScore, score
 
 TEXT = "Patient John Smith (tel. 0170 8853572), lot 13790688900, UDI (01)04012345678901(10)L1."
 NAME = ("PERSON", 8, 18, "John Smith")

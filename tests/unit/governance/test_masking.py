@@ -12,10 +12,11 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from governance.classes import Classes, load_classes
-from governance.keys import SecretError, load_keys
-from governance.masking import VAULT, Masker
-from governance.operators import (
+from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.governance.classes import Classes, load_classes
+from medlake.governance.keys import SecretError, load_keys
+from medlake.governance.masking import VAULT, Masker
+from medlake.governance.operators import (
     KeyColumns,
     Pseudonymiser,
     Target,
@@ -23,7 +24,6 @@ from governance.operators import (
     operator,
     token_column,
 )
-from lakehouse.config import ConfigError
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))
@@ -76,7 +76,7 @@ def test_a_value_with_nothing_left_after_normalising_gets_no_token(spark: SparkS
 
 
 def test_the_key_never_appears_in_the_query_plan(spark: SparkSession) -> None:
-    from governance.keys import Keys
+    from medlake.governance.keys import Keys
 
     masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
     df = spark.createDataFrame([("SZ", "周鹏")], "plant_id string, contact_name string")
@@ -135,7 +135,7 @@ def test_unknown_operator_names_the_registered_ones() -> None:
 def test_masker_masks_columns_and_delivered_texts_and_vaults_clear_values(
     spark: SparkSession,
 ) -> None:
-    from governance.keys import Keys
+    from medlake.governance.keys import Keys
 
     masker = Masker(load_classes(), Keys({"cn": KEY, "eu": OTHER}), {"SZ": "cn", "TU": "eu"})
     df = spark.createDataFrame(
@@ -214,16 +214,15 @@ def test_secret_file_outside_the_repository_and_env_precedence(
 
 def test_secret_file_inside_the_repository_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(__file__).parents[3]
-    monkeypatch.setenv("LAKEHOUSE_SECRETS_FILE", str(root / "conf" / "secrets.yaml"))
+    monkeypatch.setenv("LAKEHOUSE_SECRETS_FILE", str(root / "medlake" / "conf" / "secrets.yaml"))
     with pytest.raises(SecretError, match="inside the repository"):
         load_keys(["cn"], project_root=root)
 
 
 def test_every_registered_column_has_a_declared_class() -> None:
-    from lakehouse.silver.spec import full_registry
+    from medlake.silver.spec import full_registry
 
-    root = Path(__file__).parents[3]
-    load_classes(root / "conf").check(full_registry(root / "conf"))
+    load_classes(DEFAULT_CONF_DIR).check(full_registry(DEFAULT_CONF_DIR))
 
 
 @pytest.mark.parametrize(
@@ -237,8 +236,7 @@ def test_every_registered_column_has_a_declared_class() -> None:
 def test_broken_classes_file_says_what_is_wrong(
     tmp_path: Path, change: object, message: str
 ) -> None:
-    root = Path(__file__).parents[3]
-    data = yaml.safe_load((root / "conf" / "governance" / "classes.yaml").read_text())
+    data = yaml.safe_load((DEFAULT_CONF_DIR / "governance" / "classes.yaml").read_text())
     change(data)  # type: ignore[operator]
     (tmp_path / "governance").mkdir()
     (tmp_path / "governance" / "classes.yaml").write_text(yaml.safe_dump(data))
@@ -247,7 +245,7 @@ def test_broken_classes_file_says_what_is_wrong(
 
 
 def test_a_country_without_jurisdiction_is_a_configuration_error() -> None:
-    classes: Classes = load_classes(Path(__file__).parents[3] / "conf")
+    classes: Classes = load_classes(DEFAULT_CONF_DIR)
     with pytest.raises(ConfigError, match="'JP' belongs to no jurisdiction"):
         classes.jurisdiction_of("JP")
 
@@ -275,7 +273,7 @@ def test_a_broken_secret_file_is_reported_without_echoing_its_content(
 def test_an_operator_that_cannot_mask_the_column_type_is_a_configuration_error(
     column_type: str, classification: str, message: str
 ) -> None:
-    from lakehouse.tables import Registry, TableSpec
+    from medlake.tables import Registry, TableSpec
 
     table = TableSpec.model_validate(
         {
@@ -294,4 +292,4 @@ def test_an_operator_that_cannot_mask_the_column_type_is_a_configuration_error(
         }
     )
     with pytest.raises(ConfigError, match=message):
-        load_classes(Path(__file__).parents[3] / "conf").check(Registry([table]))
+        load_classes(DEFAULT_CONF_DIR).check(Registry([table]))

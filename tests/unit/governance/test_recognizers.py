@@ -6,8 +6,8 @@ import pytest
 from presidio_analyzer import EntityRecognizer, PatternRecognizer
 from presidio_analyzer.nlp_engine import NoOpNlpEngine
 
-from governance.recognizers import LANGUAGES, RECOGNIZERS, build, register
-from governance.recognizers.device import after_device_label, gtin_valid, in_udi
+from medlake.governance.recognizers import LANGUAGES, RECOGNIZERS, build, register
+from medlake.governance.recognizers.device import after_device_label, gtin_valid, in_udi
 
 NLP = NoOpNlpEngine(models=[{"lang_code": lang, "model_name": "none"} for lang in LANGUAGES])
 NLP.load()

@@ -1,0 +1,363 @@
+"""The `lakehouse` command: jobs, tables, governed reads; errors print one clear message."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from medlake.argtypes import non_negative_int
+from medlake.config import ConfigError, NotReadyError, Settings, load_settings
+from medlake.tables import Registry, UnknownTableError
+
+EXIT_USER_ERROR = 2
+EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there yet; nothing written
+
+
+def _registry(settings: Settings) -> Registry:
+    """Declared tables plus the silver tables derived from conf/silver."""
+    from medlake.silver.spec import full_registry
+
+    return full_registry(settings.conf_dir)
+
+
+def _table_io(settings: Settings, app: str, table: str) -> Any:
+    """TableIO on a fresh Spark session, after checking `table` is declared (fail fast)."""
+    from medlake.io import TableIO
+    from medlake.spark import build_spark
+
+    registry = _registry(settings)
+    registry.get(table)
+    return TableIO(build_spark(settings, app_name=app), settings, registry)
+
+
+def _cli_context(job: str) -> Any:
+    from medlake.io import CommitContext
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return CommitContext(job=job, run_id=f"cli__{stamp}__{uuid.uuid4().hex[:6]}")
+
+
+def cmd_table_list(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(settings)
+    rows = [("TABLE", "LAYER", "PARTITIONED BY", "BUSINESS KEYS", "OWNER")]
+    for t in registry:
+        if args.layer and t.layer != args.layer:
+            continue
+        rows.append(
+            (
+                t.name,
+                t.layer,
+                ",".join(t.partition_by) or "-",
+                ",".join(t.business_keys) or "-",
+                t.owner,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-history", args.name)
+    entries = io.history(args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(entries, indent=2, default=str))
+        return 0
+    print(f"{'VERSION':>7}  {'TIMESTAMP (UTC)':<23}  {'OPERATION':<18}  {'JOB':<24}  RUN ID / CODE")
+    for e in entries:
+        raw = e.get("timestamp", 0)
+        if isinstance(raw, dt.datetime):  # delta-spark history
+            stamp = raw
+        else:
+            stamp = dt.datetime.fromtimestamp(int(raw) / 1000, dt.UTC)
+        op = e.get("lakehouse_operation") or e.get("operation", "")
+        print(
+            f"{e.get('version', ''):>7}  {stamp:%Y-%m-%d %H:%M:%S.%f}"[:34]
+            + f"  {op:<18}  {e.get('job', '-'):<24}  {e.get('run_id', '-')} / "
+            f"{e.get('code_version', '-')}"
+        )
+    return 0
+
+
+def cmd_table_vacuum(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-vacuum", args.name)
+    removed = io.vacuum(
+        args.name,
+        retention_hours=args.retention_hours,
+        dry_run=args.dry_run,
+        ctx=_cli_context("table_vacuum"),
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{args.name}: {verb} {len(removed)} files")
+    for path in removed[:20]:
+        print(f"  {path}")
+    if len(removed) > 20:
+        print(f"  ... and {len(removed) - 20} more")
+    return 0
+
+
+def cmd_table_optimize(args: argparse.Namespace, settings: Settings) -> int:
+    io = _table_io(settings, "lakehouse-table-optimize", args.name)
+    result = io.optimize(args.name, ctx=_cli_context("table_optimize"), target_mb=args.target_mb)
+    print(
+        f"{args.name}: compacted {result.files_removed} files into {result.files_added} "
+        f"(version {result.version})"
+    )
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+JOBS = (
+    "ingest",
+    "silver",
+    "scan",
+    "gates",
+    "gold",
+    "train",
+    "validate",
+    "score",
+    "report",
+    "backfill",
+)
+MODEL_JOBS = ("train", "validate", "score")
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one job for a date (or a range of dates) and print what it did."""
+    import importlib
+    import logging
+
+    from medlake.jobs import JobContext, new_run_id
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("medlake").setLevel(logging.INFO)
+    if args.date is None and args.job not in ("train", "validate"):
+        print(f"error: lakehouse run {args.job} needs --date YYYY-MM-DD", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if args.job in MODEL_JOBS and not args.model:
+        print(
+            f"error: lakehouse run {args.job} needs --model NAME (a file in conf/models)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    dates: list[dt.date] = []
+    if args.date is not None:  # train / validate without a date: the latest data in silver
+        last = args.to or args.date
+        if last < args.date:
+            print(f"error: --to {last} is before --date {args.date}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        dates = [args.date + dt.timedelta(days=i) for i in range((last - args.date).days + 1)]
+    ctx = JobContext(
+        settings=settings,
+        job=args.job,
+        dates=dates,
+        run_id=args.run_id or new_run_id(args.job),
+        plants=[p.strip() for p in args.plant.split(",")] if args.plant else None,
+        force=args.force,
+        model=args.model,
+        entities=[e.strip() for e in args.entities.split(",")] if args.entities else None,
+    )
+    module = importlib.import_module(f"medlake.jobs.{args.job}")
+    summary = module.run(ctx)
+    printable = {
+        k: v
+        for k, v in summary.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    }
+    if "unbalanced" in summary:
+        printable["unbalanced"] = len(summary["unbalanced"])
+    print(json.dumps(printable, indent=2, default=str))
+    for gate in summary.get("failed_gates", []):
+        print(f"error: quality gate failed: {gate}", file=sys.stderr)
+    return int(summary.get("exit_code", 0))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakehouse",
+        description="ERP data-mining lakehouse for multi-plant medical-device groups.",
+    )
+    parser.add_argument(
+        "--conf",
+        help="configuration folder (default: $LAKEHOUSE_CONF, else the packaged medlake/conf)",
+    )
+    parser.add_argument(
+        "--env",
+        help="configuration overlay <conf>/env/<ENV>.yaml (default: $LAKEHOUSE_ENV or local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    table = sub.add_parser("table", help="inspect and maintain registered Delta tables")
+    tsub = table.add_subparsers(dest="table_command", required=True, metavar="ACTION")
+
+    p = tsub.add_parser(
+        "list",
+        help="list every table declared in conf/tables",
+        description="List every declared table with its layer, partitions, keys and owner.",
+    )
+    p.add_argument("--layer", choices=["bronze", "silver", "gold", "system"])
+    p.set_defaults(func=cmd_table_list)
+
+    p = tsub.add_parser(
+        "history",
+        help="show a table's commits",
+        description="Show a table's commits, newest first: version, time, operation, job, "
+        "run id and code version of the run that wrote it.",
+    )
+    p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
+    p.add_argument("--limit", type=non_negative_int, default=None, help="show at most N commits")
+    p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
+    p.set_defaults(func=cmd_table_history)
+
+    p = tsub.add_parser(
+        "vacuum",
+        help="delete files no version within the retention needs",
+        description="Delete data files that no table version within the retention window "
+        "references: files replaced by later writes, files of writers that crashed before "
+        "committing, and stale staging folders. Time travel to versions older than the "
+        "retention is no longer possible afterwards.",
+    )
+    p.add_argument("name", help="registered table name")
+    p.add_argument(
+        "--retention-hours",
+        type=non_negative_int,
+        default=None,
+        help="keep files needed by versions of the last H hours (default: "
+        "storage.vacuum_retention_hours in conf)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    p.set_defaults(func=cmd_table_vacuum)
+
+    p = tsub.add_parser(
+        "optimize",
+        help="compact small files",
+        description="Rewrite the small files of each partition into files near the target "
+        "size, in one commit that changes no data (readers see the same rows).",
+    )
+    p.add_argument("name", help="registered table name")
+    p.add_argument(
+        "--target-mb",
+        type=non_negative_int,
+        default=None,
+        help="target file size (default: storage.target_file_mb)",
+    )
+    p.set_defaults(func=cmd_table_optimize)
+
+    p = sub.add_parser(
+        "run",
+        help="run a pipeline job (ingest, silver, scan, gates, gold, train, validate, score, "
+        "report, backfill)",
+        description="Run one pipeline job for a logical date, idempotently: running it again "
+        "for the same date leaves the same tables. ingest lands the plants' deliveries in "
+        "bronze; silver conforms them into the group model and masks personal data; scan "
+        "checks every silver string column for personal data that is not classified; gates "
+        "fails when a quality gate of the dates failed; gold computes the scenario marts "
+        "through the metric dictionary; train, validate and score fit a model (conf/models), "
+        "promote it from challenger to champion when it passes its thresholds, and write the "
+        "champion's predictions; report writes the night's HTML report; backfill runs ingest, "
+        "silver and gold over --date/--from .. --to in steps of whole months and, started again, "
+        "continues after the last finished step. Exit codes: 0 done, "
+        "1 failed (a quality gate), 2 bad input or configuration, 75 not ready yet (no model "
+        "or too little history; nothing written).",
+    )
+    p.add_argument("job", choices=JOBS)
+    p.add_argument(
+        "--date",
+        "--from",
+        dest="date",
+        type=_date,
+        help="logical date YYYY-MM-DD, or the first of a range (required, except train / "
+        "validate: latest data)",
+    )
+    p.add_argument("--to", type=_date, help="last date of a range starting at --date (backfill)")
+    p.add_argument("--plant", help="only these plants (comma-separated ids), default all")
+    p.add_argument("--run-id", help="run identifier (default: manual__<time>__<job>__<id>)")
+    p.add_argument("--force", action="store_true", help="ingest: re-read files even when unchanged")
+    p.add_argument("--model", help="train / validate / score: model name (conf/models/NAME.yaml)")
+    p.add_argument("--entities", help="silver: only these entities (comma-separated), default all")
+    p.set_defaults(func=cmd_run)
+
+    _governance_commands(sub)
+    _gold_commands(sub)
+
+    return parser
+
+
+def _governance_commands(sub: Any) -> None:
+    """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
+    from medlake.governance import audit, evaluate_cli, read, subjects, views
+
+    read.add_cli(sub)
+    audit.add_cli(sub)
+    gov = sub.add_parser(
+        "governance",
+        help="personal data: re-identify, erase, detection quality, per-role SQL views",
+        description="Personal data in the lakehouse: re-identification and erasure of data "
+        "subjects through the vaults (permitted roles, stated purpose, audited), detection "
+        "quality on the simulator's labelled narratives, and per-role SQL views for BI tools.",
+    )
+    gsub = gov.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
+    subjects.add_cli(gsub)
+    evaluate_cli.add_cli(gsub)
+    views.add_cli(gsub)
+
+
+def _gold_commands(sub: Any) -> None:
+    """`metrics ...` (the metric dictionary) and `gold what-if` (cost transmission)."""
+    from medlake.gold import metrics_cli, whatif_cli
+
+    metrics_cli.add_cli(sub)
+    gold = sub.add_parser(
+        "gold",
+        help="scenario analysis on gold: what-if of a component price change",
+        description="Scenario analysis over the group model: what a component price change "
+        "does to the material cost and margin of every product that contains it.",
+    )
+    gsub = gold.add_subparsers(dest="gold_command", required=True, metavar="ACTION")
+    whatif_cli.add_cli(gsub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        settings = load_settings(args.env, conf_dir=args.conf)
+        return func(args, settings)
+    except NotReadyError as exc:
+        print(f"not ready: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except UnknownTableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        from deltalake.exceptions import DeltaError
+
+        from medlake.io.errors import TableIOError
+
+        if isinstance(exc, TableIOError | DeltaError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

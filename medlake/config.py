@@ -1,0 +1,252 @@
+"""Load and validate the configuration: base settings plus an environment overlay, as typed models.
+
+Where it comes from is explicit: `conf_dir=` in code, the `--conf` option of the command line,
+`$LAKEHOUSE_CONF`, else the defaults packaged with medlake (`conf/`, the simulated
+group's plants). Relative paths in it (tables, landing, MLflow, reports, keys) resolve against
+the home folder: `$LAKEHOUSE_HOME`, else the current directory when the settings are loaded.
+Nothing is found through where the package sits on disk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_VAR = "LAKEHOUSE_ENV"
+CONF_DIR_VAR = "LAKEHOUSE_CONF"
+HOME_VAR = "LAKEHOUSE_HOME"
+
+
+def packaged(*parts: str) -> Path:
+    """A file or folder shipped inside the medlake distribution (package data); no parts:
+    the package's own folder."""
+    root = resources.files("medlake")
+    return Path(str(root.joinpath(*parts) if parts else root))
+
+
+DEFAULT_CONF_DIR = packaged("conf")  # the simulated group's configuration
+DAGS_DIR = packaged(
+    "dags"
+)  # the Airflow DAG file (an Airflow deployment points its dags folder here)
+
+
+def home_dir() -> Path:
+    """The folder relative paths of the configuration resolve against: `$LAKEHOUSE_HOME`,
+    else the current directory."""
+    return Path(os.environ.get(HOME_VAR) or Path.cwd()).resolve()
+
+
+Engine = Literal["delta-rs", "delta-spark", "auto"]
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, unreadable or invalid; the message says where and why."""
+
+
+class NotReadyError(ConfigError):
+    """What a job needs is not there yet (no model trained, too little history): nothing was
+    written. `lakehouse run` exits with 75 (EX_TEMPFAIL), which the DAGs turn into a skip."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Strict):
+    root: str = Field(description="folder or URI under which every table lives")
+    engine: Engine = "delta-rs"
+    checkpoint_interval: int = Field(default=10, ge=1)
+    vacuum_retention_hours: int = Field(default=168, ge=0)
+    target_file_mb: int = Field(default=128, ge=1)
+
+
+class SparkSettings(_Strict):
+    master: str = "local[2]"
+    app_name: str = "medlake"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    ui_enabled: bool = True
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _memory_has_unit(cls, value: str) -> str:
+        if not value[:-1].isdigit() or value[-1].lower() not in "kmgt":
+            raise ValueError("expected a size such as 2g or 512m")
+        return value
+
+    @field_validator("conf")
+    @classmethod
+    def _only_spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in value if not key.startswith("spark.")]
+        if bad:
+            raise ValueError(f"keys must start with 'spark.': {', '.join(sorted(bad))}")
+        return value
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str = "var/mlruns"  # a folder (SQLite store + artifacts in it) or a URI
+    registry_uri: str | None = None  # model registry; None: the same store as tracking_uri
+
+
+class GroupSettings(_Strict):
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="group reporting currency"
+    )
+
+
+class LandingSettings(_Strict):
+    root: str = Field(
+        default="var/deliveries",
+        description="folder holding <plant>/<YYYY-MM-DD>/<file> deliveries",
+    )
+
+
+class ReportSettings(_Strict):
+    folder: str = Field(
+        default="var/reports", description="where the nightly report job writes its HTML page"
+    )
+
+
+class BackfillSettings(_Strict):
+    chunk_mib: float = Field(
+        default=256,
+        gt=0,
+        description="delivered MiB per ingest + silver step of a backfill (whole months)",
+    )
+    chunk_months: int = Field(default=12, ge=1, description="at most this many months per step")
+
+
+class Settings(_Strict):
+    """Everything that differs between environments; nothing else is read from the outside."""
+
+    env: str
+    conf_dir: Path
+    home: Path = Field(default_factory=home_dir)  # relative locations resolve here
+    storage: StorageSettings
+    spark: SparkSettings = SparkSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    landing: LandingSettings = LandingSettings()
+    group: GroupSettings = GroupSettings()
+    reports: ReportSettings = ReportSettings()
+    backfill: BackfillSettings = BackfillSettings()
+    lineage: dict[str, Any] | None = None  # validated by medlake.lineage.emitter_from_config
+
+    def resolve(self, location: str) -> str:
+        """Return `location` as an absolute path (relative to the home folder) or unchanged URI."""
+        if "://" in location:
+            return location
+        path = Path(location)
+        return str(path if path.is_absolute() else self.home / path)
+
+    @property
+    def storage_root(self) -> str:
+        return self.resolve(self.storage.root)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping, turning every failure into a `ConfigError` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `overlay` into `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_path(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_mapping or in_list:
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def format_validation_error(
+    exc: ValidationError, sources: list[tuple[Path | str, Mapping[str, Any]]]
+) -> str:
+    """One message: every invalid field, the file it came from, what was expected and found.
+
+    `sources` lists the files whose data was merged, last one wins, so a field is attributed
+    to the last file that sets it (or to the first file when no file sets it).
+    """
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        origin = next((p for p, data in reversed(sources) if _has_path(data, loc)), sources[0][0])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        found = "" if err["type"] == "missing" else f"; found {err.get('input')!r}"
+        lines.append(f"{origin}: field '{field}': {err['msg']}{found}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    env: str | None = None,
+    *,
+    conf_dir: Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load `lakehouse.yaml` with the `env/<env>.yaml` overlay and optional in-code overrides.
+
+    >>> settings = load_settings("local")
+    >>> settings.spark.master
+    'local[2]'
+    """
+    directory = Path(conf_dir or os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
+    env_name = env or os.environ.get(ENV_VAR) or "local"
+    base_path = directory / "lakehouse.yaml"
+    overlay_path = directory / "env" / f"{env_name}.yaml"
+    if not overlay_path.exists():
+        known = sorted(p.stem for p in (directory / "env").glob("*.yaml"))
+        raise ConfigError(
+            f"{overlay_path}: no overlay for environment {env_name!r}; "
+            f"expected one of: {', '.join(known) or '(none found)'}"
+        )
+    sources: list[tuple[Path | str, Mapping[str, Any]]] = [
+        (base_path, read_yaml(base_path)),
+        (overlay_path, read_yaml(overlay_path)),
+    ]
+    if overrides:
+        sources.append(("(overrides given in code)", overrides))
+    raw: dict[str, Any] = {}
+    for _, data in sources:
+        raw = deep_merge(raw, data)
+    raw.pop("pipeline", None)  # an overlay's DAG settings: medlake.pipeline reads them
+    try:
+        return Settings.model_validate(
+            {**raw, "env": env_name, "conf_dir": directory, "home": home_dir()}
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, sources)) from None

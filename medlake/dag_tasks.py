@@ -1,0 +1,248 @@
+"""Helpers of the medlake DAGs (medlake/dags/medlake_dags.py): the spark-submit task of one job, the
+interval check and the failure alert. Imports nothing heavy: no Spark, pandas or Presidio
+(the jobs do); part of the installed package so that every Airflow worker imports it the same
+way, whatever its DAG folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+from medlake.config import home_dir, packaged
+
+NOT_READY = 75  # a job's input or model is not there yet (medlake.cli.EXIT_NOT_READY)
+LOG4J = packaged("resources", "log4j2.properties")
+SERVER = packaged("jobserver.py")
+
+# The day range of the run's data interval: [start, end) as first and last day.
+DATE_ARGS = [
+    "--date",
+    "{{ data_interval_start | ds }}",
+    "--to",
+    "{{ macros.ds_add(data_interval_end | ds, -1) }}",
+    "--run-id",
+    "{{ run_id }}",
+]
+
+# spark-submit resources a connection's extra may set (Airflow's extra name -> operator field)
+RESOURCES = {
+    "driver-memory": "_driver_memory",
+    "executor-memory": "_executor_memory",
+    "executor-cores": "_executor_cores",
+    "num-executors": "_num_executors",
+    "total-executor-cores": "_total_executor_cores",
+}
+
+
+class LakehouseJob(SparkSubmitOperator):
+    """`spark-submit jobs/<job>.py ARGS` on the Airflow connection's master.
+
+    The task carries only arguments; the connection decides where and how big: its host is
+    the Spark master (`local[2]`, `yarn`, `k8s://https://…`, `spark://host:7077`), its extra
+    may set `queue`, `namespace`, the resources in RESOURCES, `conf` (more spark.* settings,
+    such as `spark.archives` with the executors' Python environment), `driver-java-options`,
+    `pyspark-python` (the Python the executors run), `lakehouse-env` (the conf/env overlay
+    the job loads; default: the worker's $LAKEHOUSE_ENV, else `local`) and `driver`:
+    `per-task` (default: one spark-submit per task) or `shared` (one spark-submit of
+    `medlake.jobserver` that runs the night's jobs one after the other and exits after
+    `session-idle-minutes`, default 10; bench/RESULTS.md `night`). The driver runs in
+    client mode on the worker, where this project is installed. A job that exits with
+    NOT_READY (no model trained yet, too little history) is skipped, not failed.
+    """
+
+    def __init__(self, *, job: str, arguments: list[str], **kwargs: Any) -> None:
+        super().__init__(
+            application=str(packaged("jobs", f"{job}.py")),
+            application_args=arguments,
+            name=f"medlake-{job}",
+            **kwargs,
+        )
+        self.job = job
+        self._shared = False
+        self._idle_minutes = 10.0
+        self._session_dir = Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}"
+
+    def prepare(self) -> None:
+        """Apply the connection's extra: resources, spark conf, Python, the conf overlay."""
+        extra = self._connection_extra()
+        if str(extra.get("deploy-mode", "client")) != "client":
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r} sets deploy-mode "
+                f"{extra['deploy-mode']!r}: the jobs run their driver on the Airflow worker "
+                "(client mode), where this project is installed; remove deploy-mode or set it "
+                "to client (docs/airflow.md)"
+            )
+        for key, field in RESOURCES.items():
+            if key in extra:
+                setattr(self, field, extra[key])
+        java_options = f"-Dlog4j.configurationFile={LOG4J} {extra.get('driver-java-options', '')}"
+        # the driver runs this installation's Python; executors run `pyspark-python` (a
+        # shipped environment on a cluster) or the same Python on one machine. As spark.*
+        # settings they reach spark-submit on every master (Kubernetes included).
+        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
+        executor_python = str(
+            extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
+        )
+        spark_conf = {
+            # quiet driver logs (the driver runs here, in client mode)
+            "spark.driver.extraJavaOptions": java_options.strip(),
+            "spark.pyspark.driver.python": driver_python,
+            "spark.pyspark.python": executor_python,
+            **extra.get("conf", {}),
+            **(self.conf or {}),
+        }
+        self.conf = spark_conf
+        driver = str(extra.get("driver", "per-task"))
+        if driver not in ("per-task", "shared"):
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r}: extra driver is "
+                f"{driver!r}; expected per-task or shared (docs/airflow.md)"
+            )
+        self._shared = driver == "shared"
+        self._idle_minutes = float(extra.get("session-idle-minutes", 10))
+        self._session_dir = Path(
+            str(extra.get("session-dir") or Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}")
+        )
+        env = extra.get("lakehouse-env")
+        if env and "--env" not in (self.application_args or []):
+            self.application_args = [*(self.application_args or []), "--env", str(env)]
+        self.env_vars = {
+            "PYSPARK_DRIVER_PYTHON": driver_python,
+            "PYSPARK_PYTHON": executor_python,
+            **(self.env_vars or {}),
+        }
+
+    def execute(self, context: Any) -> None:
+        self.prepare()
+        if self._shared:
+            self._execute_shared()
+            return
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            if re.search(rf"Error code is: {NOT_READY}\b", str(exc)):
+                self._skip()
+            raise
+
+    def _skip(self) -> None:
+        raise AirflowSkipException(
+            f"jobs/{self.job}.py: nothing to do yet (its input or model is not there; "
+            "the log above says what it needs)"
+        ) from None
+
+    def server_command(self) -> list[str]:
+        """The spark-submit that starts the shared driver: the task's own command with
+        `medlake.jobserver` as the application (same master, resources and settings)."""
+        args = list(self.application_args or [])
+        server_args = ["--idle-seconds", str(int(self._idle_minutes * 60))]
+        if "--env" in args:
+            server_args += args[args.index("--env") : args.index("--env") + 2]
+        saved = self.application_args, self.name
+        self.application_args, self.name = server_args, "medlake-shared-driver"
+        try:
+            command = self._get_hook()._build_spark_submit_command(str(SERVER))
+        finally:
+            self.application_args, self.name = saved
+        return command
+
+    def _execute_shared(self) -> None:
+        from medlake import jobserver
+        from medlake.jobs import run_argv
+
+        env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
+        argv = run_argv(self.job, list(self.application_args or []))
+        try:
+            code = jobserver.run_job(
+                self.server_command(),
+                self._session_dir,
+                argv,
+                echo=self.log.info,
+                env=env,
+                cwd=home_dir(),
+            )
+        except jobserver.ServerError as exc:
+            raise AirflowException(f"jobs/{self.job}.py: {exc}") from None
+        if code == NOT_READY:
+            self._skip()
+        if code != 0:
+            raise AirflowException(
+                f"jobs/{self.job}.py exited with {code} on the shared driver (the log above "
+                "says why)"
+            )
+
+    def _connection_extra(self) -> dict[str, Any]:
+        from airflow.sdk import BaseHook
+
+        try:
+            connection = BaseHook.get_connection(self._conn_id)
+        except Exception as exc:  # Airflow raises its own not-found types per version
+            raise AirflowFailException(
+                f"Airflow connection {self._conn_id!r} is missing: create it with "
+                f"`airflow connections add {self._conn_id} --conn-type spark --conn-host "
+                "'local[2]'` (or yarn, k8s://..., spark://host:7077); see README.md, "
+                f"'Running on a cluster' ({exc})"
+            ) from None
+        return dict(connection.extra_dejson or {})
+
+
+def require_interval(**context: Any) -> str:
+    """Fail loudly when the run has no data interval (a manual run without a logical date):
+    every job processes the days of its interval and must not guess them."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        raise AirflowFailException(
+            "this run has no data interval, so there is no day to process: trigger it with a "
+            "logical date (`airflow dags trigger medlake_nightly --logical-date 2026-01-02`) "
+            "or let the scheduler run it"
+        )
+    return f"{start:%Y-%m-%d} .. {(end - dt.timedelta(days=1)):%Y-%m-%d}"
+
+
+def alert_file() -> Path:
+    from medlake.config import CONF_DIR_VAR, DEFAULT_CONF_DIR
+    from medlake.pipeline import load_pipeline
+
+    conf = Path(os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
+    return load_pipeline(conf).alerts_path()
+
+
+def record_alert(context: Any) -> None:
+    """on_failure_callback: append one JSON line naming the task, run, interval and error."""
+    ti = context.get("ti") or context.get("task_instance")
+    start = context.get("data_interval_start")
+    event = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "dag_id": getattr(ti, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
+        "try_number": getattr(ti, "try_number", None),
+        "data_interval_start": start.isoformat() if start else None,
+        "error": str(context.get("exception") or "")[-2000:],
+    }
+    path = alert_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
+GOLD_TABLES = (
+    "gold.supply_chain_panorama",
+    "gold.supplier_scorecard",
+    "gold.product_cost",
+    "gold.cost_transmission",
+    "gold.metric_catalogue",
+)
+
+
+def fail_the_run(**context: Any) -> None:
+    """Runs only when a task of the run failed (trigger rule one_failed): fail the run too."""
+    raise AirflowFailException("a task of this run failed; its log and var/alerts say why")

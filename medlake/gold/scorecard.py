@@ -1,0 +1,303 @@
+"""The supplier scorecard: composite score, rank in category, trend and risk flags.
+
+Per supplier (group id: across every plant that buys from it), material category and
+month, over the rolling window of the last `window_months` months. Each component is a
+metric of the dictionary scored 0-100 between the configured worst and best values; the
+composite is their weighted mean. Flags carry their reason as text a buyer can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medlake.config import ConfigError
+from medlake.gold.metrics import MetricDictionary, compute
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+KEYS = ["month", "supplier_group_id", "material_category"]
+COMPONENTS = ("quality", "delivery", "price", "responsiveness")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(_Strict):
+    metric: str
+    weight: float = Field(gt=0, le=1)
+    best: float
+    worst: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Component:
+        if self.best == self.worst:
+            raise ValueError("best and worst must differ")
+        return self
+
+
+class Flags(_Strict):
+    otd_decline_points: float = Field(gt=0)
+    reject_rise_points: float = Field(gt=0)
+    min_z: float = Field(ge=0)
+    composite_below: float = Field(ge=0, le=100)
+    single_source_months: int = Field(ge=1)
+
+
+class ScorecardConfig(_Strict):
+    window_months: int = Field(ge=1, le=24)
+    min_receipt_lines: int = Field(ge=1)
+    components: dict[str, Component] = Field(min_length=1)
+    trend_months: int = Field(ge=1, le=24)
+    flags: Flags
+
+    @model_validator(mode="after")
+    def _weights(self) -> ScorecardConfig:
+        total = sum(c.weight for c in self.components.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"component weights add up to {total:g}, not 1")
+        if sorted(self.components) != sorted(COMPONENTS):
+            raise ValueError(
+                f"components must be exactly {', '.join(COMPONENTS)} (the scorecard's columns); "
+                f"found {', '.join(sorted(self.components))}"
+            )
+        return self
+
+
+def _shift(month: Column, months: int | Column) -> Column:
+    """yyyy-MM `month` moved by `months` (negative: earlier)."""
+    from pyspark.sql import functions as F
+
+    first = F.to_date(F.concat(month, F.lit("-01")))
+    return F.date_format(F.add_months(first, months), "yyyy-MM")
+
+
+def in_windows(fact: DataFrame, window_months: int) -> DataFrame:
+    """Each row once per rolling window it falls in; `month` becomes the window's last month."""
+    from pyspark.sql import functions as F
+
+    k = F.explode(F.sequence(F.lit(0), F.lit(window_months - 1)))
+    return (
+        fact.withColumn("_k", k).withColumn("month", _shift(F.col("month"), F.col("_k"))).drop("_k")
+    )
+
+
+def scorecard(
+    dictionary: MetricDictionary,
+    facts: Mapping[str, DataFrame],
+    config: ScorecardConfig,
+    months: Sequence[str],
+    supplier_names: DataFrame,
+) -> DataFrame:
+    """The scorecard rows of `months` (window metrics, scores, rank, trend, flags)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    metrics = {name: dictionary.get(c.metric) for name, c in config.components.items()}
+    needed = {m.spec.fact for m in metrics.values()} | {"receipt_lines", "purchase_lines"}
+    missing = sorted(needed - set(facts))
+    if missing:
+        raise ConfigError(f"the scorecard needs the facts {', '.join(missing)}")
+    windowed = {n: in_windows(f, config.window_months) for n, f in facts.items()}
+    rl = windowed["receipt_lines"]
+    base = (
+        rl.where(F.col("supplier_group_id").isNotNull())
+        .groupBy(*KEYS)
+        .agg(
+            F.count("*").alias("receipt_lines"),
+            F.collect_set("plant_id").alias("plants"),
+        )
+    )
+    for name, metric in metrics.items():
+        values = compute([metric], windowed[metric.spec.fact], KEYS).select(
+            *KEYS, F.col("value").alias(name), F.col("denominator").alias(f"{name}_n")
+        )
+        base = base.join(values, KEYS, "left")
+    enough = F.col("receipt_lines") >= config.min_receipt_lines
+    weighted, weights = F.lit(0.0), F.lit(0.0)
+    for name, c in config.components.items():
+        score = (
+            F.greatest(
+                F.lit(0.0), F.least(F.lit(1.0), (F.col(name) - c.worst) / (c.best - c.worst))
+            )
+            * 100
+        )
+        # greatest / least skip NULLs: a component without data must stay NULL, not 100
+        base = base.withColumn(f"{name}_score", F.when(enough & F.col(name).isNotNull(), score))
+        has = F.col(f"{name}_score").isNotNull()
+        weighted = weighted + F.when(has, F.col(f"{name}_score") * c.weight).otherwise(0.0)
+        weights = weights + F.when(has, F.lit(c.weight)).otherwise(0.0)
+    base = base.withColumn("composite_score", F.when(weights > 0, weighted / weights)).cache()
+
+    prev = base.select(
+        _shift(F.col("month"), config.trend_months).alias("month"),
+        "supplier_group_id",
+        "material_category",
+        F.col("receipt_lines").alias("prev_receipt_lines"),
+        F.col("delivery").alias("prev_delivery"),
+        F.col("delivery_n").alias("prev_delivery_n"),
+        F.col("quality").alias("prev_quality"),
+        F.col("quality_n").alias("prev_quality_n"),
+        F.col("composite_score").alias("prev_composite_score"),
+    )
+    df = base.join(prev, KEYS, "left")
+    comparable = enough & (F.col("prev_receipt_lines") >= config.min_receipt_lines)
+    df = (
+        df.withColumn(
+            "otd_trend_points",
+            F.when(comparable, (F.col("delivery") - F.col("prev_delivery")) * 100),
+        )
+        .withColumn(
+            "reject_rate_trend_points",
+            F.when(comparable, (F.col("prev_quality") - F.col("quality")) * 100),
+        )
+        .withColumn(
+            "composite_trend",
+            F.when(comparable, F.col("composite_score") - F.col("prev_composite_score")),
+        )
+    )
+    df = df.join(
+        _single_source(facts["purchase_lines"], config.flags.single_source_months), KEYS, "left"
+    )
+    df = _flags(df, config)
+    ranked = Window.partitionBy("month", "material_category").orderBy(
+        F.col("composite_score").desc_nulls_last(), "supplier_group_id"
+    )
+    in_category = Window.partitionBy("month", "material_category")
+    df = (
+        df.withColumn(
+            "rank_in_category", F.when(F.col("composite_score").isNotNull(), F.rank().over(ranked))
+        )
+        .withColumn("suppliers_in_category", F.count(F.col("composite_score")).over(in_category))
+        .withColumn("window_start", _shift(F.col("month"), 1 - config.window_months))
+        .withColumn("window_end", F.col("month"))
+        .withColumn(
+            "metric_versions",
+            F.create_map(
+                *[
+                    x
+                    for m in sorted({m.id: m.version for m in metrics.values()}.items())
+                    for x in (F.lit(m[0]), F.lit(m[1]))
+                ]
+            ),
+        )
+    )
+    names = supplier_names.groupBy("supplier_group_id").agg(
+        F.min("supplier_name").alias("supplier_name")
+    )
+    return df.where(F.col("month").isin(*months)).join(names, "supplier_group_id", "left")
+
+
+def _single_source(purchases: DataFrame, months: int) -> DataFrame:
+    """Per supplier, category and month: the plant materials it alone supplied in the last
+    `months` months (by purchase-order lines)."""
+    from pyspark.sql import functions as F
+
+    lines = in_windows(purchases.where(F.col("supplier_group_id").isNotNull()), months)
+    sole = (
+        lines.groupBy("month", "plant_id", "material_group_id", "material_category")
+        .agg(
+            F.countDistinct("supplier_group_id").alias("n"),
+            F.min("supplier_group_id").alias("supplier_group_id"),
+        )
+        .where(F.col("n") == 1)
+    )
+    return sole.groupBy(*KEYS).agg(
+        F.sort_array(F.collect_set(F.concat_ws(":", "plant_id", "material_group_id"))).alias(
+            "sole_source_materials"
+        )
+    )
+
+
+def _z(p1: Column, n1: Column, p0: Column, n0: Column) -> Column:
+    """Two-proportion z statistic of p1 (n1 trials) against p0 (n0 trials), pooled."""
+    from pyspark.sql import functions as F
+
+    pooled = (p1 * n1 + p0 * n0) / (n1 + n0)
+    se = F.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+    return F.when(se > 0, (p1 - p0) / se)
+
+
+def _flags(df: DataFrame, config: ScorecardConfig) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    f = config.flags
+    pct = "%.1f%%"
+    otd_z = _z(
+        F.col("delivery"), F.col("delivery_n"), F.col("prev_delivery"), F.col("prev_delivery_n")
+    )
+    pass_z = _z(
+        F.col("quality"), F.col("quality_n"), F.col("prev_quality"), F.col("prev_quality_n")
+    )
+    checks: list[tuple[str, Column, Column]] = [
+        (
+            "otd_decline",
+            (F.col("otd_trend_points") < -f.otd_decline_points) & (otd_z < -f.min_z),
+            F.format_string(
+                f"on-time delivery {pct} of %d lines over %s..%s, down %.1f points from {pct} "
+                f"of %d lines {config.trend_months} months earlier (z = %.1f; limits "
+                f"{f.otd_decline_points:g} points, z {f.min_z:g})",
+                F.col("delivery") * 100,
+                F.col("delivery_n").cast("int"),
+                F.col("window_start_tmp"),
+                F.col("month"),
+                -F.col("otd_trend_points"),
+                F.col("prev_delivery") * 100,
+                F.col("prev_delivery_n").cast("int"),
+                otd_z,
+            ),
+        ),
+        (
+            "reject_rate_rise",
+            (F.col("reject_rate_trend_points") > f.reject_rise_points) & (pass_z < -f.min_z),
+            F.format_string(
+                f"incoming reject rate {pct} of %d lots, up %.1f points from {pct} "
+                f"{config.trend_months} months earlier (z = %.1f; limits "
+                f"{f.reject_rise_points:g} points, z {f.min_z:g})",
+                (1 - F.col("quality")) * 100,
+                F.col("quality_n").cast("int"),
+                F.col("reject_rate_trend_points"),
+                (1 - F.col("prev_quality")) * 100,
+                -pass_z,
+            ),
+        ),
+        (
+            "low_composite",
+            F.col("composite_score") < f.composite_below,
+            F.format_string(
+                f"composite score %.1f below {f.composite_below:g}", F.col("composite_score")
+            ),
+        ),
+        (
+            "single_source",
+            F.size(F.coalesce(F.col("sole_source_materials"), F.array())) > 0,
+            F.format_string(
+                f"only supplier over {f.single_source_months} months of %d plant material(s): %s",
+                F.size("sole_source_materials"),
+                F.array_join(F.slice("sole_source_materials", 1, 5), ", "),
+            ),
+        ),
+    ]
+    df = df.withColumn("window_start_tmp", _shift(F.col("month"), 1 - config.window_months))
+    flags = F.filter(
+        F.array(
+            *[
+                F.when(
+                    F.coalesce(cond, F.lit(False)),
+                    F.struct(F.lit(n).alias("flag"), r.alias("reason")),
+                )
+                for n, cond, r in checks
+            ]
+        ),
+        lambda x: x.isNotNull(),
+    )
+    return (
+        df.withColumn("_flags", flags)
+        .withColumn("risk_flags", F.transform("_flags", lambda x: x["flag"]))
+        .withColumn("risk_reasons", F.transform("_flags", lambda x: x["reason"]))
+        .drop("_flags", "window_start_tmp")
+    )

@@ -1,0 +1,117 @@
+"""Pseudonymisation keys per jurisdiction, from the environment or a secret file outside git."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from medlake.config import ConfigError
+
+KEY_ENV = "LAKEHOUSE_PSEUDONYM_KEY_{}"  # formatted with the jurisdiction in upper case
+SECRETS_FILE_ENV = "LAKEHOUSE_SECRETS_FILE"
+MIN_KEY_BYTES = 32
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+class SecretError(ConfigError):
+    """A pseudonymisation key is missing or malformed; the message says which and where."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One secret HMAC key per jurisdiction (bytes; never printed)."""
+
+    by_jurisdiction: Mapping[str, bytes]
+
+    def __getitem__(self, jurisdiction: str) -> bytes:
+        return self.by_jurisdiction[jurisdiction]
+
+    def __repr__(self) -> str:  # keys must never reach a log
+        return f"Keys({', '.join(sorted(self.by_jurisdiction))})"
+
+
+def _where(jurisdiction: str) -> str:
+    return (
+        f"${KEY_ENV.format(jurisdiction.upper())} or `pseudonym_keys: {{{jurisdiction}: ...}}` "
+        f"in the file named by ${SECRETS_FILE_ENV}"
+    )
+
+
+def _parse(jurisdiction: str, text: str, origin: str) -> bytes:
+    value = text.strip()
+    if not _HEX.match(value) or len(value) % 2:
+        raise SecretError(
+            f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin} is not "
+            f"hexadecimal; write {MIN_KEY_BYTES} or more random bytes as hex "
+            "(for example `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    key = bytes.fromhex(value)
+    if len(key) < MIN_KEY_BYTES:
+        raise SecretError(
+            f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin} has "
+            f"{len(key)} bytes; at least {MIN_KEY_BYTES} are required"
+        )
+    return key
+
+
+def _secret_file(project_root: Path | None) -> dict[str, str]:
+    name = os.environ.get(SECRETS_FILE_ENV)
+    if not name:
+        return {}
+    path = Path(name).expanduser()
+    if project_root is not None and _inside_git_tree(path, project_root):
+        raise SecretError(
+            f"${SECRETS_FILE_ENV} points at {path}, inside the repository; keep secret files "
+            "outside it (or under the git-ignored var/ folder for a local demo)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SecretError(f"${SECRETS_FILE_ENV} names {path}, which does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"secret file {path} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:  # never echo the offending line: it may hold a key
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SecretError(f"secret file {path} is not valid YAML{where}: {problem}") from None
+    keys = data.get("pseudonym_keys") if isinstance(data, dict) else None
+    if not isinstance(keys, dict):
+        raise SecretError(f"secret file {path} has no `pseudonym_keys:` mapping")
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _inside_git_tree(path: Path, root: Path) -> bool:
+    resolved, top = path.resolve(), root.resolve()
+    if not resolved.is_relative_to(top):
+        return False
+    return not resolved.is_relative_to(top / "var")
+
+
+def load_keys(jurisdictions: Iterable[str], project_root: Path | None = None) -> Keys:
+    """Every requested key, or a `SecretError` naming the first missing or malformed one.
+
+    The environment wins over the secret file. Called before a job writes anything, so a
+    missing key stops the run with nothing half-masked on disk.
+    """
+    from_file = _secret_file(project_root)
+    found: dict[str, bytes] = {}
+    for jurisdiction in sorted(set(jurisdictions)):
+        env = KEY_ENV.format(jurisdiction.upper())
+        if os.environ.get(env):
+            found[jurisdiction] = _parse(jurisdiction, os.environ[env], f"${env}")
+        elif jurisdiction in from_file:
+            found[jurisdiction] = _parse(
+                jurisdiction, from_file[jurisdiction], os.environ[SECRETS_FILE_ENV]
+            )
+        else:
+            raise SecretError(
+                f"no pseudonymisation key for jurisdiction {jurisdiction!r}: expected in "
+                f"{_where(jurisdiction)}; nothing was written"
+            )
+    return Keys(found)

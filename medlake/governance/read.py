@@ -1,0 +1,467 @@
+"""The governed read path: tables and SQL by role, with the access policy applied and audited."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, Row, SparkSession
+
+from medlake.argtypes import positive_int
+from medlake.config import Settings, load_settings
+from medlake.governance.access import (
+    AccessDenied,
+    AccessPolicy,
+    ReadPlan,
+    UnknownRoleError,
+    load_access,
+    load_plants,
+)
+from medlake.governance.audit import AuditEvent, AuditTrail, current_principal
+from medlake.io import TableIO, TableNotFoundError
+from medlake.sources import PlantInfo
+from medlake.tables import Registry
+
+EXIT_DENIED = 2
+VIEW_PREFIX = "governed__"
+MAX_QUERY_IN_AUDIT = 4000
+Via = Literal["table", "sql", "query"]
+
+# Spark SQL that could reach past the governed views: Java reflection, names computed at
+# analysis time, other statements than queries, time travel (use table(name, version=...)).
+_REFUSED_FUNCTIONS = {"reflect", "java_method", "try_reflect"}
+_REFUSED_NODES = {
+    "InsertIntoStatement": "writes are not allowed",
+    "InsertIntoDir": "writes are not allowed",
+    "Call": "procedure calls are not allowed",
+    "PlanWithUnresolvedIdentifier": "IDENTIFIER(...) table names are not allowed",
+    "ExpressionWithUnresolvedIdentifier": "IDENTIFIER(...) names are not allowed",
+    "RelationTimeTravel": "time travel in SQL is not supported; use table(name, version=N)",
+}
+_TOKEN = re.compile(
+    r"""(?P<space>\s+|--[^\n]*|/\*.*?\*/)
+      |(?P<string>[rR]?'(?:\\.|[^'\\])*'|[rR]?"(?:\\.|[^"\\])*")
+      |(?P<quoted>`(?:[^`]|``)*`)
+      |(?P<word>[A-Za-z0-9_]+)
+      |(?P<dot>\.)
+      |(?P<other>.)""",
+    re.DOTALL | re.VERBOSE,
+)
+
+
+class AuditRecorder(Protocol):
+    """Where read events go: `medlake.governance.audit.AuditTrail`, or a stand-in in tests."""
+
+    def record(self, events: Sequence[AuditEvent]) -> Any: ...
+
+
+class QueryError(ValueError):
+    """A query the governed path cannot run: not a SELECT, unknown table, refused construct."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows returned by `Lakehouse.fetch`, with their column names."""
+
+    columns: tuple[str, ...]
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class _Read:
+    plan: ReadPlan
+    version: int
+
+
+def apply_plan(plan: ReadPlan, df: DataFrame) -> DataFrame:
+    """Rows filtered first (the filter may use a column the role does not see), then projected."""
+    if plan.where_sql:
+        df = df.where(plan.where_sql)
+    return df.selectExpr(*plan.select_sql)
+
+
+class Lakehouse:
+    """Registered tables as one role may see them; every read is audited.
+
+    >>> lh = Lakehouse.open(role="analyst_cn", purpose="monthly complaint KPIs")  # doctest: +SKIP
+    >>> lh.table("silver.complaints").groupBy("plant_id").count()               # doctest: +SKIP
+    >>> lh.sql("SELECT fault_code, count(*) FROM silver.complaints GROUP BY 1")  # doctest: +SKIP
+
+    Every table is read through its `ReadPlan` (medlake.governance.access): rows outside the role's
+    plants are filtered before any column is projected, masked columns are replaced, denied
+    columns are left out. Each `table()` and `sql()` call writes one audit event per table it
+    touches before it returns. Their DataFrames are lazy, so those events carry
+    `row_count=None` (nothing has been counted yet); `fetch()` and `lakehouse query` collect
+    the result and record the number of rows returned.
+
+    `sql()` runs in a session of its own (the caller's temporary views are invisible to it,
+    SQL on file paths is switched off) and accepts only SELECT queries over registered tables,
+    each replaced by its governed view. This path enforces the policy for reads by table name;
+    it does not replace storage permissions, which must keep analysts away from the files
+    themselves. A `Lakehouse` is not meant to be shared between threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        role: str,
+        settings: Settings,
+        spark: SparkSession,
+        registry: Registry,
+        policy: AccessPolicy,
+        plants: Mapping[str, PlantInfo],
+        principal: str,
+        purpose: str | None = None,
+        trail: AuditRecorder | None = None,
+    ) -> None:
+        policy.role(role)
+        self.role = role
+        self.settings = settings
+        self.registry = registry
+        self.policy = policy
+        self.plants = dict(plants)
+        self.principal = principal
+        self.purpose = purpose
+        # a session of its own: the caller's temp views are invisible, file paths are no tables
+        self._spark = spark.newSession()
+        self._spark.conf.set("spark.sql.runSQLOnFiles", "false")
+        self._io = TableIO(self._spark, settings, registry)
+        self._trail: AuditRecorder = trail or AuditTrail(settings, registry)
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        role: str,
+        settings: Settings | None = None,
+        spark: SparkSession | None = None,
+        principal: str | None = None,
+        purpose: str | None = None,
+    ) -> Lakehouse:
+        """Load the policy, registry and plants from `settings.conf_dir` and check the role
+        before any Spark session is started."""
+        from medlake.silver.spec import full_registry
+
+        settings = settings or load_settings()
+        policy = load_access(settings.conf_dir)
+        policy.role(role)
+        registry = full_registry(settings.conf_dir)
+        plants = load_plants(settings.conf_dir)
+        policy.check(registry, plants)
+        if spark is None:
+            from medlake.spark import build_spark
+
+            spark = build_spark(settings, app_name="lakehouse-governed-read")
+        return cls(
+            role=role,
+            settings=settings,
+            spark=spark,
+            registry=registry,
+            policy=policy,
+            plants=plants,
+            principal=principal or current_principal(),
+            purpose=purpose,
+        )
+
+    @property
+    def spark(self) -> SparkSession:
+        """The governed session (its SQL cannot read files by path)."""
+        return self._spark
+
+    # ----------------------------------------------------------------- reads
+
+    def tables(self) -> list[str]:
+        """The registered tables this role may read (sorted)."""
+        return self.policy.readable(self.role, self.registry, self.plants)
+
+    def plan(self, name: str) -> ReadPlan:
+        """What this role gets from table `name` (raises `AccessDenied` when nothing)."""
+        return self.policy.plan(self.role, self.registry.get(name), self.plants)
+
+    def table(self, name: str, *, version: int | None = None) -> DataFrame:
+        """The table as this role may see it, now or as of `version`; audited (row_count None)."""
+        read, df = self._governed(name, version)
+        self._record([read], via="table", row_count=None)
+        return df
+
+    def sql(self, query: str) -> DataFrame:
+        """Run a SELECT over registered tables, each read through its governed view; audited
+        once per table (row_count None: the DataFrame is lazy)."""
+        df, reads = self._compile(query)
+        self._record(reads, via="sql", row_count=None, query=query)
+        return df
+
+    def fetch(self, query: str, *, limit: int | None = None) -> QueryResult:
+        """Run `query`, collect at most `limit` rows and audit the number of rows returned."""
+        df, reads = self._compile(query)
+        rows = (df.limit(limit) if limit is not None else df).collect()
+        self._record(reads, via="query", row_count=len(rows), query=query, result=df.columns)
+        return QueryResult(tuple(df.columns), rows)
+
+    # ----------------------------------------------------------------- internals
+
+    def _governed(self, name: str, version: int | None) -> tuple[_Read, DataFrame]:
+        plan = self.plan(name)
+        pinned = self._io.version(name) if version is None else version
+        if pinned is None:
+            raise TableNotFoundError(f"{name}: the table has not been written yet")
+        return _Read(plan, pinned), apply_plan(plan, self._io.read(name, version=pinned))
+
+    def _compile(self, query: str) -> tuple[DataFrame, list[_Read]]:
+        relations, ctes = _inspect(self._spark, query)
+        tables: set[str] = set()  # registered tables the query names (lower case)
+        for parts in relations:
+            key = ".".join(parts).lower()
+            if len(parts) == 1 and key in ctes:
+                if key in self.registry:
+                    raise QueryError(f"the query's WITH clause {key!r} hides the table {key}")
+                continue
+            if key not in self.registry:
+                raise QueryError(self._unknown(".".join(parts)))
+            tables.add(key)
+        views = {name: VIEW_PREFIX + name.replace(".", "__") for name in sorted(tables)}
+        clash = sorted(set(views.values()) & ctes)
+        if clash:
+            raise QueryError(f"the query's WITH clause may not be named {', '.join(clash)}")
+        for name in views:
+            self.plan(name)  # every table is allowed before any is read
+        reads: list[_Read] = []
+        try:
+            for name, view in views.items():
+                read, df = self._governed(name, None)
+                df.createOrReplaceTempView(view)
+                reads.append(read)
+            rewritten = rewrite_tables(query, views)
+            left, _ = _inspect(self._spark, rewritten)
+            known = {*views.values(), *ctes}
+            stray = sorted({".".join(p) for p in left if ".".join(p).lower() not in known})
+            if stray:
+                raise QueryError(f"could not read {', '.join(stray)} through the governed path")
+            result = self._spark.sql(rewritten)  # analysed now: the views are resolved into it
+        finally:
+            for view in views.values():
+                self._spark.catalog.dropTempView(view)
+        return result, reads
+
+    def _unknown(self, name: str) -> str:
+        readable = self.tables()
+        close = difflib.get_close_matches(name.lower(), [t.name for t in self.registry], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return (
+            f"unknown table {name!r} in the query; {hint}the query may name registered tables "
+            f"only; role {self.role!r} may read {len(readable)}: {', '.join(readable[:12])}"
+            + (", ..." if len(readable) > 12 else "")
+        )
+
+    def _record(
+        self,
+        reads: Sequence[_Read],
+        *,
+        via: Via,
+        row_count: int | None,
+        query: str | None = None,
+        result: Sequence[str] | None = None,
+    ) -> None:
+        """One event per table read, appended in one commit (nothing when no table was read).
+
+        `columns` are the columns the role's view of the table offers (a query may use fewer);
+        `details` names the call, the masked and left-out columns, the query and its result
+        columns."""
+        events = []
+        for read in reads:
+            details: dict[str, Any] = {
+                "via": via,
+                "masked": list(read.plan.masked),
+                "denied": list(read.plan.denied),
+            }
+            if query is not None:
+                details["query"] = query[:MAX_QUERY_IN_AUDIT]
+                details["tables_in_query"] = [r.plan.table for r in reads]
+            if result is not None:
+                details["result_columns"] = list(result)
+            events.append(
+                AuditEvent(
+                    action="read",
+                    table_name=read.plan.table,
+                    principal=self.principal,
+                    role=self.role,
+                    table_version=read.version,
+                    columns=read.plan.columns,
+                    row_filter=read.plan.where_sql,
+                    purpose=self.purpose,
+                    row_count=row_count,
+                    details=details,
+                )
+            )
+        if events:
+            self._trail.record(events)
+
+
+# --------------------------------------------------------------------- SQL inspection
+
+
+def _seq(scala_seq: Any) -> list[Any]:
+    return [scala_seq.apply(i) for i in range(scala_seq.size())]
+
+
+def _inspect(spark: SparkSession, query: str) -> tuple[list[tuple[str, ...]], set[str]]:
+    """The tables a query names and its WITH names, from Spark's own parser (subqueries and
+    CTEs included); `QueryError` for anything but a query, and for refused constructs."""
+    session: Any = spark  # the JVM side: Spark's parser and plan classes
+    parser = session._jsparkSession.sessionState().sqlParser()
+    command = session._jvm.java.lang.Class.forName(
+        "org.apache.spark.sql.catalyst.plans.logical.Command"
+    )
+    try:
+        plan = parser.parsePlan(query)
+    except Exception as exc:
+        raise QueryError(f"the query does not parse: {_first_line(exc)}") from None
+    relations: list[tuple[str, ...]] = []
+    ctes: set[str] = set()
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        cls = node.getClass()
+        kind = cls.getSimpleName()
+        if command.isInstance(node) or cls.getName().startswith("org.apache.spark.sql.execution"):
+            raise QueryError(f"only SELECT queries are allowed here, not {kind}")
+        if kind in _REFUSED_NODES:
+            raise QueryError(_REFUSED_NODES[kind])
+        if kind == "UnresolvedRelation":
+            relations.append(tuple(_seq(node.multipartIdentifier())))
+        elif kind == "UnresolvedWith":
+            ctes.update(str(pair._1()).lower() for pair in _seq(node.cteRelations()))
+        stack += _seq(node.children()) + _seq(node.innerChildren())
+        _check_expressions(_seq(node.expressions()))
+    return relations, ctes
+
+
+def _check_expressions(expressions: list[Any]) -> None:
+    while expressions:
+        expr = expressions.pop()
+        kind = expr.getClass().getSimpleName()
+        if kind in _REFUSED_NODES:
+            raise QueryError(_REFUSED_NODES[kind])
+        if kind == "UnresolvedFunction":
+            name = str(_seq(expr.nameParts())[-1]).lower()
+            if name in _REFUSED_FUNCTIONS:
+                raise QueryError(f"function {name}() is not allowed in governed queries")
+        expressions += _seq(expr.children())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _part(token: str) -> str:
+    return token[1:-1].replace("``", "`") if token.startswith("`") else token
+
+
+def rewrite_tables(query: str, views: Mapping[str, str]) -> str:
+    """Replace each table name (`silver.complaints`, `` `silver`.`complaints` ``, also as a
+    column qualifier) by its view; strings and comments are left alone."""
+    tokens = [(m.lastgroup or "other", m.group()) for m in _TOKEN.finditer(query)]
+    out: list[str] = []
+    i = 0
+    previous = ""  # kind of the last significant token
+    while i < len(tokens):
+        kind, text = tokens[i]
+        if kind not in ("word", "quoted") or previous == "dot":
+            out.append(text)
+            previous = previous if kind == "space" else kind
+            i += 1
+            continue
+        # a chain of names: part (. part)*, spaces and comments allowed around the dots
+        ends, parts, j = [i], [_part(text)], i + 1
+        while True:
+            k = j
+            while k < len(tokens) and tokens[k][0] == "space":
+                k += 1
+            if k >= len(tokens) or tokens[k][0] != "dot":
+                break
+            k += 1
+            while k < len(tokens) and tokens[k][0] == "space":
+                k += 1
+            if k >= len(tokens) or tokens[k][0] not in ("word", "quoted"):
+                break
+            parts.append(_part(tokens[k][1]))
+            ends.append(k)
+            j = k + 1
+        for n in range(len(parts), 0, -1):
+            view = views.get(".".join(parts[:n]).lower())
+            if view is not None:
+                out.append(view)
+                i = ends[n - 1] + 1
+                break
+        else:
+            out.append(text)
+            i += 1
+        previous = "word"
+    return "".join(out)
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def add_cli(subparsers: Any) -> None:
+    """Register `lakehouse query "SQL" --role R [--purpose TEXT] [--limit N] [--format F]`."""
+    p = subparsers.add_parser(
+        "query",
+        help="run a SQL query over the lakehouse as a role (governed, audited)",
+        description="Run a SELECT over registered tables (e.g. silver.complaints) as one role "
+        "of conf/governance/access.yaml: rows outside the role's plants are filtered, columns "
+        "masked or left out by class, and the read is written to the audit trail with the "
+        "number of rows returned. Exit 2 when the role may not read a table.",
+    )
+    p.add_argument("sql", help='the query, e.g. "SELECT * FROM silver.complaints"')
+    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
+    p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
+    p.add_argument(
+        "--limit", type=positive_int, default=1000, help="return at most N rows (default 1000)"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_query)
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
+        result = lakehouse.fetch(args.sql, limit=args.limit)
+    except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    except AnalysisException as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_DENIED
+    print_result(result, args.format, limit=args.limit)
+    return 0
+
+
+def print_result(result: QueryResult, fmt: str, *, limit: int | None = None) -> None:
+    """Write rows to stdout as an aligned table, CSV or a JSON list of objects."""
+    records = [row.asDict(recursive=True) for row in result.rows]
+    if fmt == "json":
+        print(json.dumps(records, indent=2, default=str, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow(["" if v is None else v for v in row])
+        return
+    cells = [list(result.columns)]
+    cells += [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(result.columns))]
+    for line in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    more = " (the limit; --limit N returns more)" if limit and len(result.rows) == limit else ""
+    print(f"({len(result.rows)} rows{more})")

@@ -1,0 +1,704 @@
+"""Data-quality rules for silver tables: declared in YAML, evaluated on a DataFrame in one pass.
+
+>>> rules = load_rules(Path("conf/quality/purchase_order_lines.yaml"))  # doctest: +SKIP
+>>> outcome = evaluate(df, rules, logical_date=day, refs={"silver.suppliers": s})  # doctest: +SKIP
+>>> with outcome:  # writes read the cached evaluation, then it is released  # doctest: +SKIP
+...     io.append("silver.purchase_order_lines", outcome.kept, ctx=ctx)
+...     io.append("silver.purchase_order_lines__quarantine", outcome.quarantined, ctx=ctx)
+
+Semantics in plain words:
+
+- Only `not_null` looks at NULLs. Every other row-level check lets a NULL pass (as a SQL CHECK
+  constraint does), except an `expression` rule with `null_fails: true`.
+- `quarantine` beats `drop`: a row failing both kinds goes to quarantine, once, under the first
+  failing quarantine rule in file order, with the reasons of every failing quarantine rule.
+- `warn` and `fail` never remove a row; `fail` rules make `QualityOutcome.failed_gates` non-empty.
+- `freshness` and `volume` judge the whole table (action `warn` or `fail` only); `unique` judges
+  keys (rows with a NULL key column are not compared) and may quarantine every duplicated row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, Literal, TypeAlias, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, Row, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from medlake.config import ConfigError, format_validation_error, read_yaml
+
+Action = Literal["warn", "drop", "quarantine", "fail"]
+ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Bound = int | float | dt.datetime | dt.date
+
+SILVER_TABLE = r"^silver\.[a-z][a-z0-9_]*$"
+WARNINGS, RULE_ID, REASON = "_dq_warnings", "_rule_id", "_reason"
+_STATUS = "__dq_status"
+_TIME_TYPES = (T.DateType, T.TimestampType, T.TimestampNTZType)
+_CONSEQUENCE = {
+    "warn": "kept with a warning",
+    "drop": "dropped",
+    "quarantine": "quarantined",
+    "fail": "the quality gate fails",
+}
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    check: str
+    action: Action
+    description: str | None = None
+
+    @property
+    def checked_columns(self) -> tuple[str, ...]:
+        """Columns of the checked table that the rule reads (checked before evaluating)."""
+        column = getattr(self, "column", None)
+        return (column,) if column else tuple(getattr(self, "columns", ()))
+
+
+class NotNullRule(_Rule):
+    """Fails a row where any of `columns` is NULL."""
+
+    check: Literal["not_null"] = "not_null"
+    columns: list[ColumnName] = Field(min_length=1)
+
+
+class RangeRule(_Rule):
+    """Fails a row whose non-NULL `column` lies outside [min, max] (bounds optional)."""
+
+    check: Literal["range"] = "range"
+    column: ColumnName
+    min: Bound | None = None
+    max: Bound | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RangeRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is None or self.max is None:
+            return self
+        try:
+            inverted = self.min > self.max  # type: ignore[operator]
+        except TypeError:
+            raise ValueError("min and max must both be numbers or both be dates") from None
+        if inverted:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class AllowedValuesRule(_Rule):
+    """Fails a row whose non-NULL `column` is not one of `values`."""
+
+    check: Literal["allowed_values"] = "allowed_values"
+    column: ColumnName
+    values: list[bool | int | float | str] = Field(min_length=1)
+
+
+class UniqueRule(_Rule):
+    """Fails every row whose key (`columns`, none NULL) occurs more than once."""
+
+    check: Literal["unique"] = "unique"
+    columns: list[ColumnName] = Field(min_length=1)
+    action: Literal["warn", "quarantine", "fail"]
+
+
+class ReferentialRule(_Rule):
+    """Fails a row whose non-NULL `column` is absent from `ref_table`.`ref_column`."""
+
+    check: Literal["referential"] = "referential"
+    column: ColumnName
+    ref_table: str = Field(min_length=1)
+    ref_column: ColumnName
+
+
+class FreshnessRule(_Rule):
+    """Table-level: the newest `column` value is at most `max_age_days` before the logical date."""
+
+    check: Literal["freshness"] = "freshness"
+    column: ColumnName
+    max_age_days: int = Field(ge=0)
+    action: Literal["warn", "fail"]
+
+
+class VolumeRule(_Rule):
+    """Table-level: rows this run / mean rows of the last `trailing_runs` runs is within bounds."""
+
+    check: Literal["volume"] = "volume"
+    min_ratio: float = Field(default=0.0, ge=0)
+    max_ratio: float | None = Field(default=None, gt=0)
+    trailing_runs: int = Field(default=7, ge=1)
+    action: Literal["warn", "fail"]
+
+    @model_validator(mode="after")
+    def _ratios(self) -> VolumeRule:
+        if self.max_ratio is not None and self.min_ratio > self.max_ratio:
+            raise ValueError(f"min_ratio {self.min_ratio} is greater than max_ratio")
+        return self
+
+
+class ExpressionRule(_Rule):
+    """Fails a row where the Spark SQL boolean `expr` is false (NULL fails only if `null_fails`)."""
+
+    check: Literal["expression"] = "expression"
+    expr: str = Field(min_length=1)
+    null_fails: bool = False
+
+
+Rule: TypeAlias = Annotated[
+    NotNullRule
+    | RangeRule
+    | AllowedValuesRule
+    | UniqueRule
+    | ReferentialRule
+    | FreshnessRule
+    | VolumeRule
+    | ExpressionRule,
+    Field(discriminator="check"),
+]
+CHECKS: dict[str, type[_Rule]] = {
+    "not_null": NotNullRule,
+    "range": RangeRule,
+    "allowed_values": AllowedValuesRule,
+    "unique": UniqueRule,
+    "referential": ReferentialRule,
+    "freshness": FreshnessRule,
+    "volume": VolumeRule,
+    "expression": ExpressionRule,
+}
+
+
+def _duplicate_ids(rules: Sequence[_Rule]) -> str | None:
+    ids = [rule.id for rule in rules]
+    for index, rule_id in enumerate(ids):
+        if rule_id in ids[:index]:
+            return f"rule id {rule_id!r} is used by rules[{ids.index(rule_id)}] and rules[{index}]"
+    return None
+
+
+class RuleSet(BaseModel):
+    """The rules of one silver table, in file order; `source` is the file they came from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str = Field(pattern=SILVER_TABLE)
+    rules: list[Rule] = Field(min_length=1)
+    source: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleSet:
+        if problem := _duplicate_ids(self.rules):
+            raise ValueError(problem)
+        return self
+
+    @property
+    def origin(self) -> str:
+        return str(self.source or self.table)
+
+
+class _RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    table: str = Field(pattern=SILVER_TABLE)
+    rules: list[dict[str, Any]] = Field(min_length=1)
+
+
+def _fields_hint(model: type[_Rule]) -> str:
+    fields = model.model_fields
+    required = [name for name, info in fields.items() if info.is_required()]
+    optional = [name for name, info in fields.items() if not info.is_required() and name != "check"]
+    actions = ", ".join(get_args(fields["action"].annotation))
+    return (
+        f"hint: a {fields['check'].default!r} rule needs {', '.join(required)}; "
+        f"optional: {', '.join(optional)}; action is one of: {actions}"
+    )
+
+
+def _parse_rule(path: Path, index: int, raw: dict[str, Any]) -> _Rule:
+    where = (
+        f"{path}: rule {raw['id']!r} (rules[{index}])" if "id" in raw else f"{path}: rules[{index}]"
+    )
+    known = ", ".join(CHECKS)
+    if "check" not in raw:
+        raise ConfigError(f"{where}: field 'check' is missing; set it to one of: {known}")
+    model = CHECKS.get(str(raw["check"]))
+    if model is None:
+        raise ConfigError(f"{where}: unknown check {raw['check']!r}; use one of: {known}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        message = format_validation_error(exc, [(where, raw)])
+        raise ConfigError(f"{message}\n  {_fields_hint(model)}") from None
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Load and validate one rule file; every problem raises `ConfigError` naming file and rule."""
+    data = read_yaml(path)
+    try:
+        shell = _RuleFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+    rules = [_parse_rule(path, index, raw) for index, raw in enumerate(shell.rules)]
+    if problem := _duplicate_ids(rules):
+        raise ConfigError(f"{path}: {problem}; give every rule its own id")
+    return RuleSet.model_validate({"table": shell.table, "rules": rules, "source": path})
+
+
+def load_rule_dir(folder: Path) -> dict[str, RuleSet]:
+    """Load every `*.yaml` in `folder`, keyed by table; a table may have only one file."""
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"{folder}: no quality rule files (*.yaml) found")
+    by_table: dict[str, RuleSet] = {}
+    for path in files:
+        rules = load_rules(path)
+        if (earlier := by_table.get(rules.table)) is not None:
+            raise ConfigError(
+                f"{path}: table {rules.table!r} already has rules in {earlier.source}; "
+                "keep one rule file per table"
+            )
+        by_table[rules.table] = rules
+    return by_table
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What one rule found in one evaluation."""
+
+    rule_id: str
+    check: str
+    action: str
+    rows_checked: int
+    rows_failed: int
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    """The rows to keep and to quarantine, and one result per rule.
+
+    `kept` and `quarantined` are lazy views of one persisted evaluation, so writing both does
+    not re-run the checks. The caller owns that cache: call `release()` (or use the outcome as
+    a context manager) once both are written.
+    """
+
+    kept: DataFrame
+    quarantined: DataFrame
+    dropped_count: int
+    results: list[RuleResult]
+    rows_in: int = 0
+    quarantined_count: int = 0
+    _persisted: DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def failed_gates(self) -> list[RuleResult]:
+        return [r for r in self.results if r.action == "fail" and not r.passed]
+
+    @property
+    def kept_count(self) -> int:
+        return self.rows_in - self.quarantined_count - self.dropped_count
+
+    def dropped_rows(self) -> DataFrame:
+        """The rows a `drop` rule removed (empty when the outcome has no evaluation behind it)."""
+        if self._persisted is None:
+            return self.kept.limit(0)
+        return self._persisted.filter(F.col(_STATUS) == "drop")
+
+    def release(self) -> None:
+        """Unpersist the cached evaluation; `kept` and `quarantined` would be recomputed."""
+        if self._persisted is not None:
+            self._persisted.unpersist()
+
+    def __enter__(self) -> QualityOutcome:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A row-level rule wired into the frame: its failure flag column and reason expression."""
+
+    rule: _Rule
+    flag: str
+    reason: Column
+
+
+def _text(value: object) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def _show(schema: T.StructType, column: str) -> Column:
+    """`column=value` for a reason; strings quoted, NULL spelled out."""
+    value = F.col(column).cast("string")
+    if isinstance(schema[column].dataType, T.StringType):
+        value = F.concat(F.lit("'"), value, F.lit("'"))
+    return F.concat(F.lit(f"{column}="), F.coalesce(value, F.lit("NULL")))
+
+
+def _cases(cases: list[tuple[Column, str]]) -> Column:
+    """The text of the first true condition (NULL when none is)."""
+    first, *rest = cases
+    chosen = F.when(first[0], F.lit(first[1]))
+    for condition, text in rest:
+        chosen = chosen.when(condition, F.lit(text))
+    return chosen
+
+
+def _range_cases(rule: RangeRule) -> list[tuple[Column, str]]:
+    value = F.col(rule.column)
+    cases: list[tuple[Column, str]] = []
+    for bound, inclusive, name in (
+        (rule.min, rule.min_inclusive, "minimum"),
+        (rule.max, rule.max_inclusive, "maximum"),
+    ):
+        if bound is None:
+            continue
+        outside = value < F.lit(bound) if name == "minimum" else value > F.lit(bound)
+        side = "below" if name == "minimum" else "above"
+        cases.append((outside, f"is {side} the {name} {_text(bound)}"))
+        if not inclusive:
+            cases.append((value == F.lit(bound), f"equals the excluded {name} {_text(bound)}"))
+    return cases
+
+
+def _probe_range(df: DataFrame, rule: RangeRule) -> tuple[DataFrame, Column, Column]:
+    cases = _range_cases(rule)
+    failed = F.coalesce(reduce(or_, [condition for condition, _ in cases]), F.lit(False))
+    return df, failed, F.concat_ws(" ", _show(df.schema, rule.column), _cases(cases))
+
+
+def _probe_referential(
+    df: DataFrame, rule: ReferentialRule, slot: int, ref: DataFrame
+) -> tuple[DataFrame, Column, Column]:
+    key, found = f"__dq_ref_key_{slot}", f"__dq_ref_found_{slot}"
+    keys = ref.select(F.col(rule.ref_column).alias(key)).distinct().withColumn(found, F.lit(True))
+    joined = df.join(keys, F.col(rule.column) == F.col(key), "left").drop(key)
+    failed = F.col(rule.column).isNotNull() & F.col(found).isNull()
+    where = f"is not in {rule.ref_table}.{rule.ref_column}"
+    return joined, failed, F.concat_ws(" ", _show(df.schema, rule.column), F.lit(where))
+
+
+def _probe_unique(df: DataFrame, rule: UniqueRule, slot: int) -> tuple[DataFrame, Column, Column]:
+    count = f"__dq_key_rows_{slot}"
+    counted = df.withColumn(count, F.count(F.lit(1)).over(Window.partitionBy(*rule.columns)))
+    complete = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in rule.columns])
+    key = F.concat_ws(", ", *[_show(df.schema, c) for c in rule.columns])
+    reason = F.concat(key, F.lit(" appears "), F.col(count).cast("string"), F.lit(" times"))
+    return counted, complete & (F.col(count) > 1), reason
+
+
+def _probe_expression(df: DataFrame, rule: ExpressionRule) -> tuple[DataFrame, Column, Column]:
+    verdict = F.expr(rule.expr)
+    failed = F.coalesce(~verdict, F.lit(rule.null_fails))
+    outcome = F.when(verdict.isNull(), F.lit("is null")).otherwise(F.lit("is false"))
+    mentioned = [c for c in df.columns if re.search(rf"\b{re.escape(c)}\b", rule.expr)]
+    values = F.concat_ws(", ", *[_show(df.schema, c) for c in mentioned])
+    reason = F.concat_ws(" ", F.lit(f"`{rule.expr}`"), outcome, F.lit("for"), values)
+    return df, failed, reason if mentioned else F.concat_ws(" ", F.lit(f"`{rule.expr}`"), outcome)
+
+
+def _probe(
+    df: DataFrame, rule: _Rule, slot: int, refs: Mapping[str, DataFrame]
+) -> tuple[DataFrame, Column, Column]:
+    """Columns a row-level rule needs, its failure flag (never NULL) and its reason text."""
+    match rule:
+        case NotNullRule(columns=columns):
+            failed = reduce(or_, [F.col(c).isNull() for c in columns])
+            texts = [F.when(F.col(c).isNull(), F.lit(f"{c} is null")) for c in columns]
+            return df, failed, F.concat_ws(", ", *texts)
+        case RangeRule():
+            return _probe_range(df, rule)
+        case AllowedValuesRule(column=column, values=values):
+            failed = F.coalesce(~F.col(column).isin(values), F.lit(False))
+            allowed = ", ".join(_text(v) for v in values)
+            text = F.lit(f"is not one of the allowed values {allowed}")
+            return df, failed, F.concat_ws(" ", _show(df.schema, column), text)
+        case UniqueRule():
+            return _probe_unique(df, rule, slot)
+        case ReferentialRule():
+            return _probe_referential(df, rule, slot, refs[rule.ref_table])
+        case ExpressionRule():
+            return _probe_expression(df, rule)
+    raise TypeError(f"{type(rule).__name__} is not a row-level rule")
+
+
+def _is_row_level(rule: _Rule, refs: Mapping[str, DataFrame]) -> bool:
+    if isinstance(rule, ReferentialRule):
+        return rule.ref_table in refs
+    return not isinstance(rule, FreshnessRule | VolumeRule)
+
+
+def _attach_probes(
+    df: DataFrame, rules: RuleSet, refs: Mapping[str, DataFrame]
+) -> tuple[DataFrame, list[_Probe]]:
+    probes: list[_Probe] = []
+    flags: dict[str, Column] = {}
+    for slot, rule in enumerate(rules.rules):
+        if _is_row_level(rule, refs):
+            df, failed, reason = _probe(df, rule, slot, refs)
+            probes.append(_Probe(rule, f"__dq_fail_{slot}", reason))
+            flags[probes[-1].flag] = failed
+    return df.withColumns(flags), probes
+
+
+def _any(probes: list[_Probe]) -> Column:
+    return reduce(or_, [F.col(p.flag) for p in probes], F.lit(False))
+
+
+def _failed_ids(probes: list[_Probe]) -> list[Column]:
+    """Per rule: its id where the row failed it, else NULL."""
+    return [F.when(F.col(p.flag), F.lit(p.rule.id)) for p in probes]
+
+
+def _annotate(frame: DataFrame, probes: list[_Probe]) -> DataFrame:
+    """Add the row's fate, warnings, first quarantine rule id and joined reasons."""
+    quarantine, drop, warn = (
+        [p for p in probes if p.rule.action == action] for action in ("quarantine", "drop", "warn")
+    )
+    fate = F.when(_any(quarantine), "quarantine").when(_any(drop), "drop").otherwise("keep")
+    warned = _failed_ids(warn) or [F.lit(None).cast("string")]  # same type with no warn rule
+    warnings = F.array_compact(F.array(*warned))
+    reasons = [
+        F.when(F.col(p.flag), F.concat(p.reason, F.lit(f" (rule {p.rule.id})"))) for p in quarantine
+    ]
+    first_rule = F.coalesce(*_failed_ids(quarantine), F.lit(None).cast("string"))
+    return frame.withColumns(
+        {
+            _STATUS: fate,
+            WARNINGS: warnings,
+            RULE_ID: first_rule,
+            REASON: F.concat_ws("; ", *reasons),
+        }
+    )
+
+
+def _aggregations(rules: RuleSet, probes: list[_Probe]) -> list[Column]:
+    """Every count and extreme the results need, for a single pass over the data."""
+    status = F.col(_STATUS)
+    aggs = [
+        F.count(F.lit(1)).alias("rows"),
+        F.count_if(status == "drop").alias("dropped"),
+        F.count_if(status == "quarantine").alias("quarantined"),
+    ]
+    for p in probes:
+        aggs.append(F.count_if(F.col(p.flag)).alias(f"{p.flag}_rows"))
+        aggs.append(F.min(F.when(F.col(p.flag), p.reason)).alias(f"{p.flag}_example"))
+    for slot, rule in enumerate(rules.rules):
+        if isinstance(rule, FreshnessRule):
+            aggs.append(F.max(rule.column).alias(f"__dq_newest_{slot}"))
+    return aggs
+
+
+def _check_inputs(df: DataFrame, rules: RuleSet, refs: Mapping[str, DataFrame]) -> None:
+    """Fail early, naming the rule, when the data cannot be checked as declared."""
+    reserved = [c for c in df.columns if c in (WARNINGS, RULE_ID, REASON) or c.startswith("__dq_")]
+    if reserved:
+        raise ValueError(f"input already has quality columns {reserved}; drop them first")
+    for rule in rules.rules:
+        where = f"{rules.origin}: rule {rule.id!r}"
+        for column in rule.checked_columns:
+            if column not in df.columns:
+                raise ConfigError(
+                    f"{where}: column {column!r} is not in the data; columns are: "
+                    f"{', '.join(df.columns)}"
+                )
+        _check_rule_input(df, rule, refs, where)
+
+
+def _check_rule_input(
+    df: DataFrame, rule: _Rule, refs: Mapping[str, DataFrame], where: str
+) -> None:
+    if isinstance(rule, FreshnessRule):
+        kind = df.schema[rule.column].dataType
+        if not isinstance(kind, _TIME_TYPES):
+            raise ConfigError(f"{where}: freshness needs a date or timestamp column, not {kind}")
+    ref = refs.get(rule.ref_table) if isinstance(rule, ReferentialRule) else None
+    if isinstance(rule, ReferentialRule) and ref is not None and rule.ref_column not in ref.columns:
+        raise ConfigError(f"{where}: {rule.ref_table} has no column {rule.ref_column!r}")
+    if isinstance(rule, ExpressionRule):
+        try:
+            kind = df.select(F.expr(rule.expr)).schema[0].dataType
+        except AnalysisException as exc:
+            problem = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"{where}: expr {rule.expr!r} is not valid here: {problem}") from None
+        if not isinstance(kind, T.BooleanType):
+            raise ConfigError(f"{where}: expr {rule.expr!r} must be boolean, it gives {kind}")
+
+
+def _row_result(rule: _Rule, probe: _Probe, totals: Row) -> RuleResult:
+    rows, failed = totals["rows"], totals[f"{probe.flag}_rows"]
+    if failed == 0:
+        message = f"all {rows} rows pass"
+    else:
+        example = totals[f"{probe.flag}_example"]
+        message = f"{failed} of {rows} rows failed ({_CONSEQUENCE[rule.action]}), e.g. {example}"
+    return RuleResult(rule.id, rule.check, rule.action, rows, failed, failed == 0, message)
+
+
+def _freshness_result(rule: FreshnessRule, newest: object, rows: int, day: dt.date) -> RuleResult:
+    if newest is None:
+        message = f"no non-null {rule.column} value, so nothing shows the data is fresh"
+        return RuleResult(rule.id, rule.check, rule.action, rows, 0, False, message)
+    newest_day = newest.date() if isinstance(newest, dt.datetime) else newest
+    assert isinstance(newest_day, dt.date)
+    age = (day - newest_day).days
+    passed = age <= rule.max_age_days
+    message = (
+        f"newest {rule.column} is {_text(newest)}, {age} days before {day.isoformat()}; "
+        f"{'within' if passed else 'over'} the limit of {rule.max_age_days} days"
+    )
+    return RuleResult(rule.id, rule.check, rule.action, rows, 0, passed, message)
+
+
+def _volume_result(
+    rule: VolumeRule, rows: int, history: Sequence[int], days: Sequence[int] | None = None
+) -> RuleResult:
+    """With `days` (the run's rows per delivery day, in order), each day is judged against
+    the days before it, as a run per day would be (a run of one day too: the same counts
+    whatever the grouping of days into runs); the run fails when any day fails."""
+    if days is None:
+        return _volume_day(rule, rows, history)
+    results = [_volume_day(rule, n, [*history, *days[:i]]) for i, n in enumerate(days)]
+    if len(results) == 1:
+        (day,) = results
+        return RuleResult(rule.id, rule.check, rule.action, rows, 0, day.passed, day.message)
+    failed = [(i, r) for i, r in enumerate(results) if not r.passed]
+    message = (
+        f"day {failed[0][0] + 1} of {len(days)}: {failed[0][1].message}"
+        if failed
+        else f"each of {len(days)} days within bounds ({rows} rows)"
+    )
+    return RuleResult(rule.id, rule.check, rule.action, rows, 0, not failed, message)
+
+
+def _volume_day(rule: VolumeRule, rows: int, history: Sequence[int]) -> RuleResult:
+    recent = list(history)[-rule.trailing_runs :]
+    if not recent:
+        message = f"no history yet: {rows} rows this run"
+        return RuleResult(rule.id, rule.check, rule.action, rows, 0, True, message)
+    average = sum(recent) / len(recent)
+    ratio = rows / average if average else (math.inf if rows else 1.0)
+    upper = math.inf if rule.max_ratio is None else rule.max_ratio
+    passed = rule.min_ratio <= ratio <= upper
+    message = (
+        f"{rows} rows is {ratio:.2f}x the average {average:.1f} of the last {len(recent)} runs; "
+        f"expected {rule.min_ratio}x to {upper}x"
+    )
+    return RuleResult(rule.id, rule.check, rule.action, rows, 0, passed, message)
+
+
+def _result(
+    rule: _Rule,
+    slot: int,
+    totals: Row,
+    probes: Mapping[str, _Probe],
+    logical_date: dt.date,
+    volume_history: Sequence[int],
+    volume_days: Sequence[int] | None = None,
+) -> RuleResult:
+    if rule.id in probes:
+        return _row_result(rule, probes[rule.id], totals)
+    if isinstance(rule, FreshnessRule):
+        newest = totals[f"__dq_newest_{slot}"]
+        return _freshness_result(rule, newest, totals["rows"], logical_date)
+    if isinstance(rule, VolumeRule):
+        return _volume_result(rule, totals["rows"], volume_history, volume_days)
+    assert isinstance(rule, ReferentialRule)
+    message = (
+        f"not checked: reference table {rule.ref_table} was not supplied; "
+        f"pass refs={{{rule.ref_table!r}: <DataFrame>}} to evaluate()"
+    )
+    return RuleResult(rule.id, rule.check, rule.action, 0, 0, False, message)
+
+
+def evaluate(
+    df: DataFrame,
+    rules: RuleSet,
+    *,
+    logical_date: dt.date,
+    refs: Mapping[str, DataFrame] | None = None,
+    volume_history: Sequence[int] = (),
+    volume_days: Sequence[int] | None = None,
+) -> QualityOutcome:
+    """Apply `rules` to `df` with one Spark job; the outcome holds a cache the caller releases.
+
+    `refs` maps a `ref_table` name to its DataFrame; `volume_history` holds the row counts of
+    previous runs (or days), oldest first; `volume_days` the rows per delivery day of a run
+    over several days, so that each day is judged as a run of that day alone. The returned
+    `QualityOutcome` keeps the annotated rows persisted (memory and disk) so that writing
+    `kept` and `quarantined` reads them once; call `outcome.release()` (or use
+    `with outcome:`) after writing both.
+    """
+    refs = refs or {}
+    _check_inputs(df, rules, refs)
+    frame, probes = _attach_probes(df, rules, refs)
+    annotated = _annotate(frame, probes).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        totals = annotated.agg(*_aggregations(rules, probes)).first()
+    except BaseException:
+        annotated.unpersist()
+        raise
+    assert totals is not None
+    by_id = {p.rule.id: p for p in probes}
+    results = [
+        _result(rule, slot, totals, by_id, logical_date, volume_history, volume_days)
+        for slot, rule in enumerate(rules.rules)
+    ]
+    status = F.col(_STATUS)
+    return QualityOutcome(
+        kept=annotated.filter(status == "keep").select(*df.columns, WARNINGS),
+        quarantined=annotated.filter(status == "quarantine").select(*df.columns, RULE_ID, REASON),
+        dropped_count=totals["dropped"],
+        results=results,
+        rows_in=totals["rows"],
+        quarantined_count=totals["quarantined"],
+        _persisted=annotated,
+    )
+
+
+def results_rows(
+    outcome: QualityOutcome,
+    *,
+    table: str,
+    run_id: str,
+    logical_date: dt.date,
+    evaluated_at: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for the `_dq` system table, one per rule result (`evaluated_at` defaults to now)."""
+    at = evaluated_at or dt.datetime.now(dt.UTC)
+    return [
+        {
+            "run_id": run_id,
+            "logical_date": logical_date,
+            "table_name": table,
+            "rule_id": r.rule_id,
+            "check": r.check,
+            "action": r.action,
+            "rows_checked": r.rows_checked,
+            "rows_failed": r.rows_failed,
+            "passed": r.passed,
+            "message": r.message,
+            "evaluated_at": at,
+        }
+        for r in outcome.results
+    ]

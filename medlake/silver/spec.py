@@ -1,0 +1,361 @@
+"""Silver conformance specs (`conf/silver/<entity>.yaml`): canonical columns and their rules.
+
+One spec per entity says which bronze table feeds it, the business key, how each canonical
+column is typed and what happens when it is missing, which columns carry codes, units,
+money or master-data references, and how rows are flagged as anomalies. The silver table
+and its quarantine table are derived from the spec, so the model is declared once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from medlake.config import ConfigError, format_validation_error, read_yaml
+from medlake.tables import ColumnSpec, Registry, TableSpec
+
+SourceType = Literal["string", "int", "decimal", "date", "datetime", "bool"]
+Missing = Literal["keep", "reject", "flag", "impute"]
+DECIMAL = "decimal(18,6)"
+_SPARK_TYPE = {
+    "string": "string",
+    "int": "int",
+    "decimal": DECIMAL,
+    "date": "date",
+    "datetime": "timestamp",
+    "bool": "boolean",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: SourceType
+    description: str = Field(min_length=1)
+    missing: Missing = "keep"
+    impute: str | None = Field(default=None, description="value used when missing: impute")
+    impute_method: str | None = Field(default=None, description="how the value was chosen")
+    code: str | None = Field(default=None, description="code domain mapped by conf/sources codes")
+    lookup: Literal["supplier", "material"] | None = None
+    unit_of: list[str] = Field(default_factory=list, description="quantities in this unit")
+    price_per: list[str] = Field(default_factory=list, description="prices per this unit")
+    unit: str | None = None
+    classification: str = "internal"
+
+    @model_validator(mode="after")
+    def _impute_needs_value(self) -> Column:
+        if self.missing == "impute" and (self.impute is None or not self.impute_method):
+            raise ValueError("missing: impute needs `impute` (the value) and `impute_method`")
+        return self
+
+    @property
+    def is_unit(self) -> bool:
+        """A unit of measure: mapped to the canonical unit (`units` in conf/sources), its
+        quantities and prices converted. `unit_of: []` marks a unit with nothing to convert."""
+        return "unit_of" in self.model_fields_set or bool(self.unit_of or self.price_per)
+
+    @property
+    def group_id_column(self) -> str:
+        return f"{self.name.removesuffix('_code')}_group_id"
+
+
+class Money(_Strict):
+    currency: str = Field(description="currency column, or `plant` for the plant's currency")
+    fx_date: str = Field(description="date column whose FX rate converts the amounts")
+    amounts: list[str] = Field(min_length=1)
+
+
+class Anomaly(_Strict):
+    column: str
+    by: list[str] = Field(default_factory=list)
+    method: Literal["robust_z"] = "robust_z"
+    threshold: float = Field(gt=0)
+
+
+class CrossCheck(_Strict):
+    """Flag rows that disagree with a related silver table (the row is kept)."""
+
+    flag: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    ref: str = Field(description="silver entity to compare with")
+    keys: dict[str, str] = Field(min_length=1, description="this column -> ref column")
+    expr: str = Field(description="Spark SQL that is true when the row disagrees; ref_<col>")
+
+
+class EntitySpec(_Strict):
+    """How one source entity becomes the canonical `silver.<entity>` table."""
+
+    entity: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: str
+    description: str
+    owner: str
+    keys: list[str] = Field(min_length=1)
+    sequence: str | None = None
+    partition_date: str | None = None
+    money: Money | None = None
+    anomalies: list[Anomaly] = Field(default_factory=list)
+    cross_checks: list[CrossCheck] = Field(default_factory=list)
+    columns: list[Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> EntitySpec:
+        names = {c.name for c in self.columns}
+        refs = [*self.keys, *([self.sequence] if self.sequence else [])]
+        refs += [self.partition_date] if self.partition_date else []
+        refs += [a.column for a in self.anomalies] + [b for a in self.anomalies for b in a.by]
+        for c in self.columns:
+            refs += c.unit_of + c.price_per
+        if self.money:
+            refs += [self.money.fx_date, *self.money.amounts]
+            refs += [self.money.currency] if self.money.currency != "plant" else []
+        unknown = sorted({r for r in refs if r not in names})
+        if unknown:
+            raise ValueError(f"names columns that are not declared: {', '.join(unknown)}")
+        return self
+
+    @property
+    def table(self) -> str:
+        return f"silver.{self.entity}"
+
+    @property
+    def quarantine_table(self) -> str:
+        return f"silver.{self.entity}__quarantine"
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def snapshot(self) -> bool:
+        return self.partition_date is None
+
+    def output_columns(self) -> list[ColumnSpec]:
+        """The canonical table's columns, in order (see docs/data-dictionary.md)."""
+        out = [_col("plant_id", "string", "Group plant id", "public", nullable=False)]
+        if self.partition_date:
+            out.append(
+                _col(
+                    "partition_month",
+                    "string",
+                    f"Month (yyyy-MM) of {self.partition_date}: the partition",
+                    "public",
+                    False,
+                )
+            )
+        quantities = {q for c in self.columns for q in c.unit_of}
+        prices = {p for c in self.columns for p in c.price_per}
+        amounts = set(self.money.amounts) if self.money else set()
+        for c in self.columns:
+            out += _outputs(c, c.name in self.keys, c.name in quantities, c.name in prices)
+            if c.name in amounts:
+                out.append(
+                    _col(
+                        f"{c.name}_group",
+                        DECIMAL,
+                        f"{c.description}, in group currency",
+                        c.classification,
+                        unit="group currency",
+                    )
+                )
+        if self.money:
+            if self.money.currency == "plant":
+                out.append(
+                    _col(
+                        "currency", "string", "ISO currency of the amounts (the plant's)", "public"
+                    )
+                )
+            out.append(
+                _col(
+                    "fx_rate_to_group",
+                    "decimal(18,8)",
+                    f"Group currency per unit of currency, on {self.money.fx_date}",
+                    "public",
+                )
+            )
+        out += [
+            _col(
+                "_seq",
+                "bigint",
+                "Order of versions: record version, delivery date, file version",
+                "public",
+                False,
+            ),
+            _col(
+                "_flags",
+                "array<string>",
+                "Anomaly, imputation and master-data flags (the row is kept)",
+                "public",
+            ),
+            _col(
+                "_dq_warnings",
+                "array<string>",
+                "Quality rules with action warn that the row failed",
+                "public",
+            ),
+            _col("_delivery_date", "date", "Delivery the row came from", "public", False),
+            _col(
+                "_source_file",
+                "string",
+                "File the row came from (landing-relative path)",
+                "public",
+                False,
+            ),
+            _col("_file_row", "int", "Row number in that file", "public", False),
+            _col("_run_id", "string", "Run that wrote the row", "public", False),
+        ]
+        return out
+
+    def table_spec(self) -> TableSpec:
+        # `partition_month` partitions but is not part of the key: a correction that moves a row's
+        # date to another month replaces the stored row there (TableIO.upsert)
+        keys = ["plant_id", *self.keys]
+        return TableSpec(
+            name=self.table,
+            layer="silver",
+            description=self.description,
+            owner=self.owner,
+            columns=self.output_columns(),
+            partition_by=["plant_id", *(["partition_month"] if self.partition_date else [])],
+            business_keys=keys,
+            sequence_column="_seq",
+        )
+
+    def quarantine_spec(self) -> TableSpec:
+        return TableSpec(
+            name=self.quarantine_table,
+            layer="silver",
+            description=f"Rows of {self.source} kept out of {self.table}, with the rule and reason",
+            owner=self.owner,
+            partition_by=["plant_id", "delivery_month"],
+            columns=[
+                _col("plant_id", "string", "Group plant id", "public", False),
+                _col("_delivery_date", "date", "Delivery the row came from", "public", False),
+                _col(
+                    "delivery_month",
+                    "string",
+                    "Month (yyyy-MM) of _delivery_date: the partition",
+                    "public",
+                    False,
+                ),
+                _col("_source_file", "string", "File the row came from", "public", False),
+                _col("_file_row", "int", "Row number in that file", "public", False),
+                _col(
+                    "record",
+                    "map<string,string>",
+                    "The row's canonical columns as delivered text",
+                    "confidential",
+                ),
+                _col(
+                    "rule_id",
+                    "string",
+                    "Rule that kept the row out (conformance or a quality rule id)",
+                    "public",
+                    False,
+                ),
+                _col("reason", "string", "Why, naming the column and value", "confidential", False),
+                _col("_run_id", "string", "Run that quarantined the row", "public", False),
+            ],
+        )
+
+
+def _col(
+    name: str,
+    type_: str,
+    description: str,
+    classification: str = "internal",
+    nullable: bool = True,
+    unit: str | None = None,
+) -> ColumnSpec:
+    return ColumnSpec(
+        name=name,
+        type=type_,
+        description=description,
+        classification=classification,
+        nullable=nullable,
+        unit=unit,
+    )
+
+
+def _outputs(c: Column, key: bool, quantity: bool, price: bool) -> list[ColumnSpec]:
+    nullable = not key and c.missing != "reject"
+    kind = _SPARK_TYPE[c.type]
+    if c.type == "datetime":
+        return [
+            _col(c.name, "timestamp", f"{c.description} (UTC)", c.classification, nullable),
+            _col(
+                f"{c.name}_local_date",
+                "date",
+                f"{c.description}: plant-local date",
+                c.classification,
+                nullable,
+            ),
+        ]
+    if c.code:
+        return [
+            _col(
+                c.name,
+                "string",
+                f"{c.description} (group code, domain {c.code})",
+                c.classification,
+                nullable,
+            ),
+            _col(
+                f"{c.name}_local",
+                "string",
+                f"{c.description} as the plant codes it",
+                c.classification,
+            ),
+        ]
+    if c.is_unit:
+        return [
+            _col(c.name, "string", f"{c.description}: canonical unit", c.classification, nullable),
+            _col(f"{c.name}_source", "string", "Unit as delivered", c.classification),
+        ]
+    if quantity or price:
+        what = "in the canonical unit" if quantity else "per canonical unit"
+        return [
+            _col(c.name, kind, f"{c.description}, {what}", c.classification, nullable, unit=c.unit),
+            _col(f"{c.name}_source", kind, f"{c.description}, as delivered", c.classification),
+        ]
+    out = [_col(c.name, kind, c.description, c.classification, nullable, unit=c.unit)]
+    if c.lookup:
+        out.append(
+            _col(
+                c.group_id_column,
+                "string",
+                f"Group {c.lookup} id of {c.name} (master-data match)",
+                "public",
+            )
+        )
+    return out
+
+
+def load_specs(folder: Path) -> dict[str, EntitySpec]:
+    """Every entity spec in `folder`, keyed by entity name (sorted)."""
+    specs: dict[str, EntitySpec] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        data: dict[str, Any] = read_yaml(path)
+        try:
+            spec = EntitySpec.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+        if path.stem != spec.entity:
+            raise ConfigError(f"{path}: entity {spec.entity!r} must match the file name")
+        specs[spec.entity] = spec
+    if not specs:
+        raise ConfigError(f"{folder}: no silver entity specs (*.yaml) found")
+    return specs
+
+
+def full_registry(conf_dir: Path) -> Registry:
+    """`conf/tables` plus the silver tables and quarantines derived from `conf/silver`."""
+    declared = Registry.load(conf_dir / "tables")
+    derived = []
+    silver_dir = conf_dir / "silver"
+    if silver_dir.is_dir():
+        for spec in load_specs(silver_dir).values():
+            derived += [spec.table_spec(), spec.quarantine_spec()]
+    return Registry([*declared, *derived])
