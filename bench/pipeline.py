@@ -38,7 +38,7 @@ CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
 from medlake.config import load_settings
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 from medlake.jobs import ingest, silver
 root, days, start = Path(sys.argv[1]), int(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 history = [start + dt.timedelta(days=i) for i in range(days)]

@@ -116,7 +116,7 @@ LAKE_CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
 from medlake.config import DEFAULT_CONF_DIR, load_settings
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 root, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, days = dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4])
 dates = [start + dt.timedelta(days=i) for i in range(days)]

@@ -156,7 +156,7 @@ class LakehouseJob(SparkSubmitOperator):
 
     def _execute_shared(self) -> None:
         from medlake import jobserver
-        from medlake.jobs import run_argv
+        from medlake.cli import run_argv
 
         env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
         argv = run_argv(self.job, list(self.application_args or []))

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from medlake.config import DEFAULT_CONF_DIR
-from medlake.silver.spec import full_registry
+from medlake.entities import full_registry
 from medlake.tables import Registry, TableSpec
 
 if TYPE_CHECKING:

@@ -261,6 +261,7 @@ class LineageRecorder:
         self._clock = clock
         self._sources: dict[tuple[SourceKind, str], Source] = {}
         self._targets: dict[tuple[str, int], Target] = {}
+        self.ended = False  # COMPLETE or FAIL sent
 
     # recording
 
@@ -332,10 +333,12 @@ class LineageRecorder:
     def complete(self) -> None:
         """Emit the COMPLETE event with every source and target recorded."""
         self.emitter.emit(self.event("COMPLETE"))
+        self.ended = True
 
     def fail(self, error: str, stack_trace: str | None = None) -> None:
         """Emit the FAIL event, carrying `error` in the errorMessage run facet."""
         self.emitter.emit(self.event("FAIL", error=error, stack_trace=stack_trace))
+        self.ended = True
 
     def event(
         self, event_type: EventType, *, error: str | None = None, stack_trace: str | None = None

@@ -18,9 +18,9 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from medlake.jobs import JobContext
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
+from medlake.runtime import JobContext
 from medlake_simulator.generate import generate
 from tests.silver.jobs import job_context
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import getpass
 import hashlib
@@ -10,14 +9,15 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from medlake.argtypes import non_negative_int
 from medlake.config import Settings
 from medlake.io.arrow import ArrowTable, Snapshot, to_rows
+from medlake.io.commit import CommitContext
 from medlake.io.errors import SchemaMismatchError, TableConflictError, TableIOError
+from medlake.io.result import WriteResult
 from medlake.tables import Registry
 
 TABLE = "_audit"
@@ -256,6 +256,26 @@ def _order(event: Mapping[str, Any]) -> tuple[int, bool, str, str]:
     return (position, altered, str(event.get("event_time")), str(event.get("event_id")))
 
 
+def write_auditor(trail: AuditTrail) -> Callable[[str, WriteResult, CommitContext], None]:
+    """The `on_write` hook of a `TableIO` that records every committed write in `trail`."""
+
+    def audit(name: str, result: WriteResult, commit: CommitContext) -> None:
+        trail.record(
+            AuditEvent(
+                action="write",
+                table_name=name,
+                table_version=result.version,
+                row_count=result.rows_written,
+                job=commit.job,
+                run_id=commit.run_id,
+                logical_date=commit.logical_date,
+                details={"operation": result.operation, "files_added": result.files_added},
+            )
+        )
+
+    return audit
+
+
 class AuditTrail:
     """The `_audit` table as an append-only, hash-chained trail (21 CFR Part 11 style).
 
@@ -434,105 +454,3 @@ class AuditTrail:
                 ),
             )
         return None
-
-
-# --------------------------------------------------------------------- command line
-
-
-def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event."""
-    trail = AuditTrail(settings)
-    try:
-        result = trail.verify()
-    except AuditTrailError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if result.ok:
-        head = f"; head hash {result.head_hash}" if result.head_hash else ""
-        print(f"audit trail intact: {result.checked} events at {trail.location}{head}")
-        return 0
-    print(
-        f"error: audit trail at {trail.location} is broken ({result.checked} events read): "
-        f"{result.reason}",
-        file=sys.stderr,
-    )
-    return 1
-
-
-def cmd_audit_show(args: argparse.Namespace, settings: Settings) -> int:
-    """`lakehouse audit show`: the newest events, optionally of one table."""
-    trail = AuditTrail(settings)
-    try:
-        events = trail.events()
-    except AuditTrailError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.table:
-        events = [e for e in events if e.get("table_name") == args.table]
-    if args.last:
-        events = events[-args.last :]
-    if args.json:
-        print(json.dumps(events, indent=2, default=str, ensure_ascii=False))
-        return 0
-    if not events:
-        which = f" for {args.table}" if args.table else ""
-        print(f"no audit events{which} at {trail.location}")
-        return 0
-    header = ("SEQ", "TIME (UTC)", "PRINCIPAL", "ROLE", "ACTION", "TABLE", "VERSION", "ROWS")
-    rows = [header]
-    for e in events:
-        time = e.get("event_time")
-        rows.append(
-            (
-                str(e.get("seq")),
-                f"{time:%Y-%m-%d %H:%M:%S}" if isinstance(time, dt.datetime) else "-",
-                str(e.get("principal") or "-"),
-                str(e.get("role") or "-"),
-                str(e.get("action")),
-                str(e.get("table_name")),
-                "-" if e.get("table_version") is None else str(e["table_version"]),
-                "-" if e.get("row_count") is None else str(e["row_count"]),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for row, event in zip(rows, [None, *events], strict=True):
-        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        purpose = "PURPOSE" if event is None else (event.get("purpose") or "-")
-        print(f"{line}  {purpose}")
-    return 0
-
-
-def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `audit verify` and `audit show` to the `lakehouse` command."""
-    audit = sub.add_parser(
-        "audit",
-        help="verify and show the tamper-evident audit trail (_audit)",
-        description="The audit trail records governed reads, re-identifications, erasures "
-        "and writes as a hash chain in the _audit table; any change, removal or reordering "
-        "of an event breaks the chain.",
-    )
-    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = asub.add_parser(
-        "verify",
-        help="check the hash chain; exit 1 naming the first bad event",
-        description="Read every event, recompute its hash and check that seq is contiguous "
-        "from 0, that each event links to the previous one and that times never go back. "
-        "Exit 0 when intact (printing the head hash, worth keeping elsewhere), 1 with the "
-        "first bad event's seq, id and what is wrong.",
-    )
-    p.set_defaults(func=cmd_audit_verify)
-    p = asub.add_parser(
-        "show",
-        help="print the newest audit events",
-        description="Print the newest audit events in chain order, optionally of one table.",
-    )
-    p.add_argument(
-        "--last",
-        type=non_negative_int,
-        default=20,
-        metavar="N",
-        help="the newest N events (default 20; 0 for all)",
-    )
-    p.add_argument("--table", metavar="T", help="only events on registered table T")
-    p.add_argument("--json", action="store_true", help="print the events as JSON")
-    p.set_defaults(func=cmd_audit_show)

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import csv
 import difflib
-import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 
-from medlake.argtypes import positive_int
 from medlake.config import Settings, load_settings
 from medlake.governance.access import (
-    AccessDenied,
     AccessPolicy,
     ReadPlan,
-    UnknownRoleError,
     load_access,
     load_plants,
 )
@@ -30,7 +22,6 @@ from medlake.io import TableIO, TableNotFoundError
 from medlake.sources import PlantInfo
 from medlake.tables import Registry
 
-EXIT_DENIED = 2
 VIEW_PREFIX = "governed__"
 MAX_QUERY_IN_AUDIT = 4000
 Via = Literal["table", "sql", "query"]
@@ -148,7 +139,7 @@ class Lakehouse:
     ) -> Lakehouse:
         """Load the policy, registry and plants from `settings.conf_dir` and check the role
         before any Spark session is started."""
-        from medlake.silver.spec import full_registry
+        from medlake.entities import full_registry
 
         settings = settings or load_settings()
         policy = load_access(settings.conf_dir)
@@ -407,61 +398,3 @@ def rewrite_tables(query: str, views: Mapping[str, str]) -> str:
             i += 1
         previous = "word"
     return "".join(out)
-
-
-# --------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register `lakehouse query "SQL" --role R [--purpose TEXT] [--limit N] [--format F]`."""
-    p = subparsers.add_parser(
-        "query",
-        help="run a SQL query over the lakehouse as a role (governed, audited)",
-        description="Run a SELECT over registered tables (e.g. silver.complaints) as one role "
-        "of conf/governance/access.yaml: rows outside the role's plants are filtered, columns "
-        "masked or left out by class, and the read is written to the audit trail with the "
-        "number of rows returned. Exit 2 when the role may not read a table.",
-    )
-    p.add_argument("sql", help='the query, e.g. "SELECT * FROM silver.complaints"')
-    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
-    p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
-    p.add_argument(
-        "--limit", type=positive_int, default=1000, help="return at most N rows (default 1000)"
-    )
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.set_defaults(func=cmd_query)
-
-
-def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
-        result = lakehouse.fetch(args.sql, limit=args.limit)
-    except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DENIED
-    except AnalysisException as exc:
-        print(f"error: {_first_line(exc)}", file=sys.stderr)
-        return EXIT_DENIED
-    print_result(result, args.format, limit=args.limit)
-    return 0
-
-
-def print_result(result: QueryResult, fmt: str, *, limit: int | None = None) -> None:
-    """Write rows to stdout as an aligned table, CSV or a JSON list of objects."""
-    records = [row.asDict(recursive=True) for row in result.rows]
-    if fmt == "json":
-        print(json.dumps(records, indent=2, default=str, ensure_ascii=False))
-        return
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(result.columns)
-        for row in result.rows:
-            writer.writerow(["" if v is None else v for v in row])
-        return
-    cells = [list(result.columns)]
-    cells += [["NULL" if v is None else str(v) for v in row] for row in result.rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(result.columns))]
-    for line in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-    more = " (the limit; --limit N returns more)" if limit and len(result.rows) == limit else ""
-    print(f"({len(result.rows)} rows{more})")

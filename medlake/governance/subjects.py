@@ -11,11 +11,10 @@ and both append an audit event whether they succeed or are refused.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from dataclasses import dataclass
 
-from medlake.config import ConfigError, Settings
+from medlake.config import Settings
 from medlake.governance.classes import load_classes, vault_table
 from medlake.governance.operators import TOKEN
 from medlake.governance.vault import ERASURES
@@ -121,23 +120,24 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
     """Remove the subject from its vault for good; returns the vault rows removed."""
     from pyspark.sql import functions as F
 
-    from medlake.io import CommitContext
-    from medlake.jobs import JobContext, new_run_id
+    from medlake.entities import full_registry
+    from medlake.governance.audit import AuditTrail, current_principal, write_auditor
+    from medlake.io import CommitContext, TableIO
+    from medlake.io.commit import new_run_id
+    from medlake.spark import build_spark
 
     jurisdiction = _permitted(settings, role, "erase", token, purpose)
-    from medlake.governance.audit import current_principal
-
     name = vault_table(jurisdiction)
-    ctx = JobContext(
-        settings=settings, job="erase", dates=[dt.date.today()], run_id=new_run_id("erase")
-    )
-    commit = CommitContext(job="erase", run_id=ctx.run_id, logical_date=ctx.logical_date)
-    io = ctx.io
+    registry = full_registry(settings.conf_dir)
+    spark = build_spark(settings, app_name="medlake-erase")
+    io = TableIO(spark, settings, registry, on_write=write_auditor(AuditTrail(settings, registry)))
+    stamp = dt.datetime.now(dt.UTC)
+    commit = CommitContext(job="erase", run_id=new_run_id("erase"), logical_date=stamp.date())
     # Recorded first: from here on no silver run vaults the subject again, even if the
     # removal below is interrupted (running erase again finishes it).
-    erased = ctx.spark.createDataFrame(
-        [(token, jurisdiction, dt.datetime.now(dt.UTC), current_principal(), purpose)],
-        ctx.registry.get(ERASURES).spark_schema,
+    erased = spark.createDataFrame(
+        [(token, jurisdiction, stamp, current_principal(), purpose)],
+        registry.get(ERASURES).spark_schema,
     )
     io.append(ERASURES, erased, ctx=commit)
     removed = 0
@@ -149,42 +149,3 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
             io.vacuum(name, retention_hours=0, ctx=commit)
     _audit(settings, "erase", name, role, purpose, row_count=removed, details={"token": token})
     return removed
-
-
-def add_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "reidentify",
-        help="print the clear value behind a pseudonym (permitted roles only; audited)",
-    )
-    p.add_argument("--token", required=True)
-    p.add_argument("--role", required=True)
-    p.add_argument("--purpose", required=True, help="why, e.g. a recall or ticket number")
-    p.set_defaults(func=cmd_reidentify)
-    p = sub.add_parser(
-        "erase", help="remove a data subject from its vault for good (permitted roles; audited)"
-    )
-    p.add_argument("--subject", required=True, metavar="TOKEN")
-    p.add_argument("--role", required=True)
-    p.add_argument("--purpose", required=True, help="e.g. the data-subject request number")
-    p.set_defaults(func=cmd_erase)
-
-
-def cmd_reidentify(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        subject = reidentify(settings, role=args.role, token=args.token, purpose=args.purpose)
-    except NotPermittedError as exc:
-        raise ConfigError(str(exc)) from None
-    if subject.value is None:
-        print(f"{subject.token}: not in the {subject.jurisdiction} vault (never vaulted or erased)")
-        return 1
-    print(f"{subject.token} ({subject.entity_type}, {subject.jurisdiction}): {subject.value}")
-    return 0
-
-
-def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        removed = erase(settings, role=args.role, token=args.subject, purpose=args.purpose)
-    except NotPermittedError as exc:
-        raise ConfigError(str(exc)) from None
-    print(f"{args.subject}: {removed} vault row(s) erased; the token stays, unlinkable")
-    return 0

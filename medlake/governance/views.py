@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from medlake.config import Settings
 from medlake.governance.access import ACCESS_FILE, AccessDenied, AccessPolicy, ReadPlan
 from medlake.sources import PlantInfo
 from medlake.tables import Registry
@@ -95,38 +91,3 @@ def render_views(
             statement.sql,
         ]
     return "\n".join(lines) + "\n"
-
-
-def add_cli(governance_subparsers: Any) -> None:
-    """Register `lakehouse governance views [--role R] [--out DIR]`."""
-    p = governance_subparsers.add_parser(
-        "views",
-        help="write per-role SQL views for BI tools",
-        description="Write one SQL script per role (<out>/<role>.sql) creating schema <role> "
-        "with a view per table the role may read: the same columns, masks and row filters as "
-        "the governed reads, compiled from conf/governance/access.yaml.",
-    )
-    p.add_argument("--role", help="only this role (default: every role)")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    p.set_defaults(func=cmd_views)
-
-
-def cmd_views(args: argparse.Namespace, settings: Settings) -> int:
-    from medlake.governance.access import load_access, load_plants
-    from medlake.silver.spec import full_registry
-
-    policy = load_access(settings.conf_dir)
-    registry = full_registry(settings.conf_dir)
-    plants = load_plants(settings.conf_dir)
-    policy.check(registry, plants)
-    roles = [args.role] if args.role else sorted(policy.roles)
-    for role in roles:
-        policy.role(role)  # an unknown role fails before anything is written
-    out = Path(settings.resolve(args.out))
-    out.mkdir(parents=True, exist_ok=True)
-    for role in roles:
-        path = out / f"{role}.sql"
-        path.write_text(render_views(policy, registry, plants, role), encoding="utf-8")
-        count = len(view_statements(policy, registry, plants, role))
-        print(f"{role}: {count} views -> {path}")
-    return 0

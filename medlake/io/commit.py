@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import os
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,12 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return package
     return f"{package}+g{described}" if described else package
+
+
+def new_run_id(job: str) -> str:
+    """A run id for a run no scheduler named: `manual__<UTC time>__<job>__<6 hex>`."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"manual__{stamp}__{job}__{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True, kw_only=True)

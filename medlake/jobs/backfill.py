@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 
 log = logging.getLogger("medlake.backfill")
 
@@ -249,6 +249,6 @@ def _brief(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/backfill.py --date D1 --to D2 [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("backfill")

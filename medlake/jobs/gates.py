@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -87,6 +87,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/gates.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("gates")

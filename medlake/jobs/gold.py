@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -43,9 +43,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     first = min(ctx.dates) - dt.timedelta(days=pano_conf.settle_days)
     months = months_between(first, as_of)
 
-    recorder = ctx.lineage()
-    recorder.start()
-    try:
+    with lineage_run(ctx) as recorder:
         names = sorted({*gold_facts.inputs_of(SUPPLY_FACTS), "silver.suppliers", *COST_INPUTS})
         tables, versions = _read_pinned(ctx, names)
         fctx = gold_facts.FactContext(
@@ -74,14 +72,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
         for df in facts.values():
             df.unpersist()
         _lineage(ctx, versions, written)
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    for table, version in sorted(versions.items()):
-        recorder.read_table(table, version)
-    for table, version in sorted(written.items()):
-        recorder.wrote(table, version)
-    recorder.complete()
+        for table, version in sorted(versions.items()):
+            recorder.read_table(table, version)
+        for table, version in sorted(written.items()):
+            recorder.wrote(table, version)
     return {
         "run_id": ctx.run_id,
         "as_of_date": as_of,
@@ -189,6 +183,6 @@ def _lineage(ctx: JobContext, read: dict[str, int], written: dict[str, int]) -> 
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/gold.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("gold")

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from medlake.jobs import JobContext
 from medlake.lineage import LineageRecorder
+from medlake.runtime import JobContext, lineage_run
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
     from medlake.bronze.ingest import ingest
 
-    recorder = ctx.lineage()
-    recorder.start()
-    try:
+    with lineage_run(ctx) as recorder:
         result = ingest(
             ctx.io, ctx.sources, ctx.landing, ctx.dates, run_id=ctx.run_id, force=ctx.force
         )
         _record_lineage(ctx, recorder, result.manifest, result.versions)
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    recorder.complete()
     return {
         "run_id": ctx.run_id,
         "files_ingested": result.count("ingested"),
@@ -61,6 +55,6 @@ def _record_lineage(
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/ingest.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("ingest")

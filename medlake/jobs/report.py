@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
 from medlake.jobs.gates import latest, latest_results
+from medlake.runtime import JobContext
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -324,6 +324,6 @@ def _audit(ctx: JobContext) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/report.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("report")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -39,6 +39,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/scan.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("scan")

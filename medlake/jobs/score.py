@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext, lineage_run
 
 TABLE = "gold.late_delivery_predictions"
 
@@ -39,14 +39,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     model = registry.load_model(champion, spark=ctx.spark)
     versions = input_versions(ctx)
     frames = read_inputs(ctx, versions)
-    recorder = ctx.lineage()
     edges = ctx.edges()
     for table, version in versions.items():
-        recorder.read_table(table, version)
         edges.read_table(table, version)
-    recorder.start()
     written: dict[str, int] = {}
-    try:
+    with lineage_run(ctx, reads=versions) as recorder:
         features = ld.add_features(
             ld.order_lines(*(frames[t] for t in ld.INPUTS)),
             history=trained.history,
@@ -77,10 +74,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
             written[day.isoformat()] = result.rows_written
         features.unpersist()
         ctx.record_edges(edges.rows())
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    recorder.complete()
     return {
         "run_id": ctx.run_id,
         "model": config.name,
@@ -97,6 +90,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/score.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("score")

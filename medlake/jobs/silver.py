@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
     from medlake.governance.masking import Masker
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
+    from medlake.entities import load_specs
     from medlake.io import CommitContext
     from medlake.silver.build import DQ, RECON, SilverRun, build, load_rules
-    from medlake.silver.spec import load_specs
 
     conf = ctx.settings.conf_dir
     specs = load_specs(conf / "silver")
@@ -38,9 +38,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         group_currency=ctx.settings.group.currency,
         masker=masker,
     )
-    recorder = ctx.lineage()
-    recorder.start()
-    try:
+    with lineage_run(ctx) as recorder:
         result = build(silver, ctx.entities)
         recon = [row for e in result.entities for row in e.recon]
         commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
@@ -50,19 +48,16 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 frame = ctx.spark.createDataFrame(rows, ctx.registry.get(table).spark_schema)
                 ctx.io.append(table, frame, ctx=commit)
         _lineage(ctx, result)
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    for e in result.entities:
-        for table, version in e.versions_read.items():
-            recorder.read_table(table, version)
-        for table, version in e.versions_written.items():
-            recorder.wrote(table, version)
-    failed = result.failed_gates
-    if failed:
-        recorder.fail("; ".join(f"{e}: rule {r.rule_id} failed: {r.message}" for e, r in failed))
-    else:
-        recorder.complete()
+        for e in result.entities:
+            for table, version in e.versions_read.items():
+                recorder.read_table(table, version)
+            for table, version in e.versions_written.items():
+                recorder.wrote(table, version)
+        failed = result.failed_gates
+        if failed:
+            recorder.fail(
+                "; ".join(f"{e}: rule {r.rule_id} failed: {r.message}" for e, r in failed)
+            )
     return {
         "run_id": ctx.run_id,
         "entities": len(result.entities),
@@ -113,6 +108,6 @@ def _lineage(ctx: JobContext, result: Any) -> None:
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/silver.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("silver")

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -49,11 +49,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "exit_code": 0,
         }
 
-    recorder = ctx.lineage()
-    for table, version in versions.items():
-        recorder.read_table(table, version)
-    recorder.start()
-    try:
+    with lineage_run(ctx, reads=versions):
         features = ld.add_features(
             ld.order_lines(*(frames[t] for t in ld.INPUTS)),
             history=config.history,
@@ -103,10 +99,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         registered = registry.log_and_register(record, model)
         for frame in (train, holdout, features):
             frame.unpersist()
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    recorder.complete()
     return {
         "run_id": ctx.run_id,
         "model": config.name,
@@ -259,6 +251,6 @@ def _fingerprint(
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/train.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("train")

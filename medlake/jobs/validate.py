@@ -18,7 +18,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
     from medlake.ml.config import ModelConfig
@@ -74,11 +74,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if challenger.tags.get("validation_fingerprint") == fingerprint:
         return _already_validated(registry, challenger, base, CHAMPION)
 
-    recorder = ctx.lineage()
-    for table, version in versions.items():
-        recorder.read_table(table, version)
-    recorder.start()
-    try:
+    with lineage_run(ctx, reads=versions):
         model = registry.load_model(challenger, spark=ctx.spark)
         features = ld.add_features(
             ld.order_lines(*(frames[t] for t in ld.INPUTS)),
@@ -116,10 +112,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         if passed:
             registry.set_alias(config.registered_model, CHAMPION, challenger.version)
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
-    recorder.complete()
     previous = champion_before.version if champion_before else None
     if passed:
         decision = (
@@ -193,6 +185,6 @@ def _fingerprint(
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/validate.py --date D [...]
-    from medlake.jobs import submit
+    from medlake.cli import submit
 
     submit("validate")

@@ -23,13 +23,13 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medlake.bronze.ingest import months_of, read_bronze
+from medlake.entities import EntitySpec
 from medlake.governance import vault
 from medlake.governance.masking import VAULT, Masker
 from medlake.io import Changes, CommitContext, Retract, TableIO
 from medlake.silver.conform import Refs, conform
 from medlake.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
 from medlake.silver.quality import RuleResult, RuleSet, evaluate, results_rows
-from medlake.silver.spec import EntitySpec
 from medlake.sources import PlantSource
 
 log = logging.getLogger("medlake.silver")

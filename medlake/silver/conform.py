@@ -17,7 +17,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from medlake.silver.spec import DECIMAL, Column, EntitySpec
+from medlake.entities import DECIMAL, Column, EntitySpec
 from medlake.sources import PlantSource
 
 PLANT_COLUMN = "_plant_id"

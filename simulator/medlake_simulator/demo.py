@@ -147,7 +147,8 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
 
 def _backfill_history(settings: Settings, step: Callable[[str], None]) -> int:
     """`lakehouse run backfill` over the history (in this process; skipped steps are free)."""
-    from medlake.jobs import JobContext, backfill, new_run_id
+    from medlake.jobs import backfill
+    from medlake.runtime import JobContext, new_run_id
 
     history = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_HISTORY_DAYS)]
     step(

@@ -17,8 +17,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
-from medlake.jobs import JobContext
 from medlake.jobs import ingest as ingest_job
+from medlake.runtime import JobContext
 from medlake.sources import PlantSource, load_sources
 from medlake_simulator.generate import generate
 

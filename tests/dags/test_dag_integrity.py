@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from medlake.config import DAGS_DIR, DEFAULT_CONF_DIR, ConfigError
+from medlake.entities import full_registry
 from medlake.orchestrate import LocalAirflow
 from medlake.pipeline import load_pipeline
-from medlake.silver.spec import full_registry
 from tests import REPO
 
 CONF = DEFAULT_CONF_DIR

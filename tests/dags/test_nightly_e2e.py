@@ -22,10 +22,10 @@ import yaml
 from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
+from medlake.entities import full_registry
 from medlake.governance.audit import AuditTrail
 from medlake.io import TableIO
 from medlake.orchestrate import LocalAirflow
-from medlake.silver.spec import full_registry
 from medlake_simulator.generate import generate
 from tests import REPO
 

@@ -24,9 +24,9 @@ from pyspark.sql import SparkSession
 
 from medlake import jobserver
 from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.entities import full_registry
 from medlake.io import TableIO
 from medlake.orchestrate import SHARED_JAVA_OPTIONS, LocalAirflow
-from medlake.silver.spec import full_registry
 from medlake_simulator.generate import generate
 from tests import REPO
 

@@ -19,6 +19,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from medlake.cli.whatif import add_cli, parse_change
 from medlake.config import DEFAULT_CONF_DIR
 from medlake.gold.cost import (
     BomCycleError,
@@ -31,7 +32,6 @@ from medlake.gold.cost import (
     product_costs,
     what_if,
 )
-from medlake.gold.whatif_cli import add_cli, parse_change
 from medlake.io.schema import conform
 from medlake.tables import Registry
 

@@ -150,7 +150,7 @@ def test_a_second_run_for_the_same_date_leaves_the_same_tables(
 def test_metrics_query_as_a_regional_role_sees_its_plants_only(
     gold: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from medlake.gold import metrics_cli
+    from medlake.cli import metrics as metrics_cli
 
     ctx = gold["ctx"]
     args = type("Args", (), {})()

@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.entities import full_registry
 from medlake.gold import facts as gold_facts
 from medlake.gold.metrics import compute, load_dictionary, write_lock
-from medlake.silver.spec import full_registry
 
 CONF = DEFAULT_CONF_DIR
 D = dt.date

@@ -22,10 +22,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medlake.config import DEFAULT_CONF_DIR, load_settings
-from medlake.jobs import JobContext
 from medlake.jobs import backfill as backfill_job
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
+from medlake.runtime import JobContext
 from medlake_simulator.generate import generate
 from tests import REPO
 

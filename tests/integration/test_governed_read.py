@@ -13,13 +13,14 @@ import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import Row, SparkSession
 
+from medlake.cli.governance import add_read_cli as add_cli
 from medlake.config import DEFAULT_CONF_DIR, Settings
+from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.audit import AuditTrail
-from medlake.governance.read import Lakehouse, QueryError, add_cli
+from medlake.governance.read import Lakehouse, QueryError
 from medlake.governance.views import render_views, view_statements
 from medlake.io import CommitContext, TableIO
-from medlake.silver.spec import full_registry
 from medlake.tables import Registry
 from tests.conftest import make_settings
 

@@ -21,7 +21,7 @@ from medlake.governance.keys import Keys
 from medlake.governance.masking import Masker
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
 from medlake.io import CommitContext
-from medlake.jobs import JobContext
+from medlake.runtime import JobContext
 
 KEY = bytes(range(32))
 PURPOSE = "recall R-2026-014: contact affected patients"

@@ -19,12 +19,12 @@ from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR, NotReadyError, load_settings
 from medlake.gold.metrics import load_dictionary
-from medlake.jobs import JobContext
 from medlake.jobs import score as score_job
 from medlake.jobs import train as train_job
 from medlake.jobs import validate as validate_job
 from medlake.ml import late_delivery as ld
 from medlake.ml.tracking import CHALLENGER, CHAMPION, ModelRegistry
+from medlake.runtime import JobContext
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR, load_settings
-from medlake.jobs import JobContext
 from medlake.jobs import gold as gold_job
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
+from medlake.runtime import JobContext
 from medlake.sources import load_sources
 from medlake_simulator.generate import generate
 from medlake_simulator.plants import PLANTS

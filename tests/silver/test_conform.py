@@ -9,8 +9,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR
+from medlake.entities import load_specs
 from medlake.silver.conform import Refs, conform
-from medlake.silver.spec import load_specs
 from medlake.sources import load_sources
 
 SPEC = load_specs(DEFAULT_CONF_DIR / "silver")["purchase_orders"]

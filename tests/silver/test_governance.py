@@ -209,7 +209,7 @@ def test_a_missing_key_stops_silver_before_anything_is_written(
 def test_detection_quality_command_on_the_delivered_narratives(
     built: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from medlake.governance.evaluate_cli import add_cli
+    from medlake.cli.evaluate import add_cli
 
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers())

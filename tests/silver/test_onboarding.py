@@ -26,11 +26,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR
-from medlake.jobs import JobContext
+from medlake.entities import Column, load_specs
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
+from medlake.runtime import JobContext
 from medlake.silver.masterdata import normalise_id
-from medlake.silver.spec import Column, load_specs
 from medlake.sources import PlantSource, load_sources
 from medlake_simulator.dirt import _BAD_DATES, _BAD_NUMBERS
 from medlake_simulator.generate import generate

@@ -18,9 +18,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medlake.config import DEFAULT_CONF_DIR
-from medlake.jobs import JobContext
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
+from medlake.runtime import JobContext
 from medlake_simulator.dirt import _BAD_DATES, _BAD_NUMBERS
 from tests.silver.jobs import DATES, FORMATS, job_context, local
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from medlake.config import DEFAULT_CONF_DIR
 from medlake.dictionary import render
+from medlake.entities import full_registry, load_specs
 from medlake.gold.metrics import load_dictionary
-from medlake.silver.spec import full_registry, load_specs
 from tests import REPO
 
 

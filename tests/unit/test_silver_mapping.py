@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.entities import load_specs
 from medlake.silver.build import check_mappings
-from medlake.silver.spec import load_specs
 from medlake.sources import PlantSource, load_sources
 
 CONF = DEFAULT_CONF_DIR

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medlake.cli.governance import add_views_cli as views_cli
 from medlake.config import DEFAULT_CONF_DIR, ConfigError
+from medlake.entities import full_registry
 from medlake.governance.access import (
     AccessDenied,
     AccessPolicy,
@@ -18,9 +20,7 @@ from medlake.governance.access import (
     load_plants,
 )
 from medlake.governance.classes import load_classes
-from medlake.governance.views import add_cli as views_cli
 from medlake.governance.views import render_views
-from medlake.silver.spec import full_registry
 from medlake.sources import PlantInfo
 from medlake.tables import ColumnSpec, Registry, TableSpec
 

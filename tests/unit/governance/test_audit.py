@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, Schema, write_deltalake
 
+from medlake.cli.governance import add_audit_cli as add_cli
 from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
 from medlake.governance import audit
 from medlake.governance.audit import (
@@ -25,7 +26,6 @@ from medlake.governance.audit import (
     AuditTrail,
     AuditTrailError,
     Verification,
-    add_cli,
     current_principal,
     event_hash,
 )

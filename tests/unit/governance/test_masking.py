@@ -220,7 +220,7 @@ def test_secret_file_inside_the_repository_is_refused(monkeypatch: pytest.Monkey
 
 
 def test_every_registered_column_has_a_declared_class() -> None:
-    from medlake.silver.spec import full_registry
+    from medlake.entities import full_registry
 
     load_classes(DEFAULT_CONF_DIR).check(full_registry(DEFAULT_CONF_DIR))
 

@@ -156,9 +156,10 @@ def add_cli(subparsers: Any) -> None:
 def cmd_what_if(args: argparse.Namespace, settings: Settings) -> int:
     from pyspark.errors import AnalysisException
 
+    from medlake.cli.governance import print_result
     from medlake.gold.cost import BomError, explode_bom, monthly_unit_costs, what_if
     from medlake.governance.access import AccessDenied, UnknownRoleError
-    from medlake.governance.read import Lakehouse, QueryResult, print_result
+    from medlake.governance.read import Lakehouse, QueryResult
     from medlake.io import TableNotFoundError
 
     try:

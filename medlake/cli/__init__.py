@@ -20,7 +20,7 @@ EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there 
 
 def _registry(settings: Settings) -> Registry:
     """Declared tables plus the silver tables derived from conf/silver."""
-    from medlake.silver.spec import full_registry
+    from medlake.entities import full_registry
 
     return full_registry(settings.conf_dir)
 
@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import importlib
     import logging
 
-    from medlake.jobs import JobContext, new_run_id
+    from medlake.runtime import JobContext, new_run_id
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("medlake").setLevel(logging.INFO)
@@ -297,10 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _governance_commands(sub: Any) -> None:
     """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
-    from medlake.governance import audit, evaluate_cli, read, subjects, views
+    from medlake.cli import evaluate, governance
 
-    read.add_cli(sub)
-    audit.add_cli(sub)
+    governance.add_read_cli(sub)
+    governance.add_audit_cli(sub)
     gov = sub.add_parser(
         "governance",
         help="personal data: re-identify, erase, detection quality, per-role SQL views",
@@ -309,16 +309,16 @@ def _governance_commands(sub: Any) -> None:
         "quality on the simulator's labelled narratives, and per-role SQL views for BI tools.",
     )
     gsub = gov.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
-    subjects.add_cli(gsub)
-    evaluate_cli.add_cli(gsub)
-    views.add_cli(gsub)
+    governance.add_subjects_cli(gsub)
+    evaluate.add_cli(gsub)
+    governance.add_views_cli(gsub)
 
 
 def _gold_commands(sub: Any) -> None:
     """`metrics ...` (the metric dictionary) and `gold what-if` (cost transmission)."""
-    from medlake.gold import metrics_cli, whatif_cli
+    from medlake.cli import metrics, whatif
 
-    metrics_cli.add_cli(sub)
+    metrics.add_cli(sub)
     gold = sub.add_parser(
         "gold",
         help="scenario analysis on gold: what-if of a component price change",
@@ -326,7 +326,7 @@ def _gold_commands(sub: Any) -> None:
         "does to the material cost and margin of every product that contains it.",
     )
     gsub = gold.add_subparsers(dest="gold_command", required=True, metavar="ACTION")
-    whatif_cli.add_cli(gsub)
+    whatif.add_cli(gsub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,5 +359,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def submit(job: str) -> None:
+    """Entry point of `spark-submit medlake/jobs/<job>.py ARGS`: the same as `lakehouse run
+    <job> ARGS` (an `--env E` anywhere in ARGS selects the configuration overlay); exits with
+    its code."""
+    sys.exit(main(run_argv(job, sys.argv[1:])))
+
+
+def run_argv(job: str, args: list[str]) -> list[str]:
+    """The `lakehouse` command line of `medlake/jobs/<job>.py ARGS`: `--env E` anywhere in
+    ARGS moves before `run` (it is an option of `lakehouse`, not of `run`)."""
+    head: list[str] = []
+    if "--env" in args:
+        at = args.index("--env")
+        head, args = args[at : at + 2], args[:at] + args[at + 2 :]
+    return [*head, "run", job, *args]

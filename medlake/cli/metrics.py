@@ -138,10 +138,11 @@ def cmd_lock(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from pyspark.errors import AnalysisException, ParseException
 
+    from medlake.cli.governance import print_result
     from medlake.gold import facts as gold_facts
     from medlake.gold.metrics import compute
     from medlake.governance.access import AccessDenied, UnknownRoleError
-    from medlake.governance.read import Lakehouse, QueryResult, print_result
+    from medlake.governance.read import Lakehouse, QueryResult
     from medlake.io import TableNotFoundError
 
     d = _dictionary(settings)

@@ -1,0 +1,264 @@
+"""`lakehouse query`, `lakehouse audit ...` and `lakehouse governance reidentify|erase|views`:
+the command-line side of the governed read path, the audit trail and the data subjects."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyspark.errors import AnalysisException
+
+from medlake.argtypes import non_negative_int, positive_int
+from medlake.config import ConfigError, Settings
+from medlake.governance.access import AccessDenied, UnknownRoleError
+from medlake.governance.audit import AuditTrail, AuditTrailError
+from medlake.governance.read import Lakehouse, QueryError, QueryResult, _first_line
+from medlake.governance.subjects import NotPermittedError, erase, reidentify
+from medlake.governance.views import DEFAULT_OUT, render_views, view_statements
+from medlake.io import TableNotFoundError
+
+EXIT_DENIED = 2  # the role may not read what the query names
+
+# --- read ------------------------------------------------------------------------------------
+
+
+def add_read_cli(subparsers: Any) -> None:
+    """Register `lakehouse query "SQL" --role R [--purpose TEXT] [--limit N] [--format F]`."""
+    p = subparsers.add_parser(
+        "query",
+        help="run a SQL query over the lakehouse as a role (governed, audited)",
+        description="Run a SELECT over registered tables (e.g. silver.complaints) as one role "
+        "of conf/governance/access.yaml: rows outside the role's plants are filtered, columns "
+        "masked or left out by class, and the read is written to the audit trail with the "
+        "number of rows returned. Exit 2 when the role may not read a table.",
+    )
+    p.add_argument("sql", help='the query, e.g. "SELECT * FROM silver.complaints"')
+    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
+    p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
+    p.add_argument(
+        "--limit", type=positive_int, default=1000, help="return at most N rows (default 1000)"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_query)
+
+
+def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
+        result = lakehouse.fetch(args.sql, limit=args.limit)
+    except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    except AnalysisException as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_DENIED
+    print_result(result, args.format, limit=args.limit)
+    return 0
+
+
+def print_result(result: QueryResult, fmt: str, *, limit: int | None = None) -> None:
+    """Write rows to stdout as an aligned table, CSV or a JSON list of objects."""
+    records = [row.asDict(recursive=True) for row in result.rows]
+    if fmt == "json":
+        print(json.dumps(records, indent=2, default=str, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        for row in result.rows:
+            writer.writerow(["" if v is None else v for v in row])
+        return
+    cells = [list(result.columns)]
+    cells += [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(result.columns))]
+    for line in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    more = " (the limit; --limit N returns more)" if limit and len(result.rows) == limit else ""
+    print(f"({len(result.rows)} rows{more})")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event."""
+    trail = AuditTrail(settings)
+    try:
+        result = trail.verify()
+    except AuditTrailError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result.ok:
+        head = f"; head hash {result.head_hash}" if result.head_hash else ""
+        print(f"audit trail intact: {result.checked} events at {trail.location}{head}")
+        return 0
+    print(
+        f"error: audit trail at {trail.location} is broken ({result.checked} events read): "
+        f"{result.reason}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def cmd_audit_show(args: argparse.Namespace, settings: Settings) -> int:
+    """`lakehouse audit show`: the newest events, optionally of one table."""
+    trail = AuditTrail(settings)
+    try:
+        events = trail.events()
+    except AuditTrailError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.table:
+        events = [e for e in events if e.get("table_name") == args.table]
+    if args.last:
+        events = events[-args.last :]
+    if args.json:
+        print(json.dumps(events, indent=2, default=str, ensure_ascii=False))
+        return 0
+    if not events:
+        which = f" for {args.table}" if args.table else ""
+        print(f"no audit events{which} at {trail.location}")
+        return 0
+    header = ("SEQ", "TIME (UTC)", "PRINCIPAL", "ROLE", "ACTION", "TABLE", "VERSION", "ROWS")
+    rows = [header]
+    for e in events:
+        time = e.get("event_time")
+        rows.append(
+            (
+                str(e.get("seq")),
+                f"{time:%Y-%m-%d %H:%M:%S}" if isinstance(time, dt.datetime) else "-",
+                str(e.get("principal") or "-"),
+                str(e.get("role") or "-"),
+                str(e.get("action")),
+                str(e.get("table_name")),
+                "-" if e.get("table_version") is None else str(e["table_version"]),
+                "-" if e.get("row_count") is None else str(e["row_count"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row, event in zip(rows, [None, *events], strict=True):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        purpose = "PURPOSE" if event is None else (event.get("purpose") or "-")
+        print(f"{line}  {purpose}")
+    return 0
+
+
+def add_audit_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `audit verify` and `audit show` to the `lakehouse` command."""
+    audit = sub.add_parser(
+        "audit",
+        help="verify and show the tamper-evident audit trail (_audit)",
+        description="The audit trail records governed reads, re-identifications, erasures "
+        "and writes as a hash chain in the _audit table; any change, removal or reordering "
+        "of an event breaks the chain.",
+    )
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = asub.add_parser(
+        "verify",
+        help="check the hash chain; exit 1 naming the first bad event",
+        description="Read every event, recompute its hash and check that seq is contiguous "
+        "from 0, that each event links to the previous one and that times never go back. "
+        "Exit 0 when intact (printing the head hash, worth keeping elsewhere), 1 with the "
+        "first bad event's seq, id and what is wrong.",
+    )
+    p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser(
+        "show",
+        help="print the newest audit events",
+        description="Print the newest audit events in chain order, optionally of one table.",
+    )
+    p.add_argument(
+        "--last",
+        type=non_negative_int,
+        default=20,
+        metavar="N",
+        help="the newest N events (default 20; 0 for all)",
+    )
+    p.add_argument("--table", metavar="T", help="only events on registered table T")
+    p.add_argument("--json", action="store_true", help="print the events as JSON")
+    p.set_defaults(func=cmd_audit_show)
+
+
+# --- subjects --------------------------------------------------------------------------------
+
+
+def add_subjects_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "reidentify",
+        help="print the clear value behind a pseudonym (permitted roles only; audited)",
+    )
+    p.add_argument("--token", required=True)
+    p.add_argument("--role", required=True)
+    p.add_argument("--purpose", required=True, help="why, e.g. a recall or ticket number")
+    p.set_defaults(func=cmd_reidentify)
+    p = sub.add_parser(
+        "erase", help="remove a data subject from its vault for good (permitted roles; audited)"
+    )
+    p.add_argument("--subject", required=True, metavar="TOKEN")
+    p.add_argument("--role", required=True)
+    p.add_argument("--purpose", required=True, help="e.g. the data-subject request number")
+    p.set_defaults(func=cmd_erase)
+
+
+def cmd_reidentify(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        subject = reidentify(settings, role=args.role, token=args.token, purpose=args.purpose)
+    except NotPermittedError as exc:
+        raise ConfigError(str(exc)) from None
+    if subject.value is None:
+        print(f"{subject.token}: not in the {subject.jurisdiction} vault (never vaulted or erased)")
+        return 1
+    print(f"{subject.token} ({subject.entity_type}, {subject.jurisdiction}): {subject.value}")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        removed = erase(settings, role=args.role, token=args.subject, purpose=args.purpose)
+    except NotPermittedError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"{args.subject}: {removed} vault row(s) erased; the token stays, unlinkable")
+    return 0
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def add_views_cli(governance_subparsers: Any) -> None:
+    """Register `lakehouse governance views [--role R] [--out DIR]`."""
+    p = governance_subparsers.add_parser(
+        "views",
+        help="write per-role SQL views for BI tools",
+        description="Write one SQL script per role (<out>/<role>.sql) creating schema <role> "
+        "with a view per table the role may read: the same columns, masks and row filters as "
+        "the governed reads, compiled from conf/governance/access.yaml.",
+    )
+    p.add_argument("--role", help="only this role (default: every role)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.set_defaults(func=cmd_views)
+
+
+def cmd_views(args: argparse.Namespace, settings: Settings) -> int:
+    from medlake.entities import full_registry
+    from medlake.governance.access import load_access, load_plants
+
+    policy = load_access(settings.conf_dir)
+    registry = full_registry(settings.conf_dir)
+    plants = load_plants(settings.conf_dir)
+    policy.check(registry, plants)
+    roles = [args.role] if args.role else sorted(policy.roles)
+    for role in roles:
+        policy.role(role)  # an unknown role fails before anything is written
+    out = Path(settings.resolve(args.out))
+    out.mkdir(parents=True, exist_ok=True)
+    for role in roles:
+        path = out / f"{role}.sql"
+        path.write_text(render_views(policy, registry, plants, role), encoding="utf-8")
+        count = len(view_statements(policy, registry, plants, role))
+        print(f"{role}: {count} views -> {path}")
+    return 0

@@ -1,0 +1,150 @@
+"""The job runtime: what every job gets (`JobContext`: settings, dates, run id, the Spark
+session, the table layer with its audit hook, lineage) and the run's lineage events
+(`lineage_run`). Library code below the jobs uses it; it imports no job and no command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medlake.config import Settings
+from medlake.io.commit import new_run_id  # re-exported: run ids belong to commits
+from medlake.tables import Registry
+
+__all__ = ["JobContext", "lineage_run", "new_run_id"]
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyspark.sql import SparkSession
+
+    from medlake.io import TableIO
+    from medlake.lineage import LineageRecorder
+    from medlake.sources import PlantSource
+
+
+@dataclass
+class JobContext:
+    """What every job gets: settings, the dates it processes, its run id, and lazy resources."""
+
+    settings: Settings
+    job: str
+    dates: list[dt.date]
+    run_id: str
+    plants: list[str] | None = None  # None: every configured plant
+    force: bool = False
+    entities: list[str] | None = None  # silver: only these entities (default all)
+    model: str | None = None  # train / validate / score: the model name in conf/models
+    _spark: SparkSession | None = field(default=None, repr=False)
+
+    @property
+    def logical_date(self) -> dt.date:
+        return max(self.dates)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from medlake.entities import full_registry
+
+        return full_registry(self.settings.conf_dir)
+
+    @cached_property
+    def sources(self) -> dict[str, PlantSource]:
+        from medlake.config import ConfigError
+
+        every = self.all_sources
+        if self.plants is None:
+            return every
+        unknown = [p for p in self.plants if p not in every]
+        if unknown:
+            raise ConfigError(
+                f"unknown plant {', '.join(unknown)}; configured plants: {', '.join(every)} "
+                f"(add conf/sources/<PLANT>.yaml to onboard one)"
+            )
+        return {p: every[p] for p in self.plants}
+
+    @cached_property
+    def all_sources(self) -> dict[str, PlantSource]:
+        from medlake.sources import load_sources
+
+        return load_sources(self.settings.conf_dir / "sources")
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from medlake.spark import build_spark
+
+            self._spark = build_spark(self.settings, app_name=f"medlake-{self.job}")
+        return self._spark
+
+    @cached_property
+    def io(self) -> TableIO:
+        """The table layer; every committed write is appended to the audit trail."""
+        from medlake.governance.audit import AuditTrail, write_auditor
+        from medlake.io import TableIO
+
+        trail = AuditTrail(self.settings, self.registry)
+        return TableIO(self.spark, self.settings, self.registry, on_write=write_auditor(trail))
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.resolve(self.settings.landing.root))
+
+    def lineage(self) -> LineageRecorder:
+        """The run's recorder: OpenLineage events as configured, and `_lineage` edges."""
+        from medlake.lineage import emitter_from_config
+
+        return self._recorder(emitter_from_config(self.settings.lineage, self.settings.home))
+
+    def edges(self) -> LineageRecorder:
+        """A recorder of one table's lineage edges for `_lineage`, emitting no run events."""
+        from medlake.lineage import NullEmitter
+
+        return self._recorder(NullEmitter())
+
+    def _recorder(self, emitter: Any) -> LineageRecorder:
+        from medlake.lineage import LineageRecorder
+
+        return LineageRecorder(
+            job=self.job,
+            run_id=self.run_id,
+            logical_date=self.logical_date,
+            namespace=self.settings.storage_root,
+            emitter=emitter,
+        )
+
+    def record_edges(self, rows: list[dict[str, Any]]) -> None:
+        """Append lineage edge rows (from `edges().rows()`) to the `_lineage` table."""
+        if not rows:
+            return
+        from medlake.io import CommitContext
+
+        frame = self.spark.createDataFrame(rows, self.registry.get("_lineage").spark_schema)
+        commit = CommitContext(job=self.job, run_id=self.run_id, logical_date=self.logical_date)
+        self.io.append("_lineage", frame, ctx=commit)
+
+
+@contextmanager
+def lineage_run(
+    ctx: JobContext, reads: Mapping[str, int | None] | None = None
+) -> Iterator[LineageRecorder]:
+    """One job run's OpenLineage events around the body: START (with `reads`, the input tables
+    and versions known up front), FAIL with the error when the body raises (re-raised), else
+    COMPLETE, unless the body ended the run itself (`recorder.fail(...)` for a failed gate).
+    """
+    recorder = ctx.lineage()
+    for table, version in (reads or {}).items():
+        recorder.read_table(table, version)
+    recorder.start()
+    try:
+        yield recorder
+    except BaseException as exc:
+        recorder.fail(str(exc))
+        raise
+    if not recorder.ended:
+        recorder.complete()
