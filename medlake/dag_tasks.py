@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from medlake.config import home_dir, packaged
+from medlake import jobserver
+from medlake.config import CONF_DIR_VAR, DEFAULT_CONF_DIR, home_dir, packaged
+from medlake.pipeline import load_pipeline
 
 NOT_READY = 75  # a job's input or model is not there yet (medlake.cli.EXIT_NOT_READY)
 LOG4J = packaged("resources", "log4j2.properties")
@@ -122,6 +125,7 @@ class LakehouseJob(SparkSubmitOperator):
         }
 
     def execute(self, context: Any) -> None:
+        self.env_vars = {**(self.env_vars or {}), **try_number_env(context)}
         self.prepare()
         if self._shared:
             self._execute_shared()
@@ -155,8 +159,7 @@ class LakehouseJob(SparkSubmitOperator):
         return command
 
     def _execute_shared(self) -> None:
-        from medlake import jobserver
-        from medlake.cli import run_argv
+        from medlake.cli import run_argv  # noqa: PLC0415 - DAG parsing stays light (the CLI imports Spark)
 
         env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
         argv = run_argv(self.job, list(self.application_args or []))
@@ -180,7 +183,6 @@ class LakehouseJob(SparkSubmitOperator):
             )
 
     def _connection_extra(self) -> dict[str, Any]:
-        from airflow.sdk import BaseHook
 
         try:
             connection = BaseHook.get_connection(self._conn_id)
@@ -192,6 +194,18 @@ class LakehouseJob(SparkSubmitOperator):
                 f"'Running on a cluster' ({exc})"
             ) from None
         return dict(connection.extra_dejson or {})
+
+
+def try_number_env(context: Any) -> dict[str, str]:
+    """The task's try number as the job's variable (`LAKEHOUSE_TRY_NUMBER`): each try of a
+    task is its own OpenLineage run. As a `LAKEHOUSE_` variable it reaches the job through
+    spark-submit's environment and through the shared driver, which passes a task's
+    `LAKEHOUSE_*` variables to its job and never lends them to another task's."""
+    from medlake.lineage import TRY_NUMBER_VAR  # noqa: PLC0415 - DAG parsing stays light (OpenLineage client)
+
+    task_instance = context.get("ti") or context.get("task_instance")
+    number = getattr(task_instance, "try_number", None)
+    return {TRY_NUMBER_VAR: str(number)} if number else {}
 
 
 def require_interval(**context: Any) -> str:
@@ -208,8 +222,6 @@ def require_interval(**context: Any) -> str:
 
 
 def alert_file() -> Path:
-    from medlake.config import CONF_DIR_VAR, DEFAULT_CONF_DIR
-    from medlake.pipeline import load_pipeline
 
     conf = Path(os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
     return load_pipeline(conf).alerts_path()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from medlake.config import DEFAULT_CONF_DIR
 from medlake.entities import full_registry
+from medlake.gold.metrics import load_dictionary
 from medlake.tables import Registry, TableSpec
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ def render(registry: Registry, dictionary: MetricDictionary | None = None) -> st
 
 
 def main() -> None:
-    from medlake.gold.metrics import load_dictionary
 
     dictionary = load_dictionary(DEFAULT_CONF_DIR)
     sys.stdout.write(render(full_registry(DEFAULT_CONF_DIR), dictionary))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import gc
 import hashlib
 import io
 import json
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -323,7 +325,7 @@ def _watch_disconnect(conn: socket.socket, done: threading.Event, out: TextIO) -
     print("shared driver: the task disconnected; cancelling its job and exiting", file=out)
     out.flush()
     with contextlib.suppress(Exception):
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # noqa: PLC0415 - server side only
 
         session = SparkSession.getActiveSession() or SparkSession._instantiatedSession
         if session is not None:
@@ -332,7 +334,7 @@ def _watch_disconnect(conn: socket.socket, done: threading.Event, out: TextIO) -
 
 
 def _run_one(conn: socket.socket, request: dict[str, Any], server_log: TextIO) -> None:
-    from medlake.cli import main
+    from medlake.cli import main  # noqa: PLC0415 - server side only
 
     lock = threading.Lock()
     stream = _Lines(conn, lock)
@@ -352,8 +354,6 @@ def _run_one(conn: socket.socket, request: dict[str, Any], server_log: TextIO) -
             except SystemExit as exc:  # argparse errors, or a job's own exit
                 code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
             except BaseException:  # the task reports it; the server goes on
-                import traceback
-
                 traceback.print_exc()
                 code = 1
             finally:
@@ -386,9 +386,9 @@ def _gone(conn: socket.socket) -> bool:
 def _release_job_state() -> None:
     """What one job leaves behind: cached frames, temporary views, Spark settings it
     changed, its job description, and per-process memos of the product."""
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - server side only
 
-    from medlake.io import commit, failpoints
+    from medlake.io import commit, failpoints  # noqa: PLC0415 - server side only
 
     failpoints._passed.clear()  # "kill on the Nth time" counts within one job
     commit.code_version.cache_clear()  # the next task may name another code version
@@ -408,15 +408,14 @@ def _release_job_state() -> None:
                 session.conf.unset(key)
             elif value != _STARTUP_CONF[key]:
                 session.conf.set(key, _STARTUP_CONF[key])
-    import gc
 
     gc.collect()
 
 
 def serve(path: Path, base: Path, idle_seconds: float, env_name: str | None) -> None:
     """Accept tasks on `path` until idle for `idle_seconds` (or asked to stop)."""
-    from medlake.config import load_settings
-    from medlake.spark import build_spark
+    from medlake.config import load_settings  # noqa: PLC0415 - server side only
+    from medlake.spark import build_spark  # noqa: PLC0415 - server side only
 
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
@@ -426,8 +425,8 @@ def serve(path: Path, base: Path, idle_seconds: float, env_name: str | None) -> 
     _STARTUP_CONF.update(dict(spark.conf.getAll))
     # imported here, not inside a job: they set process-wide defaults (MLflow's offline
     # settings) and handlers (Presidio's logger) that must not belong to one job
-    import medlake.governance.masking
-    import medlake.ml.tracking  # noqa: F401
+    import medlake.governance.masking  # noqa: PLC0415 - server side only
+    import medlake.ml.tracking  # noqa: F401, PLC0415 - server side only
 
     code = code_fingerprint()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from medlake.config import (
     ConfigError,
     home_dir,
 )
+from medlake.jobserver import stop
 from medlake.pipeline import load_pipeline
 
 LOCAL_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -96,7 +98,6 @@ class LocalAirflow:
 
     def stop_drivers(self) -> int:
         """Stop the shared drivers this home's runs started (they would exit when idle)."""
-        from medlake.jobserver import stop
 
         return stop(self.session_dir) if self.session_dir.is_dir() else 0
 
@@ -174,7 +175,6 @@ class LocalAirflow:
         self, dag_id: str, day: dt.date, since: float
     ) -> dict[str, tuple[str, float | None]]:
         """Finished tasks of this run (ended after `since`, so a re-run reports anew)."""
-        import sqlite3
 
         since_utc = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - since)
         try:
@@ -201,7 +201,6 @@ class LocalAirflow:
     def task_states(self, dag_id: str, day: dt.date) -> dict[str, str]:
         """Task id -> state of the run of `day` (`airflow dags test` replaces an earlier run of
         the same logical date, so there is one; read from the metadata database)."""
-        import sqlite3
 
         with sqlite3.connect(self.home / "airflow.db") as db:
             rows = db.execute(

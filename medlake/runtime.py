@@ -13,8 +13,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medlake.config import Settings
+from medlake.config import ConfigError, Settings
+from medlake.entities import full_registry
+from medlake.governance.audit import AuditTrail, write_auditor
+from medlake.io import CommitContext, TableIO
 from medlake.io.commit import new_run_id  # re-exported: run ids belong to commits
+from medlake.lineage import (
+    LineageRecorder,
+    NullEmitter,
+    abort_on_sigterm,
+    emitter_from_config,
+    try_number_from_env,
+)
+from medlake.sources import load_sources
+from medlake.spark import build_spark
 from medlake.tables import Registry
 
 __all__ = ["JobContext", "lineage_run", "new_run_id"]
@@ -49,13 +61,11 @@ class JobContext:
 
     @cached_property
     def registry(self) -> Registry:
-        from medlake.entities import full_registry
 
         return full_registry(self.settings.conf_dir)
 
     @cached_property
     def sources(self) -> dict[str, PlantSource]:
-        from medlake.config import ConfigError
 
         every = self.all_sources
         if self.plants is None:
@@ -70,23 +80,18 @@ class JobContext:
 
     @cached_property
     def all_sources(self) -> dict[str, PlantSource]:
-        from medlake.sources import load_sources
 
         return load_sources(self.settings.conf_dir / "sources")
 
     @property
     def spark(self) -> SparkSession:
         if self._spark is None:
-            from medlake.spark import build_spark
-
             self._spark = build_spark(self.settings, app_name=f"medlake-{self.job}")
         return self._spark
 
     @cached_property
     def io(self) -> TableIO:
         """The table layer; every committed write is appended to the audit trail."""
-        from medlake.governance.audit import AuditTrail, write_auditor
-        from medlake.io import TableIO
 
         trail = AuditTrail(self.settings, self.registry)
         return TableIO(self.spark, self.settings, self.registry, on_write=write_auditor(trail))
@@ -97,24 +102,27 @@ class JobContext:
 
     def lineage(self) -> LineageRecorder:
         """The run's recorder: OpenLineage events as configured, and `_lineage` edges."""
-        from medlake.lineage import emitter_from_config
 
         return self._recorder(emitter_from_config(self.settings.lineage, self.settings.home))
 
     def edges(self) -> LineageRecorder:
         """A recorder of one table's lineage edges for `_lineage`, emitting no run events."""
-        from medlake.lineage import NullEmitter
 
         return self._recorder(NullEmitter())
 
     def _recorder(self, emitter: Any) -> LineageRecorder:
-        from medlake.lineage import LineageRecorder
+        """A recorder that names tables by their place under the storage root (the registry
+        places them and gives their columns), with the whole date range as nominal time and
+        the Airflow try (from the environment) in its OpenLineage run id."""
 
         return LineageRecorder(
             job=self.job,
             run_id=self.run_id,
             logical_date=self.logical_date,
-            namespace=self.settings.storage_root,
+            period=(min(self.dates), max(self.dates)),
+            storage_root=self.settings.storage_root,
+            registry=self.registry,
+            try_number=try_number_from_env(),
             emitter=emitter,
         )
 
@@ -122,7 +130,6 @@ class JobContext:
         """Append lineage edge rows (from `edges().rows()`) to the `_lineage` table."""
         if not rows:
             return
-        from medlake.io import CommitContext
 
         frame = self.spark.createDataFrame(rows, self.registry.get("_lineage").spark_schema)
         commit = CommitContext(job=self.job, run_id=self.run_id, logical_date=self.logical_date)
@@ -134,17 +141,23 @@ def lineage_run(
     ctx: JobContext, reads: Mapping[str, int | None] | None = None
 ) -> Iterator[LineageRecorder]:
     """One job run's OpenLineage events around the body: START (with `reads`, the input tables
-    and versions known up front), FAIL with the error when the body raises (re-raised), else
-    COMPLETE, unless the body ended the run itself (`recorder.fail(...)` for a failed gate).
+    and versions known up front), FAIL with the error when the body raises (re-raised), ABORT
+    when the process gets SIGTERM, else COMPLETE, unless the body ended the run itself
+    (`recorder.fail(...)` for a failed gate). Earlier runs of the job that never ended (the
+    process was killed outright) are closed with ABORT first.
     """
+
     recorder = ctx.lineage()
+    recorder.close_orphaned_runs()
     for table, version in (reads or {}).items():
         recorder.read_table(table, version)
     recorder.start()
-    try:
-        yield recorder
-    except BaseException as exc:
-        recorder.fail(str(exc))
-        raise
+    with abort_on_sigterm(recorder):
+        try:
+            yield recorder
+        except BaseException as exc:
+            if not recorder.ended:
+                recorder.fail(str(exc))
+            raise
     if not recorder.ended:
         recorder.complete()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import zoneinfo
 from pathlib import Path
@@ -53,7 +54,6 @@ class Delivery(_Strict):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        import codecs
 
         try:
             codecs.lookup(value)

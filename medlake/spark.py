@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from medlake.config import Settings
@@ -22,7 +23,6 @@ def delta_spark_jars_present(settings: Settings) -> bool:
     Looks at the jars shipped with PySpark, `$SPARK_HOME/jars` and `spark.jars` in config;
     never downloads anything (no `spark.jars.packages`).
     """
-    import pyspark
 
     folders = [Path(pyspark.__file__).parent / "jars"]
     if home := os.environ.get("SPARK_HOME"):
@@ -62,7 +62,7 @@ def spark_conf(settings: Settings, *, app_name: str | None = None) -> dict[str, 
         # functions.* call to attach the call site to errors; the conformance expressions
         # make thousands of such calls per run (measured: most of a nightly silver run).
         "spark.python.sql.dataFrameDebugging.enabled": "false",
-        # delta-rs cannot read Spark's default INT96 timestamps back (see ARCHITECTURE.md).
+        # delta-rs cannot read Spark's default INT96 timestamps back: microsecond timestamps
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
         "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",

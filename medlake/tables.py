@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,8 +239,6 @@ class Registry:
         try:
             return self._tables[name]
         except KeyError:
-            import difflib
-
             close = difflib.get_close_matches(name, self._tables, n=3, cutoff=0.6)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise UnknownTableError(

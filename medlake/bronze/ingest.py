@@ -17,10 +17,12 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -192,7 +194,6 @@ FILES_PER_TASK = 400  # a parse task reads this many delivered files, one after 
 def _parse_partition(
     batches: Iterator[Any], specs: dict[str, tuple[str, FileSpec]]
 ) -> Iterator[Any]:
-    import pandas as pd  # type: ignore[import-untyped]
 
     for batch in batches:
         out: dict[str, list[Any]] = {n: [] for n in _PARSED.fieldNames()}
@@ -369,7 +370,6 @@ def write_concurrently(
     Each job is (table, rows, replace_partitions keywords: `partition` and optional
     `where`). Jobs of the same table run one after the other (one writer per table).
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     by_table: dict[str, list[tuple[DataFrame, dict[str, Any]]]] = defaultdict(list)
     for table, frame, target in jobs:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow.parquet as pq
+
 __all__ = ["READERS", "FileSpec", "Parsed", "read_file"]
 
 
@@ -203,7 +205,6 @@ def read_jsonl(content: bytes, spec: FileSpec) -> Parsed:
 
 @reader("parquet")
 def read_parquet(content: bytes, spec: FileSpec) -> Parsed:
-    import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(content))
     parsed = Parsed(header=list(table.column_names))

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from deltalake.exceptions import DeltaError
+
 from medlake.argtypes import non_negative_int
+from medlake.cli import evaluate, governance, metrics, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
+from medlake.entities import full_registry
+from medlake.io import CommitContext, TableIO
+from medlake.io.errors import TableIOError
+from medlake.runtime import JobContext, new_run_id
+from medlake.spark import build_spark
 from medlake.tables import Registry, UnknownTableError
 
 EXIT_USER_ERROR = 2
@@ -20,15 +30,12 @@ EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there 
 
 def _registry(settings: Settings) -> Registry:
     """Declared tables plus the silver tables derived from conf/silver."""
-    from medlake.entities import full_registry
 
     return full_registry(settings.conf_dir)
 
 
 def _table_io(settings: Settings, app: str, table: str) -> Any:
     """TableIO on a fresh Spark session, after checking `table` is declared (fail fast)."""
-    from medlake.io import TableIO
-    from medlake.spark import build_spark
 
     registry = _registry(settings)
     registry.get(table)
@@ -36,7 +43,6 @@ def _table_io(settings: Settings, app: str, table: str) -> Any:
 
 
 def _cli_context(job: str) -> Any:
-    from medlake.io import CommitContext
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     return CommitContext(job=job, run_id=f"cli__{stamp}__{uuid.uuid4().hex[:6]}")
@@ -136,10 +142,6 @@ MODEL_JOBS = ("train", "validate", "score")
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one job for a date (or a range of dates) and print what it did."""
-    import importlib
-    import logging
-
-    from medlake.runtime import JobContext, new_run_id
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("medlake").setLevel(logging.INFO)
@@ -297,7 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _governance_commands(sub: Any) -> None:
     """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
-    from medlake.cli import evaluate, governance
 
     governance.add_read_cli(sub)
     governance.add_audit_cli(sub)
@@ -316,7 +317,6 @@ def _governance_commands(sub: Any) -> None:
 
 def _gold_commands(sub: Any) -> None:
     """`metrics ...` (the metric dictionary) and `gold what-if` (cost transmission)."""
-    from medlake.cli import metrics, whatif
 
     metrics.add_cli(sub)
     gold = sub.add_parser(
@@ -349,10 +349,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except Exception as exc:
-        from deltalake.exceptions import DeltaError
-
-        from medlake.io.errors import TableIOError
-
         if isinstance(exc, TableIOError | DeltaError):
             print(f"error: {exc}", file=sys.stderr)
             return 1

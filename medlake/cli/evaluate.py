@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from medlake.config import ConfigError, Settings
+from medlake.governance.evaluate import LabelledText, score
+from medlake.sources import load_sources
 
 FREE_TEXT = {"crm__complaints": "narrative", "svc__service_orders": "symptom_text"}
 DEVICE_COLUMNS = ("udi", "lot", "serial", "complaint_id", "service_order_id", "product_code")
@@ -44,9 +46,6 @@ class Narrative:
 
 def load_narratives(landing: Path, conf_dir: Path) -> list[Narrative]:
     """Every delivered free text with its labelled spans and the device ids in its row."""
-    from medlake.bronze.ingest import file_spec
-    from medlake.bronze.readers import read_file
-    from medlake.sources import load_sources
 
     labels: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     folder = landing / "_truth" / "pii_labels"
@@ -60,6 +59,10 @@ def load_narratives(landing: Path, conf_dir: Path) -> list[Narrative]:
             label = json.loads(line)
             labels[(label["file"], label["row"], label["column"])].append(label)
     out: list[Narrative] = []
+    # lazy: pandas and Presidio cost seconds at every `lakehouse` start; only this command reads
+    from medlake.bronze.ingest import file_spec  # noqa: PLC0415 - see above
+    from medlake.bronze.readers import read_file  # noqa: PLC0415 - see above
+
     for plant, source in sorted(load_sources(conf_dir / "sources").items()):
         for entity, canonical in FREE_TEXT.items():
             if entity not in source.entities:
@@ -94,12 +97,12 @@ def load_narratives(landing: Path, conf_dir: Path) -> list[Narrative]:
 
 def evaluate(landing: Path, conf_dir: Path) -> Any:
     """The detection report (`medlake.governance.evaluate.Report`) on the delivered narratives."""
-    from medlake.governance.analyzer import detect_many
-    from medlake.governance.evaluate import LabelledText, score
 
     narratives = load_narratives(landing, conf_dir)
     if not narratives:
         raise ConfigError(f"{landing}: no complaint or service texts delivered")
+    from medlake.governance.analyzer import detect_many  # noqa: PLC0415 - Presidio: seconds
+
     records = [LabelledText(n.text, n.labels, n.devices) for n in narratives]
     return score(records, detect_many([n.text for n in narratives]))
 

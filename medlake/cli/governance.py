@@ -15,7 +15,8 @@ from pyspark.errors import AnalysisException
 
 from medlake.argtypes import non_negative_int, positive_int
 from medlake.config import ConfigError, Settings
-from medlake.governance.access import AccessDenied, UnknownRoleError
+from medlake.entities import full_registry
+from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.audit import AuditTrail, AuditTrailError
 from medlake.governance.read import Lakehouse, QueryError, QueryResult, _first_line
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
@@ -244,8 +245,6 @@ def add_views_cli(governance_subparsers: Any) -> None:
 
 
 def cmd_views(args: argparse.Namespace, settings: Settings) -> int:
-    from medlake.entities import full_registry
-    from medlake.governance.access import load_access, load_plants
 
     policy = load_access(settings.conf_dir)
     registry = full_registry(settings.conf_dir)

@@ -7,7 +7,16 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
+from pyspark.errors import AnalysisException, ParseException
+
+from medlake.cli.governance import print_result
 from medlake.config import ConfigError, Settings
+from medlake.gold import facts as gold_facts
+from medlake.gold.metrics import LOCK_FILE, compute, load_dictionary, read_lock, write_lock
+from medlake.gold.panorama import PanoramaConfig, load_gold_config
+from medlake.governance.access import AccessDenied, UnknownRoleError
+from medlake.governance.read import Lakehouse, QueryResult
+from medlake.io import TableNotFoundError
 
 if TYPE_CHECKING:
     from medlake.gold.metrics import Metric, MetricDictionary
@@ -59,13 +68,11 @@ def add_cli(subparsers: Any) -> None:
 
 
 def _dictionary(settings: Settings, *, check_lock: bool = True) -> MetricDictionary:
-    from medlake.gold.metrics import load_dictionary
 
     return load_dictionary(settings.conf_dir, check_lock=check_lock)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from medlake.gold.metrics import LOCK_FILE, read_lock
 
     d = _dictionary(settings)
     released = read_lock(d.folder / LOCK_FILE)
@@ -128,7 +135,6 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_lock(args: argparse.Namespace, settings: Settings) -> int:
-    from medlake.gold.metrics import write_lock
 
     path, added = write_lock(_dictionary(settings))
     print(f"{path}: {len(added)} version(s) recorded" + (f": {', '.join(added)}" if added else ""))
@@ -136,14 +142,6 @@ def cmd_lock(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    from pyspark.errors import AnalysisException, ParseException
-
-    from medlake.cli.governance import print_result
-    from medlake.gold import facts as gold_facts
-    from medlake.gold.metrics import compute
-    from medlake.governance.access import AccessDenied, UnknownRoleError
-    from medlake.governance.read import Lakehouse, QueryResult
-    from medlake.io import TableNotFoundError
 
     d = _dictionary(settings)
     metric = d.get(args.metric)
@@ -185,7 +183,6 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fact_params(settings: Settings) -> dict[str, Any]:
-    from medlake.gold.panorama import PanoramaConfig, load_gold_config
 
     conf = load_gold_config(settings.conf_dir, "panorama", PanoramaConfig)
     return {"safety_stock_days": conf.safety_stock_days.model_dump()}

@@ -11,11 +11,17 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from medlake.argtypes import positive_int
+from medlake.cli.governance import print_result
 from medlake.config import Settings
+from medlake.gold.cost import BomError, explode_bom, monthly_unit_costs, what_if
+from medlake.governance.access import AccessDenied, UnknownRoleError
+from medlake.governance.read import Lakehouse, QueryResult
+from medlake.io import TableNotFoundError
 
 EXIT_USER_ERROR = 2
 EXIT_DATA_ERROR = 1
@@ -154,13 +160,6 @@ def add_cli(subparsers: Any) -> None:
 
 
 def cmd_what_if(args: argparse.Namespace, settings: Settings) -> int:
-    from pyspark.errors import AnalysisException
-
-    from medlake.cli.governance import print_result
-    from medlake.gold.cost import BomError, explode_bom, monthly_unit_costs, what_if
-    from medlake.governance.access import AccessDenied, UnknownRoleError
-    from medlake.governance.read import Lakehouse, QueryResult
-    from medlake.io import TableNotFoundError
 
     try:
         lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)

@@ -13,6 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+from medlake.config import ConfigError
+from medlake.gold.cost import cost_facts
+from medlake.sources import load_sources
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -56,8 +63,6 @@ def get(name: str) -> Fact:
     try:
         return FACTS[name]
     except KeyError:
-        from medlake.config import ConfigError
-
         raise ConfigError(
             f"unknown fact {name!r}; facts: {', '.join(sorted(FACTS))} (medlake/gold/facts.py)"
         ) from None
@@ -78,20 +83,17 @@ def inputs_of(names: set[str]) -> list[str]:
 
 
 def _region(df: DataFrame, ctx: FactContext) -> DataFrame:
-    from pyspark.sql import functions as F
 
     mapping = F.create_map(*[F.lit(x) for kv in sorted(ctx.regions.items()) for x in kv])
     return df.withColumn("region", mapping[F.col("plant_id")])
 
 
 def _month(column: str) -> Column:
-    from pyspark.sql import functions as F
 
     return F.date_format(F.col(column), "yyyy-MM")
 
 
 def _materials(tables: Mapping[str, DataFrame]) -> DataFrame:
-    from pyspark.sql import functions as F
 
     return tables["silver.materials"].select(
         "plant_id",
@@ -119,8 +121,6 @@ def _purchase_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
 def standard_cost_at(std: DataFrame, events: DataFrame, date_column: str) -> DataFrame:
     """`events` with `std_unit_cost_group`: the standard cost valid on each row's date
     (latest valid_from on or before it) for its plant and material; NULL before any."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
 
     spans = std.select("plant_id", "material_code", "valid_from", "std_unit_cost_group").withColumn(
         "valid_to",
@@ -151,7 +151,6 @@ def receipt_lines(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFram
     """Goods receipts with their purchase-order line: supplier, material, order, due and
     receipt dates, ordered and received quantity; arrival_offset_days = receipt - due date,
     lead_time_days = receipt - order date. Month of the receipt date."""
-    from pyspark.sql import functions as F
 
     receipts = (
         tables["silver.goods_receipts"]
@@ -190,7 +189,6 @@ def inspection_lots(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFr
     """Incoming inspections per supplier lot with the supplier of the receipt inspected:
     result (ACCEPT, ACCEPT_DEVIATION, REJECT), inspected and rejected quantity. Month of the
     inspection's plant-local date."""
-    from pyspark.sql import functions as F
 
     inspections = (
         tables["silver.incoming_inspections"]
@@ -232,7 +230,6 @@ def purchase_lines(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFra
     """Purchase-order lines with the standard cost valid on the order date, all in group
     currency per canonical unit: ppv_group = (unit price - standard cost) x ordered
     quantity, std_value_group = standard cost x ordered quantity. Month of the order date."""
-    from pyspark.sql import functions as F
 
     lines = _purchase_lines(tables).where(F.col("order_date") <= F.lit(ctx.as_of))
     df = (
@@ -267,8 +264,6 @@ def inventory_days(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFra
     day (group currency; NULL where no standard cost exists, e.g. finished devices), and the
     stated safety stock = safety_stock_days (conf/gold, by material category) x the average
     daily issue of the trailing 90 days."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
 
     on_hand = (
         tables["silver.on_hand"]
@@ -327,7 +322,6 @@ def wip_days(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFrame:
     """Per plant, finished product and day: units in work in progress (planned units of the
     work orders started on or before the day and not finished before it) and units
     completed good that day (production lots)."""
-    from pyspark.sql import functions as F
 
     as_of = F.lit(ctx.as_of)
     orders = tables["silver.work_orders"].where(F.col("started_at_local_date") <= as_of)
@@ -375,9 +369,6 @@ def product_costs(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFram
     rolled through the multi-level BOM (medlake/gold/cost.py), the previous month's, the
     standard material cost, units sold and revenue, from the first order month to the
     as-of month."""
-    from pyspark.sql import functions as F
-
-    from medlake.gold.cost import cost_facts
 
     as_of = F.lit(ctx.as_of)
     orders = tables["silver.purchase_orders"].where(F.col("order_date") <= as_of)
@@ -396,6 +387,5 @@ def product_costs(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFram
 
 def plant_regions(conf_dir: Any) -> dict[str, str]:
     """Plant id -> region from conf/sources."""
-    from medlake.sources import load_sources
 
     return {p: s.plant.region for p, s in load_sources(conf_dir / "sources").items()}

@@ -16,6 +16,7 @@ version stay readable through Delta time travel of the gold table.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pyspark.sql import functions as F
 
 from medlake.config import ConfigError, format_validation_error, read_yaml
 
@@ -235,8 +237,6 @@ class MetricDictionary:
         try:
             return self._resolved[metric_id]
         except KeyError:
-            import difflib
-
             close = difflib.get_close_matches(metric_id, self._resolved, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(
@@ -398,7 +398,6 @@ def compute_sets(
     Columns: every dimension of any cut (NULL outside a row's cut), `_cut` (the index of the
     row's cut in `cuts`), then as `compute`. A metric is kept only for the cuts in its scope.
     """
-    from pyspark.sql import functions as F
 
     dims = sorted({d for cut in cuts for d in cut})
     absent = [d for d in dims if d not in fact.columns]
@@ -451,7 +450,6 @@ def compute_sets(
 
 
 def _value(m: Metric, num: Column, den: Column) -> Column:
-    from pyspark.sql import functions as F
 
     if not m.is_ratio:
         return num
@@ -461,7 +459,6 @@ def _value(m: Metric, num: Column, den: Column) -> Column:
 
 def status_column(metrics: Sequence[Metric]) -> Column:
     """ok / warning / critical / no_data per row, from each metric's thresholds and direction."""
-    from pyspark.sql import functions as F
 
     status = F.when(F.col("value").isNull(), F.lit("no_data"))
     for m in metrics:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pyspark.sql import functions as F
 
 from medlake.config import ConfigError, format_validation_error, read_yaml
 from medlake.gold.metrics import MetricDictionary, compute_sets, in_scope
@@ -87,7 +88,6 @@ def panorama(
     Columns: month, grain, the DIMENSIONS (NULL outside the grain), metric_id,
     metric_version, numerator, denominator, value, status.
     """
-    from pyspark.sql import functions as F
 
     parts = []
     for fact_name, fact in sorted(facts.items()):

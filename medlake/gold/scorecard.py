@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pyspark.sql import Window
+from pyspark.sql import functions as F
 
 from medlake.config import ConfigError
 from medlake.gold.metrics import MetricDictionary, compute
@@ -70,7 +72,6 @@ class ScorecardConfig(_Strict):
 
 def _shift(month: Column, months: int | Column) -> Column:
     """yyyy-MM `month` moved by `months` (negative: earlier)."""
-    from pyspark.sql import functions as F
 
     first = F.to_date(F.concat(month, F.lit("-01")))
     return F.date_format(F.add_months(first, months), "yyyy-MM")
@@ -78,7 +79,6 @@ def _shift(month: Column, months: int | Column) -> Column:
 
 def in_windows(fact: DataFrame, window_months: int) -> DataFrame:
     """Each row once per rolling window it falls in; `month` becomes the window's last month."""
-    from pyspark.sql import functions as F
 
     k = F.explode(F.sequence(F.lit(0), F.lit(window_months - 1)))
     return (
@@ -94,8 +94,6 @@ def scorecard(
     supplier_names: DataFrame,
 ) -> DataFrame:
     """The scorecard rows of `months` (window metrics, scores, rank, trend, flags)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
 
     metrics = {name: dictionary.get(c.metric) for name, c in config.components.items()}
     needed = {m.spec.fact for m in metrics.values()} | {"receipt_lines", "purchase_lines"}
@@ -195,7 +193,6 @@ def scorecard(
 def _single_source(purchases: DataFrame, months: int) -> DataFrame:
     """Per supplier, category and month: the plant materials it alone supplied in the last
     `months` months (by purchase-order lines)."""
-    from pyspark.sql import functions as F
 
     lines = in_windows(purchases.where(F.col("supplier_group_id").isNotNull()), months)
     sole = (
@@ -215,7 +212,6 @@ def _single_source(purchases: DataFrame, months: int) -> DataFrame:
 
 def _z(p1: Column, n1: Column, p0: Column, n0: Column) -> Column:
     """Two-proportion z statistic of p1 (n1 trials) against p0 (n0 trials), pooled."""
-    from pyspark.sql import functions as F
 
     pooled = (p1 * n1 + p0 * n0) / (n1 + n0)
     se = F.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
@@ -223,7 +219,6 @@ def _z(p1: Column, n1: Column, p0: Column, n0: Column) -> Column:
 
 
 def _flags(df: DataFrame, config: ScorecardConfig) -> DataFrame:
-    from pyspark.sql import functions as F
 
     f = config.flags
     pct = "%.1f%%"

@@ -105,7 +105,7 @@ class _PatternContextOnly(ContextAwareEnhancer):
 
 def installed_ner_models() -> dict[str, str]:
     """The preferred installed spaCy NER package per language (none on this build)."""
-    import spacy
+    import spacy  # noqa: PLC0415 - optional spaCy
 
     found = {}
     for language, packages in NER_PACKAGES.items():
@@ -121,7 +121,7 @@ def _nlp_engine(ner_models: Mapping[str, str]) -> NlpEngine:
         return NoOpNlpEngine(
             models=[{"lang_code": lang, "model_name": "none"} for lang in LANGUAGES]
         )
-    import spacy
+    import spacy  # noqa: PLC0415 - optional spaCy
 
     engine = SpacyNlpEngine(
         models=[{"lang_code": k, "model_name": v} for k, v in ner_models.items()]
@@ -134,7 +134,7 @@ def _nlp_engine(ner_models: Mapping[str, str]) -> NlpEngine:
 
 def build_analyzer(ner_models: Mapping[str, str] | None = None) -> AnalyzerEngine:
     """A new offline analyzer; `ner_models` (language -> spaCy package or path) adds NER."""
-    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer  # noqa: PLC0415 - spaCy
 
     models = installed_ner_models() if ner_models is None else dict(ner_models)
     recognizers: list[EntityRecognizer] = [r for lang in LANGUAGES for r in build(lang)]

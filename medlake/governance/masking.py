@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from medlake.governance.analyzer import detect_many
 from medlake.governance.classes import Classes
 from medlake.governance.keys import Keys
 from medlake.governance.operators import (
@@ -171,7 +172,6 @@ def free_text_udf(masker: Masker) -> Callable[..., Column]:
 
     @F.pandas_udf(FREE_TEXT_RESULT)  # type: ignore[attr-defined,untyped-decorator]
     def mask_texts(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
-        from medlake.governance.analyzer import detect_many
 
         pseudonymisers = {j: Pseudonymiser(j, k) for j, k in keys.items()}
         for texts, jurisdictions in batches:

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from medlake.config import Settings, load_settings
+from medlake.entities import full_registry
 from medlake.governance.access import (
     AccessPolicy,
     ReadPlan,
@@ -20,6 +21,7 @@ from medlake.governance.access import (
 from medlake.governance.audit import AuditEvent, AuditTrail, current_principal
 from medlake.io import TableIO, TableNotFoundError
 from medlake.sources import PlantInfo
+from medlake.spark import build_spark
 from medlake.tables import Registry
 
 VIEW_PREFIX = "governed__"
@@ -139,7 +141,6 @@ class Lakehouse:
     ) -> Lakehouse:
         """Load the policy, registry and plants from `settings.conf_dir` and check the role
         before any Spark session is started."""
-        from medlake.entities import full_registry
 
         settings = settings or load_settings()
         policy = load_access(settings.conf_dir)
@@ -148,8 +149,6 @@ class Lakehouse:
         plants = load_plants(settings.conf_dir)
         policy.check(registry, plants)
         if spark is None:
-            from medlake.spark import build_spark
-
             spark = build_spark(settings, app_name="lakehouse-governed-read")
         return cls(
             role=role,

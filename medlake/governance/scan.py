@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from medlake.governance.analyzer import detect, detect_language
 from medlake.governance.classes import Classes
 from medlake.governance.operators import TOKEN
 from medlake.io import TableIO
@@ -46,7 +47,6 @@ class ColumnScan:
 
 def scan_values(values: Iterable[str]) -> tuple[int, Counter[str]]:
     """How many values hold personal data, and which entity types were found."""
-    from medlake.governance.analyzer import detect, detect_language
 
     flagged, entities = 0, Counter[str]()
     for value in values:

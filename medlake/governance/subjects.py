@@ -14,10 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from pyspark.sql import functions as F
+
 from medlake.config import Settings
+from medlake.entities import full_registry
+from medlake.governance.access import UnknownRoleError, load_access, load_plants
+from medlake.governance.audit import AuditEvent, AuditTrail, current_principal, write_auditor
 from medlake.governance.classes import load_classes, vault_table
 from medlake.governance.operators import TOKEN
 from medlake.governance.vault import ERASURES
+from medlake.io import CommitContext, TableIO
+from medlake.io.arrow import read_table
+from medlake.io.commit import new_run_id
+from medlake.spark import build_spark
 
 MIN_PURPOSE = 10  # characters: a ticket number and a word, not "x"
 
@@ -36,7 +45,6 @@ class Subject:
 
 def _check(settings: Settings, role: str, permission: str, token: str, purpose: str) -> str:
     """The token's jurisdiction, if `role` may do `permission` on it for this purpose."""
-    from medlake.governance.access import UnknownRoleError, load_access, load_plants
 
     policy = load_access(settings.conf_dir)
     try:
@@ -87,7 +95,6 @@ def _permitted(settings: Settings, role: str, permission: str, token: str, purpo
 def _audit(
     settings: Settings, action: str, table: str, role: str, purpose: str, **kw: object
 ) -> None:
-    from medlake.governance.audit import AuditEvent, AuditTrail
 
     AuditTrail(settings).record(
         AuditEvent(action=action, table_name=table, role=role, purpose=purpose, **kw)  # type: ignore[arg-type]
@@ -96,7 +103,6 @@ def _audit(
 
 def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Subject:
     """The clear value behind `token`; audited whether allowed or refused."""
-    from medlake.io.arrow import read_table
 
     jurisdiction = _permitted(settings, role, "reidentify", token, purpose)
     name = vault_table(jurisdiction)
@@ -118,13 +124,6 @@ def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Su
 
 def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
     """Remove the subject from its vault for good; returns the vault rows removed."""
-    from pyspark.sql import functions as F
-
-    from medlake.entities import full_registry
-    from medlake.governance.audit import AuditTrail, current_principal, write_auditor
-    from medlake.io import CommitContext, TableIO
-    from medlake.io.commit import new_run_id
-    from medlake.spark import build_spark
 
     jurisdiction = _permitted(settings, role, "erase", token, purpose)
     name = vault_table(jurisdiction)

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from medlake.config import Settings
 from medlake.io.commit import CommitContext, code_version
+from medlake.io.deltars import DeltaRsEngine
 from medlake.io.errors import (
     ConstraintViolationError,
     SchemaMismatchError,
@@ -113,10 +114,9 @@ class Engine(Protocol):
 def make_engine(spark: SparkSession, settings: Settings) -> Engine:
     """delta-spark where configured (or `auto` with its jars present), else delta-rs."""
     if use_delta_spark(settings):
-        from medlake.io.deltaspark import DeltaSparkEngine
+        from medlake.io.deltaspark import DeltaSparkEngine  # noqa: PLC0415 - optional engine: delta-spark needs its jars
 
         return DeltaSparkEngine(spark, settings)
-    from medlake.io.deltars import DeltaRsEngine
 
     return DeltaRsEngine(spark, settings)
 

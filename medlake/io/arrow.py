@@ -35,6 +35,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Field, Schema, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
@@ -44,6 +45,7 @@ from pyarrow import fs as pafs
 
 from medlake.config import Settings
 from medlake.io.commit import code_version
+from medlake.io.deltars import check_readable
 from medlake.io.errors import (
     ConstraintViolationError,
     TableConflictError,
@@ -229,7 +231,6 @@ class Snapshot:
         return int(self._delta.version())
 
     def _check(self, *, writing: bool) -> None:
-        from medlake.io.deltars import check_readable
 
         spec = self.table.spec
         try:
@@ -454,7 +455,6 @@ def to_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def _mask(data: pa.Table, where: RowFilter) -> pa.ChunkedArray:
-    import pyarrow.compute as pc
 
     column, op, value = where
     if column not in data.column_names:

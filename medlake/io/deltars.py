@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
+import pyarrow as pa
 from deltalake import DeltaTable, Field, Schema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
@@ -945,7 +946,6 @@ def _overlaps(action: dict[str, Any], column: str, low: Any, high: Any) -> bool:
 
 def _add_actions(table: DeltaTable) -> list[dict[str, Any]]:
     """The snapshot's add actions as dicts with path, size, num_records, partition_values."""
-    import pyarrow as pa
 
     rows = pa.table(table.get_add_actions(flatten=True)).to_pylist()
     result = []

@@ -39,8 +39,8 @@ class DeltaSparkEngine:
     name = "delta-spark"
 
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
-        from delta.exceptions import DeltaConcurrentModificationException
-        from delta.tables import DeltaTable  # needs the jars; imported only when chosen
+        from delta.exceptions import DeltaConcurrentModificationException  # noqa: PLC0415 - needs the delta-spark jars
+        from delta.tables import DeltaTable  # noqa: PLC0415 - needs the jars; imported only when chosen
 
         self.spark = spark
         self.settings = settings

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib
 import json
 import logging
 import os
@@ -26,6 +27,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pyspark.sql import functions as F
+from tqdm import tqdm
+
+from medlake.config import NotReadyError
+from medlake.io import CommitContext, failpoints
 from medlake.runtime import JobContext
 
 log = logging.getLogger("medlake.backfill")
@@ -110,7 +116,6 @@ def backfill_id(ctx: JobContext) -> str:
 
 
 def _done(ctx: JobContext, ident: str) -> set[tuple[str, dt.date, dt.date]]:
-    from pyspark.sql import functions as F
 
     if ctx.force or ctx.io.version(PROGRESS) is None:
         return set()
@@ -138,12 +143,6 @@ def _steps(ctx: JobContext) -> list[tuple[str, list[dt.date]]]:
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    import importlib
-
-    from tqdm import tqdm
-
-    from medlake.config import NotReadyError
-    from medlake.io import CommitContext, failpoints
 
     ident = backfill_id(ctx)
     done = _done(ctx, ident)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
 from medlake.runtime import JobContext
 
 if TYPE_CHECKING:
@@ -28,8 +31,6 @@ RESULT_KEYS = {
 
 def latest(frame: DataFrame, key: list[str], order: str) -> DataFrame:
     """The row with the greatest `order` per `key`."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
 
     w = Window.partitionBy(*key).orderBy(F.col(order).desc())
     return frame.withColumn("_n", F.row_number().over(w)).where("_n = 1").drop("_n")
@@ -38,7 +39,6 @@ def latest(frame: DataFrame, key: list[str], order: str) -> DataFrame:
 def latest_results(ctx: JobContext, table: str, first: dt.date, last: dt.date) -> DataFrame | None:
     """The latest evaluation of each result of `_dq` or `_reconciliation` for the dates
     first..last; None when the table was never written."""
-    from pyspark.sql import functions as F
 
     if ctx.io.version(table) is None:
         return None
@@ -48,7 +48,6 @@ def latest_results(ctx: JobContext, table: str, first: dt.date, last: dt.date) -
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from pyspark.sql import functions as F
 
     first, last = min(ctx.dates), max(ctx.dates)
     dq = latest_results(ctx, "_dq", first, last)

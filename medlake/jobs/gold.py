@@ -12,6 +12,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql import functions as F
+
+from medlake.config import ConfigError
+from medlake.gold import facts as gold_facts
+from medlake.gold.cost import cost_facts
+from medlake.gold.facts import plant_regions
+from medlake.gold.metrics import load_dictionary
+from medlake.gold.panorama import (
+    PanoramaConfig,
+    load_gold_config,
+    metric_catalogue,
+    months_between,
+    panorama,
+)
+from medlake.gold.scorecard import ScorecardConfig, scorecard
+from medlake.io import CommitContext
 from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
@@ -29,11 +45,6 @@ COST_INPUTS = ("silver.boms", "silver.standard_costs", "silver.sales_orders")
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.gold import facts as gold_facts
-    from medlake.gold.metrics import load_dictionary
-    from medlake.gold.panorama import PanoramaConfig, load_gold_config, months_between
-    from medlake.gold.scorecard import ScorecardConfig
-    from medlake.io import CommitContext
 
     conf = ctx.settings.conf_dir
     dictionary = load_dictionary(conf)
@@ -88,7 +99,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 def _read_pinned(ctx: JobContext, names: list[str]) -> tuple[dict[str, DataFrame], dict[str, int]]:
     """Each input at its current version (one consistent snapshot for the whole run)."""
-    from medlake.config import ConfigError
 
     tables, versions = {}, {}
     for name in names:
@@ -112,12 +122,6 @@ def _marts(
     score_conf: Any,
     grains: list[list[str]],
 ) -> dict[str, DataFrame]:
-    from pyspark.sql import functions as F
-
-    from medlake.gold.cost import cost_facts
-    from medlake.gold.facts import plant_regions
-    from medlake.gold.panorama import panorama
-    from medlake.gold.scorecard import scorecard
 
     as_of = F.lit(ctx.logical_date)
     costs = cost_facts(
@@ -145,7 +149,6 @@ def _marts(
 
 def _versions_map(dictionary: MetricDictionary, fact: str) -> Any:
     """{metric id: version} of the active metrics of `fact`, as a map column."""
-    from pyspark.sql import functions as F
 
     pairs = sorted((m.id, m.version) for m in dictionary.for_fact(fact))
     return F.create_map(*[F.lit(x) for pair in pairs for x in pair])
@@ -153,7 +156,6 @@ def _versions_map(dictionary: MetricDictionary, fact: str) -> Any:
 
 def _stamp(ctx: JobContext, table: str, df: DataFrame, as_of: dt.date) -> DataFrame:
     """The table's columns in declared order, with the run's as-of date and run id."""
-    from pyspark.sql import functions as F
 
     spec = ctx.registry.get(table)
     columns = {c.name for c in spec.columns}
@@ -164,7 +166,6 @@ def _stamp(ctx: JobContext, table: str, df: DataFrame, as_of: dt.date) -> DataFr
 
 
 def _catalogue(ctx: JobContext, dictionary: MetricDictionary) -> DataFrame:
-    from medlake.gold.panorama import metric_catalogue
 
     spec = ctx.registry.get(CATALOGUE)
     return ctx.spark.createDataFrame(metric_catalogue(dictionary), spec.spark_schema)

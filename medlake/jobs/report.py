@@ -14,7 +14,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql import functions as F
+
+from medlake.gold.facts import plant_regions
+from medlake.gold.metrics import load_dictionary
+from medlake.governance.audit import AuditTrail
 from medlake.jobs.gates import latest, latest_results
+from medlake.report import render
 from medlake.runtime import JobContext
 
 if TYPE_CHECKING:
@@ -37,8 +43,6 @@ TOP = 8  # rows per table: the page must be read without scrolling through raw d
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.gold.metrics import load_dictionary
-    from medlake.report import render
 
     facts = collect(ctx, load_dictionary(ctx.settings.conf_dir))
     folder = Path(ctx.settings.resolve(ctx.settings.reports.folder))
@@ -57,7 +61,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 def collect(ctx: JobContext, dictionary: MetricDictionary) -> dict[str, Any]:
     """The figures of the report, as plain JSON-ready values."""
-    from medlake.gold.facts import plant_regions
 
     first, last = min(ctx.dates), max(ctx.dates)
     month = f"{last:%Y-%m}"
@@ -152,7 +155,6 @@ def _plants(panorama: DataFrame | None, regions: dict[str, str]) -> list[dict[st
 
 def _suppliers(ctx: JobContext, month: str) -> dict[str, Any]:
     """The TOP suppliers to look at: flagged first, then the lowest composite score."""
-    from pyspark.sql import functions as F
 
     cards = _table(ctx, "gold.supplier_scorecard", f"month = '{month}'")
     if cards is None:
@@ -184,7 +186,6 @@ def _suppliers(ctx: JobContext, month: str) -> dict[str, Any]:
 
 def _costs(ctx: JobContext, month: str, currency: str) -> dict[str, Any]:
     """The products whose material cost moved most against the previous month."""
-    from pyspark.sql import functions as F
 
     costs = _table(ctx, "gold.product_cost", f"month = '{month}' AND NOT is_subassembly")
     if costs is None:
@@ -227,7 +228,6 @@ def _costs(ctx: JobContext, month: str, currency: str) -> dict[str, Any]:
 
 
 def _landed(ctx: JobContext, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
-    from pyspark.sql import functions as F
 
     manifest = _table(
         ctx,
@@ -251,7 +251,6 @@ def _landed(ctx: JobContext, first: dt.date, last: dt.date) -> list[dict[str, An
 
 
 def _quality(ctx: JobContext, first: dt.date, last: dt.date) -> dict[str, Any]:
-    from pyspark.sql import functions as F
 
     dq = latest_results(ctx, "_dq", first, last)
     rules = [] if dq is None else dq.collect()
@@ -296,7 +295,6 @@ def _quality(ctx: JobContext, first: dt.date, last: dt.date) -> dict[str, Any]:
 
 
 def _predictions(ctx: JobContext, last: dt.date) -> dict[str, Any] | None:
-    from pyspark.sql import functions as F
 
     scored = _table(ctx, "gold.late_delivery_predictions", f"score_date = '{last}'")
     if scored is None:
@@ -312,7 +310,6 @@ def _predictions(ctx: JobContext, last: dt.date) -> dict[str, Any] | None:
 
 
 def _audit(ctx: JobContext) -> dict[str, Any]:
-    from medlake.governance.audit import AuditTrail
 
     verdict = AuditTrail(ctx.settings, ctx.registry).verify()
     message = (

@@ -5,13 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from medlake.governance.classes import load_classes
+from medlake.governance.scan import dq_rows, judge_table, sample_table
+from medlake.io import CommitContext
 from medlake.runtime import JobContext
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.governance.classes import load_classes
-    from medlake.governance.scan import dq_rows, judge_table, sample_table
-    from medlake.io import CommitContext
 
     classes = load_classes(ctx.settings.conf_dir)
     classes.check(ctx.registry)

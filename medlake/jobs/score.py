@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyspark.sql import functions as F
+
+from medlake.config import ConfigError
+from medlake.io import CommitContext
+from medlake.jobs.train import input_versions, model_config, read_inputs
+from medlake.ml import late_delivery as ld
+from medlake.ml.tracking import CHAMPION, ModelNotReadyError, ModelRegistry
 from medlake.runtime import JobContext, lineage_run
 
 TABLE = "gold.late_delivery_predictions"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from pyspark.sql import functions as F
-
-    from medlake.config import ConfigError
-    from medlake.io import CommitContext
-    from medlake.jobs.train import input_versions, model_config, read_inputs
-    from medlake.ml import late_delivery as ld
-    from medlake.ml.tracking import CHAMPION, ModelNotReadyError, ModelRegistry
 
     if not ctx.dates:
         raise ConfigError("lakehouse run score needs --date YYYY-MM-DD (the day to score)")

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from medlake.config import ConfigError
+from medlake.entities import load_specs
+from medlake.governance.classes import load_classes, plant_jurisdictions
+from medlake.governance.keys import load_keys
+from medlake.governance.masking import Masker
+from medlake.io import CommitContext
 from medlake.runtime import JobContext, lineage_run
+from medlake.silver.build import DQ, RECON, SilverRun, build, load_rules
 
 if TYPE_CHECKING:
     from medlake.governance.masking import Masker
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.entities import load_specs
-    from medlake.io import CommitContext
-    from medlake.silver.build import DQ, RECON, SilverRun, build, load_rules
 
     conf = ctx.settings.conf_dir
     specs = load_specs(conf / "silver")
     unknown = sorted(set(ctx.entities or []) - set(specs))
     if unknown:
-        from medlake.config import ConfigError
-
         raise ConfigError(
             f"unknown silver entity {', '.join(unknown)}; the entities are "
             f"{', '.join(sorted(specs))} (conf/silver/<entity>.yaml)"
@@ -73,9 +75,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 def _masker(ctx: JobContext) -> Masker:
     """Column classes, the run's plants' jurisdictions and their keys (env or secret file)."""
-    from medlake.governance.classes import load_classes, plant_jurisdictions
-    from medlake.governance.keys import load_keys
-    from medlake.governance.masking import Masker
 
     classes = load_classes(ctx.settings.conf_dir)
     classes.check(ctx.registry)

@@ -12,6 +12,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql import functions as F
+
+from medlake.config import ConfigError
+from medlake.gold.metrics import load_dictionary
+from medlake.io import code_version
+from medlake.ml import late_delivery as ld
+from medlake.ml.config import ModelConfig, load_model_config
+from medlake.ml.late_delivery import INPUTS, LABEL
+from medlake.ml.tracking import ModelNotReadyError, ModelRegistry, TrainingRecord
 from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
@@ -23,9 +32,6 @@ MODELS = ("late_delivery",)  # models with an implementation in medlake.ml
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.io import code_version
-    from medlake.ml import late_delivery as ld
-    from medlake.ml.tracking import ModelRegistry, TrainingRecord
 
     config = model_config(ctx)
     tolerance = late_tolerance_days(ctx)
@@ -126,9 +132,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 def model_config(ctx: JobContext) -> LateDeliveryConfig:
     """The validated configuration of `ctx.model`; a `ConfigError` says what to pass."""
-    from medlake.config import ConfigError
-    from medlake.ml import late_delivery as ld
-    from medlake.ml.config import ModelConfig, load_model_config
 
     if not ctx.model:
         raise ConfigError(f"job {ctx.job} needs --model NAME (a file conf/models/NAME.yaml)")
@@ -145,8 +148,6 @@ def model_config(ctx: JobContext) -> LateDeliveryConfig:
 
 def late_tolerance_days(ctx: JobContext) -> int:
     """The group's one definition of late: the `otd` metric's `late_tolerance_days`."""
-    from medlake.config import ConfigError
-    from medlake.gold.metrics import load_dictionary
 
     value = load_dictionary(ctx.settings.conf_dir).get("otd").params["late_tolerance_days"]
     if value != int(value) or value < 0:
@@ -159,8 +160,6 @@ def late_tolerance_days(ctx: JobContext) -> int:
 
 def input_versions(ctx: JobContext) -> dict[str, int]:
     """The current Delta version of each input; a table never written stops the job."""
-    from medlake.ml.late_delivery import INPUTS
-    from medlake.ml.tracking import ModelNotReadyError
 
     versions: dict[str, int] = {}
     for table in INPUTS:
@@ -181,9 +180,6 @@ def read_inputs(ctx: JobContext, versions: dict[str, int]) -> dict[str, DataFram
 
 def latest_receipt(frames: dict[str, DataFrame]) -> dt.date:
     """The as-of date when none is given: the latest receipt date in silver."""
-    from pyspark.sql import functions as F
-
-    from medlake.ml.tracking import ModelNotReadyError
 
     row = frames["silver.goods_receipts"].agg(F.max("receipt_date").alias("last")).first()
     if row is None or row["last"] is None:
@@ -198,10 +194,6 @@ def latest_receipt(frames: dict[str, DataFrame]) -> dt.date:
 def _check_training_data(
     train: DataFrame, config: LateDeliveryConfig, as_of: dt.date, cutoff: dt.date
 ) -> None:
-    from pyspark.sql import functions as F
-
-    from medlake.ml.late_delivery import LABEL
-    from medlake.ml.tracking import ModelNotReadyError
 
     row = train.agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("late")).first()
     n = int(row["n"] or 0) if row else 0

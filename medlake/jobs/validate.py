@@ -18,6 +18,21 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from medlake.jobs.train import (
+    input_versions,
+    late_tolerance_days,
+    latest_receipt,
+    model_config,
+    read_inputs,
+)
+from medlake.ml import late_delivery as ld
+from medlake.ml.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    ModelError,
+    ModelNotReadyError,
+    ModelRegistry,
+)
 from medlake.runtime import JobContext, lineage_run
 
 if TYPE_CHECKING:
@@ -26,21 +41,6 @@ if TYPE_CHECKING:
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from medlake.jobs.train import (
-        input_versions,
-        late_tolerance_days,
-        latest_receipt,
-        model_config,
-        read_inputs,
-    )
-    from medlake.ml import late_delivery as ld
-    from medlake.ml.tracking import (
-        CHALLENGER,
-        CHAMPION,
-        ModelError,
-        ModelNotReadyError,
-        ModelRegistry,
-    )
 
     config = model_config(ctx)  # promotion rules and holdout length: as declared now
     registry = ModelRegistry(ctx.settings)

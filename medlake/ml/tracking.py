@@ -4,7 +4,9 @@ Stores come from `settings.mlflow`: a plain folder (the embedded default, `var/m
 holds an SQLite database for runs and the registry (`mlflow.db`) and an `artifacts/`
 folder; any URI (`sqlite:///...`, `postgresql://...`, `http://mlflow:5000`) is used as
 given. MLflow 3 refuses its old file store, and SQLite supports registry aliases, so the
-embedded default works offline with nothing to install or download.
+embedded default works offline with nothing to install or download. MLflow is imported
+inside the methods (`noqa: PLC0415`): it takes seconds and sets up its logging, and only
+model runs need it.
 
 >>> registry = ModelRegistry(settings)                                   # doctest: +SKIP
 >>> version = registry.log_and_register(record, fitted_pipeline)         # doctest: +SKIP
@@ -18,11 +20,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pyspark
 
 from medlake.config import ConfigError, NotReadyError, Settings
 
@@ -123,7 +128,7 @@ class ModelRegistry:
     """Runs, models and aliases of the configured MLflow stores, through one `MlflowClient`."""
 
     def __init__(self, settings: Settings) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # noqa: PLC0415 - MLflow: slow import
 
         self.stores = stores(settings)
         self.client = MlflowClient(
@@ -143,7 +148,7 @@ class ModelRegistry:
 
     def by_alias(self, name: str, alias: str) -> VersionInfo | None:
         """The version `alias` points to, or None when the model or the alias does not exist."""
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow: slow import
 
         try:
             found = self.client.get_model_version_by_alias(name, alias)
@@ -159,7 +164,7 @@ class ModelRegistry:
         MLflow's Spark flavor copies the model through the JVM of the session that is
         running; `spark` is that session (asking for it makes the caller start one).
         """
-        import mlflow.spark
+        import mlflow.spark  # noqa: PLC0415 - MLflow: slow import
 
         spark.sparkContext.setJobDescription(f"load model {info.name} v{info.version}")
         uri = self.client.get_model_version_download_uri(info.name, str(info.version))
@@ -183,10 +188,9 @@ class ModelRegistry:
     def log_and_register(self, record: TrainingRecord, model: PipelineModel) -> VersionInfo:
         """Log a training run (params, metrics, tags, importances, config, the model with its
         signature), register it as a new version and point `challenger` at it."""
-        import mlflow
-        import mlflow.spark
-        import pyspark
-        from mlflow.models import infer_signature
+        import mlflow  # noqa: PLC0415 - MLflow: slow import
+        import mlflow.spark  # noqa: PLC0415 - MLflow: slow import
+        from mlflow.models import infer_signature  # noqa: PLC0415 - MLflow: slow import
 
         experiment_id = self._experiment(record.experiment)
         run = self.client.create_run(
@@ -254,7 +258,7 @@ class ModelRegistry:
 
     def _bind_fluent(self) -> None:
         """`mlflow.spark.log_model` only logs into the fluent API's active run."""
-        import mlflow
+        import mlflow  # noqa: PLC0415 - MLflow: slow import
 
         mlflow.set_tracking_uri(self.stores.tracking_uri)
         mlflow.set_registry_uri(self.stores.registry_uri)
@@ -268,7 +272,7 @@ class ModelRegistry:
         )
 
     def _ensure_registered(self, name: str) -> None:
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415 - MLflow: slow import
 
         try:
             self.client.get_registered_model(name)
@@ -280,7 +284,7 @@ class ModelRegistry:
     def _log_values(
         self, run_id: str, params: Mapping[str, Any], metrics: Mapping[str, float]
     ) -> None:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param  # noqa: PLC0415 - MLflow: slow import
 
         now = int(time.time() * 1000)
         self.client.log_batch(
@@ -290,7 +294,6 @@ class ModelRegistry:
         )
 
     def _artifact_text(self, run_id: str, path: str) -> str:
-        import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             local = str(self.client.download_artifacts(run_id, path, tmp))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,13 +24,14 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medlake.bronze.ingest import months_of, read_bronze
+from medlake.config import ConfigError
 from medlake.entities import EntitySpec
 from medlake.governance import vault
 from medlake.governance.masking import VAULT, Masker
 from medlake.io import Changes, CommitContext, Retract, TableIO
 from medlake.silver.conform import Refs, conform
 from medlake.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
-from medlake.silver.quality import RuleResult, RuleSet, evaluate, results_rows
+from medlake.silver.quality import RuleResult, RuleSet, evaluate, load_rule_dir, results_rows
 from medlake.sources import PlantSource
 
 log = logging.getLogger("medlake.silver")
@@ -145,7 +147,6 @@ def check_mappings(
 ) -> None:
     """Every plant that delivers an entity maps its key and mandatory columns; otherwise
     every row would be quarantined as 'missing', which is a configuration error."""
-    from medlake.config import ConfigError
 
     problems = []
     for name in entities:
@@ -392,7 +393,6 @@ def _flag_anomalies(df: DataFrame, spec: EntitySpec) -> DataFrame:
 def _cross_check(io: TableIO, spec: EntitySpec, df: DataFrame) -> DataFrame:
     """Flag rows that disagree with a related table, e.g. a receipt in another unit than
     its order line (`cross_checks` in the spec). Rows without a partner are not flagged."""
-    import re
 
     for check in spec.cross_checks:
         ref = f"silver.{check.ref}"
@@ -668,6 +668,5 @@ def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
 
 
 def load_rules(folder: Path) -> dict[str, RuleSet]:
-    from medlake.silver.quality import load_rule_dir
 
     return load_rule_dir(folder) if folder.is_dir() and any(folder.glob("*.yaml")) else {}

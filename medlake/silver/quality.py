@@ -1,10 +1,10 @@
 """Data-quality rules for silver tables: declared in YAML, evaluated on a DataFrame in one pass.
 
->>> rules = load_rules(Path("conf/quality/purchase_order_lines.yaml"))  # doctest: +SKIP
+>>> rules = load_rules(Path("conf/quality/purchase_orders.yaml"))  # doctest: +SKIP
 >>> outcome = evaluate(df, rules, logical_date=day, refs={"silver.suppliers": s})  # doctest: +SKIP
 >>> with outcome:  # writes read the cached evaluation, then it is released  # doctest: +SKIP
-...     io.append("silver.purchase_order_lines", outcome.kept, ctx=ctx)
-...     io.append("silver.purchase_order_lines__quarantine", outcome.quarantined, ctx=ctx)
+...     io.append("silver.purchase_orders", outcome.kept, ctx=ctx)
+...     io.append("silver.purchase_orders__quarantine", outcome.quarantined, ctx=ctx)
 
 Semantics in plain words:
 

@@ -49,7 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from medlake_simulator.demo import run_demo  # pulls in Airflow: only for this command
+    from medlake_simulator.demo import run_demo  # noqa: PLC0415 - pulls in Airflow: only for this command
 
     try:
         settings = load_settings(args.env, conf_dir=args.conf)

@@ -32,6 +32,12 @@ from typing import Any
 import yaml
 
 from medlake.config import Settings
+from medlake.governance.classes import load_classes
+from medlake.governance.keys import KEY_ENV, SECRETS_FILE_ENV
+from medlake.jobs import backfill
+from medlake.orchestrate import LocalAirflow
+from medlake.pipeline import load_pipeline
+from medlake.runtime import JobContext, new_run_id
 from medlake_simulator.generate import generate
 
 DEMO_START = dt.date(2026, 1, 1)
@@ -45,8 +51,6 @@ DEMO_ENV = "demo"  # conf/env/demo.yaml: the local settings, tasks not retried
 
 def demo_keys(settings: Settings) -> Path | None:
     """Point $LAKEHOUSE_SECRETS_FILE at demo keys under var/secrets unless keys are configured."""
-    from medlake.governance.classes import load_classes
-    from medlake.governance.keys import KEY_ENV, SECRETS_FILE_ENV
 
     jurisdictions = load_classes(settings.conf_dir).jurisdictions
     if os.environ.get(SECRETS_FILE_ENV) or all(
@@ -66,8 +70,6 @@ def demo_keys(settings: Settings) -> Path | None:
 def run_demo(settings: Settings, night: dt.date | None = None) -> int:
     """Six months of history through `backfill`, then the first night through the DAG; with
     `night`, only that night's DAG run (the deliveries are already there)."""
-    from medlake.orchestrate import LocalAirflow
-    from medlake.pipeline import load_pipeline
 
     started = time.monotonic()
 
@@ -147,8 +149,6 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
 
 def _backfill_history(settings: Settings, step: Callable[[str], None]) -> int:
     """`lakehouse run backfill` over the history (in this process; skipped steps are free)."""
-    from medlake.jobs import backfill
-    from medlake.runtime import JobContext, new_run_id
 
     history = [DEMO_START + dt.timedelta(days=i) for i in range(DEMO_HISTORY_DAYS)]
     step(

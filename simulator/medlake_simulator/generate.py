@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
+import os
+import queue as queue_module
 import shutil
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,9 +150,6 @@ _WORKER: dict[str, Any] = {}  # set in each pool worker by _init_worker
 
 def _init_worker(queue: Any, parent: int) -> None:
     """Pool initializer: keep the progress queue, and stop when the generating process dies."""
-    import os
-    import threading
-    import time
 
     _WORKER["progress"] = queue
 
@@ -190,10 +192,6 @@ def generate(
     Plants are simulated independently, so `workers` processes share them; the files are
     the same whatever the number of workers.
     """
-    import multiprocessing
-    import os
-    import queue as queue_module
-    import time
 
     if days < 1:
         raise ValueError("--days must be at least 1")

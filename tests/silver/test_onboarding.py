@@ -3,7 +3,7 @@
 São Paulo (BR) delivers what Penang (PN) delivers, said in its own dialect: Portuguese column
 and file names, semicolons, decimal commas, yyyy.MM.dd dates, UN/CX units, BRF/BRM codes,
 BRL, its own result, defect and fault codes and S/N Booleans. The test writes BR's deliveries
-by translating PN's simulated ones, adds exactly one configuration file (`sources/BR.yaml`,
+by translating PN's simulated ones, adds exactly one configuration file (`BR.yaml` in the copy's `sources/`,
 in a copy of medlake/conf/) and runs the unchanged ingest and silver jobs. Expected values come from
 the text the test wrote, parsed here with BR's conventions in plain Python; and since both
 plants deliver the same facts, BR's canonical rows must equal PN's.

@@ -24,11 +24,12 @@ from medlake.lineage import (
     LineageRecorder,
     NullEmitter,
     emitter_from_config,
+    event_json,
     openlineage_run_id,
     sha256_file,
 )
 
-NAMESPACE = "file:///srv/lake"
+ROOT = "/srv/lake"
 DAY = dt.date(2024, 3, 1)
 NOW = dt.datetime(2024, 3, 2, 1, 30, 15, 250000, tzinfo=dt.UTC)
 SHA_A = hashlib.sha256(b"plant SZ orders").hexdigest()
@@ -40,7 +41,7 @@ def make_recorder(emitter: Any = None, **kwargs: Any) -> LineageRecorder:
         "job": "silver_orders",
         "run_id": "scheduled__2024-03-01T00:00:00+00:00",
         "logical_date": DAY,
-        "namespace": NAMESPACE,
+        "storage_root": ROOT,
         "emitter": emitter or NullEmitter(),
         "clock": lambda: NOW,
     }
@@ -167,6 +168,18 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def ours(facets: dict[str, Any]) -> dict[str, Any]:
+    """Run facets without the `tags` facet the OpenLineage client adds (its own version)."""
+    return {key: facet for key, facet in facets.items() if key != "tags"}
+
+
+def symlink(event_dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    identifiers: list[dict[str, Any]] = (
+        event_dataset["facets"].get("symlinks", {}).get("identifiers", [])
+    )
+    return identifiers
+
+
 def test_file_emitter_writes_start_then_complete_with_datasets_and_versions(
     tmp_path: Path,
 ) -> None:
@@ -183,12 +196,16 @@ def test_file_emitter_writes_start_then_complete_with_datasets_and_versions(
     assert run_ids == {openlineage_run_id("silver_orders", "scheduled__2024-03-01T00:00:00+00:00")}
     for event in events:
         assert event["eventTime"] == "2024-03-02T01:30:15.250Z"
-        assert event["job"] == {"namespace": "medlake", "name": "silver_orders"}
+        assert event["job"]["namespace"] == "medlake"
+        assert event["job"]["name"] == "silver_orders"
         assert event["schemaURL"].startswith("https://openlineage.io/spec/")
         assert event["producer"] == "urn:medlake:lakehouse"
         nominal = event["run"]["facets"]["nominalTime"]
         assert nominal["nominalStartTime"] == "2024-03-01T00:00:00.000Z"
         assert nominal["nominalEndTime"] == "2024-03-02T00:00:00.000Z"
+        assert event["run"]["facets"]["medlake_run"]["runId"] == (
+            "scheduled__2024-03-01T00:00:00+00:00"
+        )
     assert events[0]["inputs"] == events[0]["outputs"] == []
 
     complete = events[1]
@@ -197,18 +214,28 @@ def test_file_emitter_writes_start_then_complete_with_datasets_and_versions(
         for d in complete["inputs"]
     ]
     assert inputs == [
-        (NAMESPACE, "bronze.sap__vbak", "7"),
-        (NAMESPACE, "silver.plant", None),
-        ("file", "file:///landing/SZ/orders_20240301.csv", SHA_A),
-        ("file", "file:///landing/MX/orders_20240301.csv", SHA_B),
+        ("file", "/srv/lake/bronze/sap__vbak", "7"),
+        ("file", "/srv/lake/silver/plant", None),
+        ("file", "/landing/SZ/orders_20240301.csv", SHA_A),
+        ("file", "/landing/MX/orders_20240301.csv", SHA_B),
+    ]
+    assert [symlink(d) for d in complete["inputs"]] == [
+        [{"namespace": "medlake", "name": "bronze.sap__vbak", "type": "TABLE"}],
+        [{"namespace": "medlake", "name": "silver.plant", "type": "TABLE"}],
+        [],
+        [],
     ]
     outputs = [
         (d["namespace"], d["name"], d["facets"]["version"]["datasetVersion"])
         for d in complete["outputs"]
     ]
     assert outputs == [
-        (NAMESPACE, "silver.orders", "12"),
-        (NAMESPACE, "silver.orders__quarantine", "3"),
+        ("file", "/srv/lake/silver/orders", "12"),
+        ("file", "/srv/lake/silver/orders__quarantine", "3"),
+    ]
+    assert [symlink(d)[0]["name"] for d in complete["outputs"]] == [
+        "silver.orders",
+        "silver.orders__quarantine",
     ]
     schema = complete["outputs"][0]["facets"]["schema"]
     assert schema["fields"] == [
@@ -224,12 +251,17 @@ def test_every_facet_names_its_producer_and_schema(tmp_path: Path) -> None:
     rec.fail("boom")
     (event,) = read_events(tmp_path / "silver_orders.jsonl")
     datasets = event["inputs"] + event["outputs"]
-    facets = [*event["run"]["facets"].values()]
+    assert event["run"]["facets"]["tags"]["tags"][0]["key"] == "openlineage_client_version"
+    facets = [*ours(event["run"]["facets"]).values()]
     facets += [facet for d in datasets for facet in d["facets"].values()]
-    assert len(facets) == 2 + 3 + 2 + 1  # run: nominalTime, errorMessage; versions; schema
+    # run: nominalTime, errorMessage, medlake_run; inputs: symlinks + version, symlinks,
+    # version, version; outputs: symlinks + version + schema, symlinks + version
+    assert len(facets) == 3 + (2 + 1 + 1 + 1) + (3 + 2)
     for facet in facets:
         assert facet["_producer"] == "urn:medlake:lakehouse"
-        assert facet["_schemaURL"].startswith("https://openlineage.io/spec/facets/")
+        assert facet["_schemaURL"].startswith(
+            ("https://openlineage.io/spec/facets/", "urn:medlake:lineage:facets:")
+        )
 
 
 def test_file_emitter_writes_start_then_fail_with_the_error_message(tmp_path: Path) -> None:
@@ -251,7 +283,7 @@ def test_when_logical_date_is_missing_then_no_nominal_time_facet(tmp_path: Path)
     rec = make_recorder(FileEmitter(tmp_path), logical_date=None)
     rec.start()
     (event,) = read_events(tmp_path / "silver_orders.jsonl")
-    assert event["run"]["facets"] == {}
+    assert list(ours(event["run"]["facets"])) == ["medlake_run"]
 
 
 def test_file_emitter_appends_runs_of_the_same_job_to_one_file(tmp_path: Path) -> None:
@@ -334,7 +366,8 @@ def test_http_emitter_posts_each_event_as_json_with_bearer_key(
     assert headers["Content-Type"] == "application/json"
     bodies = [json.loads(r["body"]) for r in _Collector.received]
     assert [b["eventType"] for b in bodies] == ["START", "COMPLETE"]
-    assert bodies[1] == rec.event("COMPLETE")
+    bodies[1]["run"]["facets"] = ours(bodies[1]["run"]["facets"])
+    assert bodies[1] == event_json(rec.event("COMPLETE"))
 
 
 def test_http_emitter_without_key_sends_no_authorization(server: ThreadingHTTPServer) -> None:

@@ -1,6 +1,7 @@
-"""The layer contract of docs/architecture.md holds: no module of medlake imports a layer above
-its own, and every module belongs to a layer. Imports inside functions count; the
-`if __name__ == "__main__":` block of a job script (run only by spark-submit) does not."""
+"""The architecture holds: the layer contract of docs/architecture.md (no module of medlake
+imports a layer above its own; every module belongs to a layer; imports inside functions count,
+the `if __name__ == "__main__":` block of a job script, run only by spark-submit, does not), and
+the documentation and the code name only files that exist."""
 
 from __future__ import annotations
 
@@ -129,3 +130,26 @@ def test_an_upward_import_is_caught_even_inside_a_function(module: str, line: st
 def test_the_main_block_of_a_job_script_is_not_a_dependency() -> None:
     script = 'if __name__ == "__main__":\n    from medlake.cli import submit\n'
     assert violations({**sources(), "medlake.jobs.planted": script}, contract()) == []
+
+
+def test_documentation_and_code_name_only_files_that_exist() -> None:
+    """Every `folder/file.ext` path written in the README, docs/, the code, the tests and the
+    configuration exists in the repository (relative to it, to the package, to its packaged
+    configuration or to the file itself), except generated files under var/ and paths with a
+    placeholder (`<plant>`, `NAME`, `*`)."""
+    pattern = re.compile(
+        r"(?<![\w./<>{}$+-])((?:[\w.-]+/)+[\w.-]+\.(?:md|py|yaml|yml|toml|sh|lock))(?![\w/])"
+    )
+    roots = [REPO, PACKAGE, PACKAGE / "conf"]
+    files = [REPO / "README.md", *REPO.glob("docs/*.md"), *PACKAGE.rglob("*.py")]
+    files += [*PACKAGE.rglob("*.yaml"), *(REPO / "simulator").rglob("*.py")]
+    files += [*(REPO / "tests").rglob("*.py"), *(REPO / "bench").glob("*.py")]
+    missing = set()
+    for file in files:
+        for match in pattern.finditer(file.read_text(encoding="utf-8")):
+            path = match.group(1)
+            if path.startswith("var/") or "NAME" in path or re.search(r"[<>*{}$]", path):
+                continue
+            if not any((root / path).exists() for root in [*roots, file.parent]):
+                missing.add(f"{file.relative_to(REPO)}: {path}")
+    assert sorted(missing) == []
