@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_VAR = "LAKEHOUSE_ENV"
 CONF_DIR_VAR = "LAKEHOUSE_CONF"
 HOME_VAR = "LAKEHOUSE_HOME"
+# Set by the DAG's task for its job: which Airflow try and task this run is (OpenLineage runs)
+TRY_NUMBER_VAR = "LAKEHOUSE_TRY_NUMBER"
+TASK_ID_VAR = "LAKEHOUSE_TASK_ID"
 
 
 def packaged(*parts: str) -> Path:

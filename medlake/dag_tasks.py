@@ -19,7 +19,14 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from medlake import jobserver
-from medlake.config import CONF_DIR_VAR, DEFAULT_CONF_DIR, home_dir, packaged
+from medlake.config import (
+    CONF_DIR_VAR,
+    DEFAULT_CONF_DIR,
+    TASK_ID_VAR,
+    TRY_NUMBER_VAR,
+    home_dir,
+    packaged,
+)
 from medlake.pipeline import load_pipeline
 
 NOT_READY = 75  # a job's input or model is not there yet (medlake.cli.EXIT_NOT_READY)
@@ -197,15 +204,16 @@ class LakehouseJob(SparkSubmitOperator):
 
 
 def try_number_env(context: Any) -> dict[str, str]:
-    """The task's try number as the job's variable (`LAKEHOUSE_TRY_NUMBER`): each try of a
-    task is its own OpenLineage run. As a `LAKEHOUSE_` variable it reaches the job through
-    spark-submit's environment and through the shared driver, which passes a task's
-    `LAKEHOUSE_*` variables to its job and never lends them to another task's."""
-    from medlake.lineage import TRY_NUMBER_VAR  # noqa: PLC0415 - DAG parsing stays light (OpenLineage client)
-
+    """The task's id and try number as the job's variables (`LAKEHOUSE_TASK_ID`,
+    `LAKEHOUSE_TRY_NUMBER`): each task is its own OpenLineage job and each try its own run.
+    As `LAKEHOUSE_` variables they reach the job through spark-submit's environment and
+    through the shared driver, which passes a task's `LAKEHOUSE_*` variables to its job and
+    never lends them to another task's."""
     task_instance = context.get("ti") or context.get("task_instance")
     number = getattr(task_instance, "try_number", None)
-    return {TRY_NUMBER_VAR: str(number)} if number else {}
+    task_id = getattr(task_instance, "task_id", None)
+    env = {TRY_NUMBER_VAR: str(number)} if number else {}
+    return env | ({TASK_ID_VAR: str(task_id)} if task_id else {})
 
 
 def require_interval(**context: Any) -> str:

@@ -68,7 +68,7 @@ from openlineage.client.transport.http import (
 from openlineage.client.transport.transport import Transport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from medlake.config import ConfigError, format_validation_error
+from medlake.config import TASK_ID_VAR, TRY_NUMBER_VAR, ConfigError, format_validation_error
 from medlake.tables import Registry
 
 LOGGER = logging.getLogger("medlake.lineage")
@@ -82,7 +82,6 @@ TABLE_SYMLINK_TYPE = "TABLE"
 # Where a job finds the try number of its Airflow task: LakehouseJob passes the first to the
 # job (spark-submit's environment, the shared driver's per-task variables); the second is what
 # Airflow's task runner exports to every task's process.
-TRY_NUMBER_VAR = "LAKEHOUSE_TRY_NUMBER"
 AIRFLOW_TRY_NUMBER_VAR = "AIRFLOW_CTX_TRY_NUMBER"
 # Fixed namespace for deriving OpenLineage run ids from the project's run ids (uuid5).
 RUN_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:medlake:lineage:run")
@@ -216,6 +215,14 @@ def table_location(storage_root: str, table: str, registry: Registry | None) -> 
     else:
         relative = table.replace(".", "/", 1)
     return f"{storage_root.rstrip('/')}/{relative}"
+
+
+def task_id_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Airflow task id of this process's job, if the DAG's task set it: two tasks of one
+    DAG run (two silver groups, one ingest per plant) run the same job kind under the same
+    run id and must still be two OpenLineage jobs with their own runs."""
+    env = os.environ if environ is None else environ
+    return (env.get(TASK_ID_VAR) or "").strip() or None
 
 
 def try_number_from_env(environ: Mapping[str, str] | None = None) -> int | None:
@@ -547,11 +554,15 @@ class LineageRecorder:
         registry: Registry | None = None,
         period: tuple[dt.date, dt.date] | None = None,
         try_number: int | None = None,
+        task: str | None = None,
         job_namespace: str = DEFAULT_JOB_NAMESPACE,
         producer: str = DEFAULT_PRODUCER,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
-        self.job = job
+        self.job = job  # the job kind, as `_lineage` rows record it
+        # the OpenLineage job: the Airflow task when there is one (two silver groups or one
+        # ingest per plant are separate jobs of one DAG run), else the job kind
+        self.lineage_job = task or job
         self.run_id = run_id
         self.logical_date = logical_date
         # the days the run processes, first and last (the nominal time of its events)
@@ -562,7 +573,9 @@ class LineageRecorder:
         self.try_number = try_number
         self.job_namespace = job_namespace
         self.producer = producer
-        self.openlineage_run_id = openlineage_run_id(job, run_id, job_namespace, try_number)
+        self.openlineage_run_id = openlineage_run_id(
+            self.lineage_job, run_id, job_namespace, try_number
+        )
         self._clock = clock
         self._sources: dict[tuple[SourceKind, str], Source] = {}
         self._targets: dict[tuple[str, int], Target] = {}
@@ -673,9 +686,9 @@ class LineageRecorder:
         Called before a run starts, so a run that still goes on elsewhere is left alone as
         long as it is younger than `orphan_after`."""
         try:
-            open_runs = self.emitter.open_runs(self.job_namespace, self.job)
+            open_runs = self.emitter.open_runs(self.job_namespace, self.lineage_job)
         except Exception as exc:  # lineage must never fail the job
-            LOGGER.warning("open OpenLineage runs of job %r not read: %s", self.job, exc)
+            LOGGER.warning("open OpenLineage runs of job %r not read: %s", self.lineage_job, exc)
             return []
         now = self._clock().astimezone(dt.UTC)
         hours = self.emitter.orphan_after.total_seconds() / 3600
@@ -686,7 +699,7 @@ class LineageRecorder:
             reason = (
                 f"run started at {_iso(started)} sent no COMPLETE, FAIL or ABORT within "
                 f"{hours:g} hours (lineage setting orphan_after_hours); closed by the next run "
-                f"of job {self.job!r}"
+                f"of job {self.lineage_job!r}"
             )
             facets: dict[str, RunFacet] = {"errorMessage": self._error_facet(reason, None)}
             self.emitter.emit(
@@ -695,7 +708,7 @@ class LineageRecorder:
                     eventTime=_iso(now),
                     producer=self.producer,
                     run=Run(runId=run_id, facets=facets),
-                    job=Job(namespace=self.job_namespace, name=self.job),
+                    job=Job(namespace=self.job_namespace, name=self.lineage_job),
                 )
             )
             closed.append(run_id)
@@ -712,7 +725,7 @@ class LineageRecorder:
             eventTime=_iso(self._clock()),
             producer=self.producer,
             run=Run(runId=self.openlineage_run_id, facets=self._run_facets(error, stack_trace)),
-            job=Job(namespace=self.job_namespace, name=self.job),
+            job=Job(namespace=self.job_namespace, name=self.lineage_job),
             inputs=inputs,
             outputs=[self._output(target) for target in self._targets.values()],
         )

@@ -23,6 +23,7 @@ from medlake.lineage import (
     NullEmitter,
     abort_on_sigterm,
     emitter_from_config,
+    task_id_from_env,
     try_number_from_env,
 )
 from medlake.sources import load_sources
@@ -123,6 +124,7 @@ class JobContext:
             storage_root=self.settings.storage_root,
             registry=self.registry,
             try_number=try_number_from_env(),
+            task=task_id_from_env(),
             emitter=emitter,
         )
 

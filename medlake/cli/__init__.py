@@ -363,10 +363,18 @@ def submit(job: str) -> None:
 
 
 def run_argv(job: str, args: list[str]) -> list[str]:
-    """The `lakehouse` command line of `medlake/jobs/<job>.py ARGS`: `--env E` anywhere in
-    ARGS moves before `run` (it is an option of `lakehouse`, not of `run`)."""
+    """The `lakehouse` command line of `medlake/jobs/<job>.py ARGS`: `--env E` and `--conf DIR`
+    (also as `--env=E`) anywhere in ARGS move before `run`: they are options of `lakehouse`,
+    not of `run`."""
     head: list[str] = []
-    if "--env" in args:
-        at = args.index("--env")
-        head, args = args[at : at + 2], args[:at] + args[at + 2 :]
-    return [*head, "run", job, *args]
+    rest: list[str] = []
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        if arg in ("--env", "--conf") and at + 1 < len(args):
+            head += args[at : at + 2]
+            at += 2
+            continue
+        (head if arg.startswith(("--env=", "--conf=")) else rest).append(arg)
+        at += 1
+    return [*head, "run", job, *rest]

@@ -64,10 +64,10 @@ def _secret_file(project_root: Path | None) -> dict[str, str]:
     if not name:
         return {}
     path = Path(name).expanduser()
-    if project_root is not None and _inside_git_tree(path, project_root):
+    if project_root is not None and (tree := _git_work_tree(path)) is not None:
         raise SecretError(
-            f"${SECRETS_FILE_ENV} points at {path}, inside the repository; keep secret files "
-            "outside it (or under the git-ignored var/ folder for a local demo)"
+            f"${SECRETS_FILE_ENV} points at {path}, inside the git repository {tree}; keep "
+            "secret files outside it (or under its git-ignored var/ folder for a local demo)"
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -86,18 +86,23 @@ def _secret_file(project_root: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in keys.items()}
 
 
-def _inside_git_tree(path: Path, root: Path) -> bool:
-    resolved, top = path.resolve(), root.resolve()
-    if not resolved.is_relative_to(top):
-        return False
-    return not resolved.is_relative_to(top / "var")
+def _git_work_tree(path: Path) -> Path | None:
+    """The git work tree that holds `path` (a folder with `.git` above it), unless the file is
+    under that tree's `var/` (git-ignored, where the demo keeps its generated keys)."""
+    resolved = path.resolve()
+    for folder in resolved.parents:
+        if (folder / ".git").exists():
+            return None if resolved.is_relative_to(folder / "var") else folder
+    return None
 
 
 def load_keys(jurisdictions: Iterable[str], project_root: Path | None = None) -> Keys:
     """Every requested key, or a `SecretError` naming the first missing or malformed one.
 
     The environment wins over the secret file. Called before a job writes anything, so a
-    missing key stops the run with nothing half-masked on disk.
+    missing key stops the run with nothing half-masked on disk. With `project_root` (jobs
+    pass their home folder) a secret file inside a git work tree is refused: keys must not
+    end up committed.
     """
     from_file = _secret_file(project_root)
     found: dict[str, bytes] = {}

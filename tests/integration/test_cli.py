@@ -123,3 +123,17 @@ def test_gates_fail_when_silver_left_no_results(
     captured = capsys.readouterr()
     assert code == 1
     assert "no quality results in _dq for 2026-03-01..2026-03-02" in captured.err
+
+
+def test_a_job_script_passes_conf_and_env_to_lakehouse_wherever_they_stand() -> None:
+    from medlake.cli import run_argv
+
+    args = ["--date", "2026-01-02", "--conf", "/etc/medlake", "--plant", "GW", "--env", "cluster"]
+    assert run_argv("gold", args) == [
+        "--conf", "/etc/medlake", "--env", "cluster", "run", "gold", "--date", "2026-01-02",
+        "--plant", "GW",
+    ]  # fmt: skip
+    assert run_argv("ingest", ["--env=test", "--date", "2026-01-02"]) == [
+        "--env=test", "run", "ingest", "--date", "2026-01-02",
+    ]  # fmt: skip
+    assert run_argv("gates", ["--date", "2026-01-02"]) == ["run", "gates", "--date", "2026-01-02"]

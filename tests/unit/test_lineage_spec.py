@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from medlake.config import DEFAULT_CONF_DIR, load_settings, read_yaml
+from medlake.config import DEFAULT_CONF_DIR, TASK_ID_VAR, load_settings, read_yaml
 from medlake.dag_tasks import try_number_env
 from medlake.jobserver import ENV_PREFIXES, PER_TASK_PREFIX, _job_environment
 from medlake.lineage import (
@@ -202,6 +202,32 @@ def test_a_retried_task_gives_one_openlineage_run_per_try(
         openlineage_run_id("silver", "scheduled__2024-03-01", try_number=1),
         openlineage_run_id("silver", "scheduled__2024-03-01", try_number=2),
     ]
+
+
+def test_two_tasks_of_one_dag_run_are_two_openlineage_jobs_with_their_own_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two silver groups of the nightly DAG: the same job kind, DAG run id and try
+    ctx = job_context(tmp_path)
+    monkeypatch.setenv(TRY_NUMBER_VAR, "1")
+    for task in ("silver.master_data", "silver.transactions"):
+        monkeypatch.setenv(TASK_ID_VAR, task)
+        with lineage_run(ctx) as rec:
+            rec.read_table("bronze.erp__fx_rates", 3)
+    by_run: dict[tuple[str, str], list[str]] = {}
+    for task in ("silver.master_data", "silver.transactions"):
+        for event in read_events(tmp_path / "openlineage" / f"{task}.jsonl"):
+            key = (event["job"]["name"], event["run"]["runId"])
+            by_run.setdefault(key, []).append(event["eventType"])
+    assert by_run == {
+        ("silver.master_data", openlineage_run_id("silver.master_data", ctx.run_id, try_number=1)): ["START", "COMPLETE"],
+        ("silver.transactions", openlineage_run_id("silver.transactions", ctx.run_id, try_number=1)): ["START", "COMPLETE"],
+    }  # fmt: skip
+    assert len({run for _, run in by_run}) == 2
+    # the task passes its id with its try
+    env = try_number_env({"ti": SimpleNamespace(try_number=1, task_id="silver.transactions")})
+    assert env == {TRY_NUMBER_VAR: "1", TASK_ID_VAR: "silver.transactions"}
+    assert TASK_ID_VAR.startswith(PER_TASK_PREFIX)
 
 
 def test_the_try_number_travels_from_the_airflow_task_to_the_job(

@@ -215,8 +215,23 @@ def test_secret_file_outside_the_repository_and_env_precedence(
 def test_secret_file_inside_the_repository_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     root = Path(__file__).parents[3]
     monkeypatch.setenv("LAKEHOUSE_SECRETS_FILE", str(root / "medlake" / "conf" / "secrets.yaml"))
-    with pytest.raises(SecretError, match="inside the repository"):
+    with pytest.raises(SecretError, match="inside the git repository"):
         load_keys(["cn"], project_root=root)
+
+
+def test_secret_file_outside_any_git_repository_is_read_wherever_the_home_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "srv" / "medlake"  # a home that is no repository: its files are fine
+    secrets = home / "secrets.yaml"
+    secrets.parent.mkdir(parents=True)
+    secrets.write_text(yaml.safe_dump({"pseudonym_keys": {"cn": KEY.hex()}}))
+    monkeypatch.setenv("LAKEHOUSE_SECRETS_FILE", str(secrets))
+    monkeypatch.delenv("LAKEHOUSE_PSEUDONYM_KEY_CN", raising=False)
+    assert load_keys(["cn"], project_root=home)["cn"] == KEY
+    (home / ".git").mkdir()  # the same file once the folder is a git work tree
+    with pytest.raises(SecretError, match="inside the git repository"):
+        load_keys(["cn"], project_root=home)
 
 
 def test_every_registered_column_has_a_declared_class() -> None:
