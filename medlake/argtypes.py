@@ -1,8 +1,10 @@
-"""Argument types shared by the `lakehouse` commands: numbers checked with a clear message."""
+"""Argument types shared by the `lakehouse` commands: numbers and dates checked with a clear
+message."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 
 def non_negative_int(text: str) -> int:
@@ -24,3 +26,10 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None

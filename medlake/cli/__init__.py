@@ -14,7 +14,7 @@ from typing import Any
 
 from deltalake.exceptions import DeltaError
 
-from medlake.argtypes import non_negative_int
+from medlake.argtypes import iso_date, non_negative_int
 from medlake.cli import evaluate, governance, metrics, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
 from medlake.entities import full_registry
@@ -116,13 +116,6 @@ def cmd_table_optimize(args: argparse.Namespace, settings: Settings) -> int:
         f"(version {result.version})"
     )
     return 0
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 JOBS = (
@@ -279,11 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--date",
         "--from",
         dest="date",
-        type=_date,
+        type=iso_date,
         help="logical date YYYY-MM-DD, or the first of a range (required, except train / "
         "validate: latest data)",
     )
-    p.add_argument("--to", type=_date, help="last date of a range starting at --date (backfill)")
+    p.add_argument("--to", type=iso_date, help="last date of a range starting at --date (backfill)")
     p.add_argument("--plant", help="only these plants (comma-separated ids), default all")
     p.add_argument("--run-id", help="run identifier (default: manual__<time>__<job>__<id>)")
     p.add_argument("--force", action="store_true", help="ingest: re-read files even when unchanged")

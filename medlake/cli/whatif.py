@@ -15,7 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
-from medlake.argtypes import positive_int
+from medlake.argtypes import iso_date, positive_int
 from medlake.cli.governance import print_result
 from medlake.config import Settings
 from medlake.gold.cost import BomError, explode_bom, monthly_unit_costs, what_if
@@ -100,13 +100,6 @@ def parse_change(text: str) -> Decimal:
     return value
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
-
-
 def add_cli(subparsers: Any) -> None:
     """Register `what-if --component C --change +8% --from DATE --role R [--plant P] ...`."""
     p = subparsers.add_parser(
@@ -140,7 +133,7 @@ def add_cli(subparsers: Any) -> None:
         "--from",
         dest="from_date",
         required=True,
-        type=_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="first day the changed price applies",
     )

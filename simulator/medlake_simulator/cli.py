@@ -12,18 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medlake.argtypes import positive_float, positive_int
+from medlake.argtypes import iso_date, positive_float, positive_int
 from medlake.config import ConfigError, load_settings
 from medlake_simulator.generate import generate
 
 EXIT_USER_ERROR = 2
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -76,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output folder (replaced if it exists)")
     p.add_argument(
-        "--start", type=_date, default=dt.date(2026, 1, 1), help="first day (default 2026-01-01)"
+        "--start", type=iso_date, default=dt.date(2026, 1, 1), help="first day (default 2026-01-01)"
     )
     p.add_argument(
         "--days", type=positive_int, default=7, help="number of daily deliveries (default 7)"
@@ -103,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--night",
-        type=_date,
+        type=iso_date,
         help="only run the nightly DAG for this later night (its deliveries are already there)",
     )
     p.add_argument("--conf", help="configuration folder (default: $LAKEHOUSE_CONF or packaged)")
