@@ -69,6 +69,7 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 clean:  ## remove generated data (var/) but keep the environment
 	rm -rf var/
 
-docs: venv  ## regenerate docs/sources.md and docs/data-dictionary.md from their sources
+docs: venv  ## regenerate docs/sources.md, docs/data-dictionary.md and docs/quality-rules.md
 	@$(BIN)/python -m medlake_simulator.docs > docs/sources.md
 	@$(BIN)/python -m medlake.dictionary > docs/data-dictionary.md
+	@$(BIN)/python -m medlake.silver.rulebook > docs/quality-rules.md

@@ -2,8 +2,10 @@
 
 One spec per entity says which bronze table feeds it, the business key, how each canonical
 column is typed and what happens when it is missing, which columns carry codes, units,
-money or master-data references, and how rows are flagged as anomalies. The silver table
-and its quarantine table are derived from the spec, so the model is declared once.
+money or master-data references. The silver table and its quarantine table are derived
+from the spec, so the model is declared once. Row rules beyond typing (ranges, references,
+anomalies, cross-entity checks) live in the entity's quality rule file (`conf/quality`,
+`medlake/silver/quality.py`).
 """
 
 from __future__ import annotations
@@ -70,20 +72,7 @@ class Money(_Strict):
     amounts: list[str] = Field(min_length=1)
 
 
-class Anomaly(_Strict):
-    column: str
-    by: list[str] = Field(default_factory=list)
-    method: Literal["robust_z"] = "robust_z"
-    threshold: float = Field(gt=0)
-
-
-class CrossCheck(_Strict):
-    """Flag rows that disagree with a related silver table (the row is kept)."""
-
-    flag: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    ref: str = Field(description="silver entity to compare with")
-    keys: dict[str, str] = Field(min_length=1, description="this column -> ref column")
-    expr: str = Field(description="Spark SQL that is true when the row disagrees; ref_<col>")
+MOVED_TO_QUALITY = {"anomalies": "anomaly", "cross_checks": "cross_check"}
 
 
 class EntitySpec(_Strict):
@@ -97,16 +86,24 @@ class EntitySpec(_Strict):
     sequence: str | None = None
     partition_date: str | None = None
     money: Money | None = None
-    anomalies: list[Anomaly] = Field(default_factory=list)
-    cross_checks: list[CrossCheck] = Field(default_factory=list)
     columns: list[Column] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        for key, check in MOVED_TO_QUALITY.items():
+            if isinstance(data, dict) and key in data:
+                raise ValueError(
+                    f"{key} are quality rules now: declare each in conf/quality/<entity>.yaml "
+                    f"as a rule with check: {check} (docs/quality-rules.md)"
+                )
+        return data
 
     @model_validator(mode="after")
     def _references(self) -> EntitySpec:
         names = {c.name for c in self.columns}
         refs = [*self.keys, *([self.sequence] if self.sequence else [])]
         refs += [self.partition_date] if self.partition_date else []
-        refs += [a.column for a in self.anomalies] + [b for a in self.anomalies for b in a.by]
         for c in self.columns:
             refs += c.unit_of + c.price_per
         if self.money:
@@ -186,7 +183,7 @@ class EntitySpec(_Strict):
             _col(
                 "_flags",
                 "array<string>",
-                "Anomaly, imputation and master-data flags (the row is kept)",
+                "Anomaly, cross-check, imputation and master-data flags (the row is kept)",
                 "public",
             ),
             _col(

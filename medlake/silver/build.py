@@ -1,104 +1,59 @@
-"""The silver build: conform, deduplicate, flag, quality-gate and upsert each entity, reconciled.
+"""The silver build: conform, deduplicate, quality-gate and upsert each entity, reconciled.
 
 For every entity (FX rates and master data first, because others need them): read the
 run's bronze partitions, conform them (`conform.py`), quarantine rows that cannot be
-conformed, keep the latest version of each business key, flag anomalies, apply the
-entity's quality rules (`conf/quality`), upsert into `silver.<entity>`, and record
-per plant that rows read = inserted + updated + duplicates + quarantined + dropped.
-A quality rule with action `fail` stops that entity's promotion for the run.
+conformed, keep the latest version of each business key, apply the entity's quality rules
+(`conf/quality/<entity>.yaml`: ranges, references, anomalies and cross-entity checks, see
+`quality.py`), upsert into `silver.<entity>`, and record per plant that rows read =
+inserted + updated + duplicates + quarantined + dropped + held (`recon.py`). A quality rule
+with action `fail` stops that entity's promotion for the run. The order of entities is
+planned in `plan.py`; FX rates and cross-references come from `reference.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medlake.bronze.ingest import months_of, read_bronze
-from medlake.config import ConfigError
 from medlake.entities import EntitySpec
 from medlake.governance import vault
-from medlake.governance.masking import VAULT, Masker
-from medlake.io import Changes, CommitContext, Retract, TableIO
+from medlake.governance.masking import VAULT
+from medlake.io import Changes, Retract
 from medlake.silver.conform import Refs, conform
-from medlake.silver.masterdata import PartyRecord, XrefRow, match_parties, stabilise
-from medlake.silver.quality import RuleResult, RuleSet, evaluate, load_rule_dir, results_rows
-from medlake.sources import PlantSource
+from medlake.silver.plan import FIRST, check_mappings, needs, order
+from medlake.silver.quality import RuleSet, evaluate, load_rule_dir, results_rows
+from medlake.silver.recon import RECON, plant_counts, quarantine_rows, recon_row, redelivered
+from medlake.silver.reference import fx_table, match, months_upto, xrefs
+from medlake.silver.run import EntityOutcome, SilverResult, SilverRun
+
+__all__ = ["DQ", "RECON", "EntityOutcome", "SilverResult", "SilverRun", "build", "load_rules"]
 
 log = logging.getLogger("medlake.silver")
 
-FIRST = ("fx_rates", "suppliers", "materials")
-RECON = "_reconciliation"
 DQ = "_dq"
-XREF = {"supplier": "silver.supplier_xref", "material": "silver.material_xref"}
-CANDIDATES = "silver.masterdata_candidates"
 ENTITY_THREADS = 4  # entities built at once (see `_in_parallel`)
-
-
-@dataclass
-class EntityOutcome:
-    entity: str
-    rows_read: int = 0
-    versions_read: dict[str, int | None] = field(default_factory=dict)
-    versions_written: dict[str, int] = field(default_factory=dict)
-    failed: list[RuleResult] = field(default_factory=list)
-    recon: list[dict[str, Any]] = field(default_factory=list)
-    dq_rows: list[dict[str, Any]] = field(default_factory=list)
-    vaulted: dict[str, int] = field(default_factory=dict)  # new vault rows per jurisdiction
-
-
-@dataclass
-class SilverResult:
-    run_id: str
-    entities: list[EntityOutcome] = field(default_factory=list)
-
-    @property
-    def failed_gates(self) -> list[tuple[str, RuleResult]]:
-        return [(e.entity, r) for e in self.entities for r in e.failed]
-
-
-@dataclass(frozen=True)
-class SilverRun:
-    io: TableIO
-    specs: Mapping[str, EntitySpec]
-    rules: Mapping[str, RuleSet]
-    sources: Mapping[str, PlantSource]  # every configured plant (master data spans them all)
-    plants: Sequence[str]  # the plants this run processes
-    dates: Sequence[dt.date]
-    run_id: str
-    group_currency: str
-    masker: Masker  # masks personal data before anything is ranked or written
-
-    @property
-    def logical_date(self) -> dt.date:
-        return max(self.dates)
-
-    def ctx(self) -> CommitContext:
-        return CommitContext(job="silver", run_id=self.run_id, logical_date=self.logical_date)
 
 
 def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult:
     names = list(entities or run.specs)
-    ordered = _order(names, run.rules, run.specs)
+    ordered = order(names, run.rules)
     check_mappings(run.specs, run.sources, ordered)
     result = SilverResult(run.run_id)
-    refs = Refs(run.group_currency, fx=_fx_table(run), xref=_xrefs(run))
+    refs = Refs(run.group_currency, fx=fx_table(run), xref=xrefs(run))
     for name in [n for n in ordered if n in FIRST]:
         spec = run.specs[name]
         if name in {"suppliers", "materials"}:
             refs = Refs(
                 run.group_currency,
                 fx=refs.fx,
-                xref={**(refs.xref or {}), **_match(run, spec)},
+                xref={**(refs.xref or {}), **match(run, spec)},
                 fx_note=refs.fx_note,
             )
         result.entities.append(_entity(run, spec, refs))
@@ -110,9 +65,9 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
                 if failed
                 else ""
             )
-            refs = Refs(run.group_currency, fx=_fx_table(run), xref=refs.xref, fx_note=note)
+            refs = Refs(run.group_currency, fx=fx_table(run), xref=refs.xref, fx_note=note)
     rest = [n for n in ordered if n not in FIRST]
-    done = _in_parallel(run, rest, _needs(names, run.rules, run.specs), refs)
+    done = _in_parallel(run, rest, needs(names, run.rules), refs)
     result.entities += [done[n] for n in rest]
     return result
 
@@ -140,62 +95,6 @@ def _in_parallel(
             for future in finished:
                 done[running.pop(future)] = future.result()
     return done
-
-
-def check_mappings(
-    specs: Mapping[str, EntitySpec], sources: Mapping[str, PlantSource], entities: Sequence[str]
-) -> None:
-    """Every plant that delivers an entity maps its key and mandatory columns; otherwise
-    every row would be quarantined as 'missing', which is a configuration error."""
-
-    problems = []
-    for name in entities:
-        spec = specs[name]
-        needed = [c.name for c in spec.columns if c.name in spec.keys or c.missing == "reject"]
-        for plant_id, source in sources.items():
-            entity = source.entities.get(spec.source)
-            if entity is None:
-                continue
-            missing = [c for c in needed if c not in entity.columns.values()]
-            if missing:
-                problems.append(
-                    f"conf/sources/{plant_id}.yaml: entities.{spec.source}.columns maps no "
-                    f"local column to {', '.join(missing)} (required by conf/silver/{name}.yaml)"
-                )
-    if problems:
-        raise ConfigError("incomplete source mapping:\n  " + "\n  ".join(problems))
-
-
-def _needs(
-    names: list[str], rules: Mapping[str, RuleSet], specs: Mapping[str, EntitySpec]
-) -> dict[str, set[str]]:
-    """The entities of `names` each entity's quality rules and cross-checks refer to."""
-    return {
-        n: (
-            {
-                str(getattr(r, "ref_table", "")).removeprefix("silver.")
-                for r in (rules[f"silver.{n}"].rules if f"silver.{n}" in rules else [])
-            }
-            | {c.ref for c in specs[n].cross_checks}
-        )
-        & set(names)
-        for n in names
-    }
-
-
-def _order(
-    names: list[str], rules: Mapping[str, RuleSet], specs: Mapping[str, EntitySpec]
-) -> list[str]:
-    """FX rates and master data first, then every entity after the tables its rules and
-    cross-checks refer to."""
-    needs = _needs(names, rules, specs)
-    ordered = [e for e in FIRST if e in names]
-    rest = sorted(e for e in names if e not in FIRST)
-    while rest:
-        ready = next((e for e in rest if needs[e] <= set(ordered) | {e}), rest[0])
-        ordered.append(ready)
-        rest.remove(ready)
-    return ordered
 
 
 # ----------------------------------------------------------------------------- one entity
@@ -253,7 +152,7 @@ def _personal_columns(run: SilverRun, spec: EntitySpec) -> dict[str, tuple[str, 
 
 def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOutcome) -> None:
     io = run.io
-    counts = _plant_counts(
+    counts = plant_counts(
         ranked,
         read=F.lit(True),
         unusable=~F.col("__usable"),
@@ -261,8 +160,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
     )
     bad = ranked.where(~F.col("__usable"))
     latest = ranked.where(F.col("__usable") & (F.col("__rank") == 1))
-    latest = _flag_anomalies(latest.drop("__usable", "__rank", "_errors", "_text"), spec)
-    latest = _cross_check(io, spec, latest)
+    latest = latest.drop("__usable", "__rank", "_errors", "_text")
     table_spec = io.registry.get(spec.table)
     rules = run.rules.get(spec.table)
     outcome = None
@@ -285,10 +183,10 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
     try:
         ruled: dict[str, int] = {}
         if outcome is not None and outcome.quarantined_count:
-            ruled = _plant_counts(outcome.quarantined, n=F.lit(True))["n"]
+            ruled = plant_counts(outcome.quarantined, n=F.lit(True))["n"]
         dropped: dict[str, int] = {}
         if outcome is not None and outcome.dropped_count:
-            dropped = _plant_counts(outcome.dropped_rows(), n=F.lit(True))["n"]
+            dropped = plant_counts(outcome.dropped_rows(), n=F.lit(True))["n"]
         partition = {"plant_id": list(run.plants), "delivery_month": months_of(run.dates)}
         days = {"_delivery_date": list(run.dates)}
         quarantined = sum(counts["unusable"].values()) + sum(ruled.values())
@@ -299,7 +197,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
         ):
             out.versions_written[spec.quarantine_table] = io.replace_partitions(
                 spec.quarantine_table,
-                _quarantine_rows(bad, ranked, quality_bad, run.run_id),
+                quarantine_rows(bad, ranked, quality_bad, run.run_id),
                 partition=partition,
                 where=days,
                 ctx=run.ctx(),
@@ -311,7 +209,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
         if out.failed:
             reasons = "; ".join(f"{r.rule_id}: {r.message}" for r in out.failed)
             log.error("silver: %s not promoted (quality gate failed): %s", spec.table, reasons)
-            held = _plant_counts(kept, n=F.lit(True))["n"]
+            held = plant_counts(kept, n=F.lit(True))["n"]
         else:
             # keys the batch still mentions (superseded or quarantined) are not withdrawn
             mentioned = ranked.select("plant_id", *spec.keys).dropna()
@@ -321,7 +219,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
                 ctx=run.ctx(),
                 count_by="plant_id",
                 retract=Retract(
-                    _redelivered(run),
+                    redelivered(run),
                     keep=mentioned,
                     within={"plant_id": list(run.plants), "_delivery_date": list(run.dates)},
                 ),
@@ -335,7 +233,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
     for plant in run.plants:
         inserted, updated, superseded, retracted = changes.get(plant, Changes(0, 0, 0))
         out.recon.append(
-            _recon_row(
+            recon_row(
                 run,
                 spec,
                 plant,
@@ -350,146 +248,6 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
                 promoted=not out.failed,
             )
         )
-
-
-def _redelivered(run: SilverRun) -> str:
-    """Stored rows from the deliveries this run reads again: a key they no longer contain
-    was withdrawn by the plant (a corrected re-delivery) and leaves silver."""
-    plants = ", ".join("'" + p.replace("'", "''") + "'" for p in run.plants)
-    dates = ", ".join(f"DATE'{d.isoformat()}'" for d in run.dates)
-    return f"plant_id IN ({plants}) AND _delivery_date IN ({dates})"
-
-
-def _plant_counts(df: DataFrame, **conditions: SparkColumn) -> dict[str, dict[str, int]]:
-    """Rows meeting each condition, per plant, in one Spark job."""
-    column = "plant_id" if "plant_id" in df.columns else "_plant_id"
-    sums = [F.sum(F.when(c, 1).otherwise(0)).alias(n) for n, c in conditions.items()]
-    found: dict[str, dict[str, int]] = {n: {} for n in conditions}
-    for row in df.groupBy(column).agg(*sums).collect():
-        for name in conditions:
-            found[name][row[column]] = int(row[name])
-    return found
-
-
-def _flag_anomalies(df: DataFrame, spec: EntitySpec) -> DataFrame:
-    """Robust z-score (median and MAD within the group) above the threshold: flag, keep."""
-    for a in spec.anomalies:
-        group = Window.partitionBy(*(["plant_id", *a.by]))
-        x = F.col(a.column).cast("double")
-        median = F.percentile_approx(x, 0.5).over(group)
-        df = df.withColumn("__med", median)
-        mad = F.percentile_approx(F.abs(x - F.col("__med")), 0.5).over(group)
-        df = df.withColumn("__mad", mad)
-        z = F.abs(x - F.col("__med")) / (F.lit(1.4826) * F.col("__mad"))
-        flag = F.when(
-            (F.col("__mad") > 0) & (z > a.threshold), F.lit(f"anomaly:{a.column}:robust_z")
-        )
-        df = df.withColumn("_flags", F.array_compact(F.concat("_flags", F.array(flag)))).drop(
-            "__med", "__mad"
-        )
-    return df
-
-
-def _cross_check(io: TableIO, spec: EntitySpec, df: DataFrame) -> DataFrame:
-    """Flag rows that disagree with a related table, e.g. a receipt in another unit than
-    its order line (`cross_checks` in the spec). Rows without a partner are not flagged."""
-
-    for check in spec.cross_checks:
-        ref = f"silver.{check.ref}"
-        if io.version(ref) is None:
-            continue
-        wanted = set(re.findall(r"\bref_([a-z][a-z0-9_]*)", check.expr)) | set(check.keys.values())
-        right = io.read(ref).select(
-            F.col("plant_id").alias("ref_plant_id"), *[F.col(c).alias(f"ref_{c}") for c in wanted]
-        )
-        right = right.dropDuplicates(["ref_plant_id", *[f"ref_{c}" for c in check.keys.values()]])
-        cond = F.col("plant_id") == F.col("ref_plant_id")
-        for mine, theirs in check.keys.items():
-            cond = cond & (F.col(mine) == F.col(f"ref_{theirs}"))
-        flag = F.when(F.coalesce(F.expr(check.expr), F.lit(False)), F.lit(check.flag))
-        df = (
-            df.join(right, cond, "left")
-            .withColumn("_flags", F.array_compact(F.concat("_flags", F.array(flag))))
-            .drop("ref_plant_id", *[f"ref_{c}" for c in wanted])
-        )
-    return df
-
-
-def _quarantine_rows(
-    bad: DataFrame, rows: DataFrame, quality_bad: DataFrame | None, run_id: str
-) -> DataFrame:
-    conformance = bad.select(
-        "plant_id",
-        "_delivery_date",
-        F.date_format("_delivery_date", "yyyy-MM").alias("delivery_month"),
-        "_source_file",
-        "_file_row",
-        F.col("_text").alias("record"),
-        F.lit("conformance").alias("rule_id"),
-        F.array_join("_errors", "; ").alias("reason"),
-        F.lit(run_id).alias("_run_id"),
-    )
-    if quality_bad is None:
-        return conformance
-    texts = rows.select(
-        F.col("plant_id").alias("__p"),
-        F.col("_source_file").alias("__f"),
-        F.col("_file_row").alias("__r"),
-        F.col("_text").alias("record"),
-    )
-    ruled = quality_bad.join(
-        texts,
-        (F.col("plant_id") == F.col("__p"))
-        & (F.col("_source_file") == F.col("__f"))
-        & (F.col("_file_row") == F.col("__r")),
-        "left",
-    ).select(
-        "plant_id",
-        "_delivery_date",
-        F.date_format("_delivery_date", "yyyy-MM").alias("delivery_month"),
-        "_source_file",
-        "_file_row",
-        "record",
-        F.col("_rule_id").alias("rule_id"),
-        F.col("_reason").alias("reason"),
-        F.lit(run_id).alias("_run_id"),
-    )
-    return conformance.unionByName(ruled)
-
-
-def _recon_row(
-    run: SilverRun,
-    spec: EntitySpec,
-    plant: str,
-    *,
-    read: int,
-    inserted: int,
-    updated: int,
-    duplicates: int,
-    quarantined: int,
-    dropped: int,
-    held: int,
-    retracted: int,
-    promoted: bool,
-) -> dict[str, Any]:
-    accounted = inserted + updated + duplicates + quarantined + dropped + held
-    return {
-        "run_id": run.run_id,
-        "logical_date": run.logical_date,
-        "entity": spec.entity,
-        "plant_id": plant,
-        "rows_read": read,
-        "rows_inserted": inserted,
-        "rows_updated": updated,
-        "duplicates_removed": duplicates,
-        "rows_quarantined": quarantined,
-        "rows_dropped": dropped,
-        "rows_held": held,
-        "rows_retracted": retracted,
-        "promoted": promoted,
-        "balanced": accounted == read,
-        "recorded_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-    }
 
 
 def _rule_refs(run: SilverRun, rules: RuleSet) -> dict[str, DataFrame]:
@@ -507,7 +265,7 @@ def _daily_volumes(run: SilverRun, spec: EntitySpec) -> dict[str, list[int]]:
     from bronze, so a range run and a run per day judge the same volumes."""
     io, bronze = run.io, f"bronze.{spec.source}"
     first, last = min(run.dates), max(run.dates)
-    months = _months_upto(io, bronze, last)
+    months = months_upto(io, bronze, last)
     counts: dict[dt.date, int] = {}
     if months:
         lookback = months[-4:]  # trailing windows are days, not months
@@ -527,144 +285,6 @@ def _daily_volumes(run: SilverRun, spec: EntitySpec) -> dict[str, list[int]]:
             history.append(counts.get(day, 0))
             day += dt.timedelta(days=1)
     return {"volume_history": history, "volume_days": [counts.get(d, 0) for d in sorted(run.dates)]}
-
-
-# ----------------------------------------------------------------------------- reference data
-
-
-def _fx_table(run: SilverRun) -> DataFrame | None:
-    """Group-currency rate per (date, currency) from every plant's ERP rates: the quoted
-    rates to the group currency where a plant quotes them, else inverses of rates from it."""
-    if run.io.version("silver.fx_rates") is None:
-        return None
-    g = run.group_currency
-    fx = run.io.read("silver.fx_rates")
-    direct = fx.where(F.col("to_currency") == g).select(
-        "rate_date",
-        F.col("from_currency").alias("currency"),
-        F.col("rate").cast("double").alias("r"),
-        F.lit(0).alias("inverse"),
-    )
-    inverse = fx.where((F.col("from_currency") == g) & (F.col("rate") > 0)).select(
-        "rate_date",
-        F.col("to_currency").alias("currency"),
-        (1 / F.col("rate").cast("double")).alias("r"),
-        F.lit(1).alias("inverse"),
-    )
-    # a quoted rate to the group currency beats the inverse of a rate from it (rounding)
-    best = Window.partitionBy("rate_date", "currency")
-    return (
-        direct.unionByName(inverse)
-        .withColumn("__best", F.min("inverse").over(best))
-        .where(F.col("inverse") == F.col("__best"))
-        .groupBy("rate_date", "currency")
-        .agg(F.avg("r").cast("decimal(18,8)").alias("rate_to_group"))
-    ).persist()
-
-
-def _xrefs(run: SilverRun) -> dict[str, DataFrame]:
-    return {
-        lookup: run.io.read(name).select("plant_id", "local_code", "group_id")
-        for lookup, name in XREF.items()
-        if run.io.version(name) is not None
-    }
-
-
-def _months_upto(io: TableIO, bronze_name: str, day: dt.date) -> list[str]:
-    """The bronze table's month partitions up to the month of `day`, oldest first."""
-    upto = f"{day:%Y-%m}"
-    found = {p["delivery_month"] for p in io.partition_values(bronze_name)}
-    return sorted(m for m in found if m is not None and m <= upto)
-
-
-def _newest_snapshots(io: TableIO, bronze_name: str, as_of: dt.date) -> DataFrame:
-    """Each plant's newest delivery of a master-data snapshot up to `as_of`: one scan of
-    the two delivery columns finds the days, then only their months are read."""
-    months = _months_upto(io, bronze_name, as_of)
-    if not months:
-        return io.read(bronze_name, partitions={"delivery_month": []})
-    newest = (
-        io.read(bronze_name, partitions={"delivery_month": months})
-        .where(F.col("_delivery_date") <= F.lit(as_of))
-        .groupBy("_plant_id")
-        .agg(F.max("_delivery_date").alias("day"))
-        .collect()
-    )
-    days = {r["_plant_id"]: r["day"] for r in newest}
-    frame = io.read(bronze_name, partitions={"delivery_month": months_of(list(days.values()))})
-    picked = F.lit(False)
-    for plant, day in sorted(days.items()):
-        picked = picked | ((F.col("_plant_id") == plant) & (F.col("_delivery_date") == F.lit(day)))
-    return frame.where(picked)
-
-
-_MATCH_FIELDS = {
-    "suppliers": ("supplier", "supplier_code", "supplier_name", "tax_id", "country", None, "SUP"),
-    "materials": ("material", "material_code", "description", None, None, "global_ref", "MAT"),
-}
-
-
-def _match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
-    """Match every plant's latest master snapshot into group ids; write xref and candidates."""
-    lookup, code, name, reg, country, ref, prefix = _MATCH_FIELDS[spec.entity]
-    io = run.io
-    bronze_name = f"bronze.{spec.source}"
-    if io.version(bronze_name) is None:
-        return {}
-    bronze = _newest_snapshots(io, bronze_name, run.logical_date)
-    delivering = {p: s for p, s in run.sources.items() if spec.source in s.entities}
-    rows = conform(bronze, spec, delivering, Refs(run.group_currency), run_id=run.run_id)
-    picked = [c for c in (code, name, reg, country, ref) if c]
-    records = []
-    newest_first = rows.where(F.size("_errors") == 0).orderBy(
-        "plant_id", code, F.col("_seq").desc(), "_file_row"
-    )
-    seen: set[tuple[str, str]] = set()
-    for r in newest_first.select("plant_id", *picked).collect():
-        if (r["plant_id"], r[code]) in seen:
-            continue  # one record per local code: its newest version
-        seen.add((r["plant_id"], r[code]))
-        records.append(
-            PartyRecord(
-                plant_id=r["plant_id"],
-                local_code=r[code],
-                name=r[name],
-                registration_id=r[reg] if reg else None,
-                country=r[country] if country else None,
-                extra_ref=r[ref] if ref else None,
-            )
-        )
-    steward = {
-        (p, local): group
-        for p, s in run.sources.items()
-        for local, group in s.code_map(lookup).items()
-    }
-    result = match_parties(records, prefix=prefix, steward=steward)
-    previous = (
-        [XrefRow(**r.asDict()) for r in io.read(XREF[lookup]).collect()]
-        if io.version(XREF[lookup]) is not None
-        else []
-    )
-    spark = io.spark
-    xref = spark.createDataFrame(
-        [
-            (x.plant_id, x.local_code, x.group_id, x.method, x.match_key, x.name)
-            for x in stabilise(result.xref, previous)
-        ],
-        io.registry.get(XREF[lookup]).spark_schema,
-    )
-    io.overwrite(XREF[lookup], xref, ctx=run.ctx())
-    candidates = spark.createDataFrame(
-        [
-            (lookup, c.plant_id, c.local_code, c.status, list(c.candidates), c.reason)
-            for c in result.candidates
-        ],
-        io.registry.get(CANDIDATES).spark_schema,
-    )
-    io.replace_partitions(CANDIDATES, candidates, partition={"domain": lookup}, ctx=run.ctx())
-    for c in result.candidates:
-        log.warning("master data %s %s/%s: %s", c.status, c.plant_id, c.local_code, c.reason)
-    return {lookup: io.read(XREF[lookup]).select("plant_id", "local_code", "group_id")}
 
 
 def load_rules(folder: Path) -> dict[str, RuleSet]:

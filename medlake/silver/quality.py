@@ -12,7 +12,13 @@ Semantics in plain words:
   constraint does), except an `expression` rule with `null_fails: true`.
 - `quarantine` beats `drop`: a row failing both kinds goes to quarantine, once, under the first
   failing quarantine rule in file order, with the reasons of every failing quarantine rule.
-- `warn` and `fail` never remove a row; `fail` rules make `QualityOutcome.failed_gates` non-empty.
+- `warn`, `flag` and `fail` never remove a row; `warn` lists the rule id in `_dq_warnings`,
+  `flag` adds the rule's flag (for example `anomaly:value:robust_z`) to the row's `_flags`,
+  the data's own marks that gold reads; `fail` rules make `QualityOutcome.failed_gates`
+  non-empty.
+- `anomaly` (robust z-score within a group of the checked rows) and `cross_check` (a row that
+  disagrees with its partner row in another table) are row-level rules like the others, so
+  every reason a row is quarantined, dropped, warned or flagged is declared in one rule file.
 - `freshness` and `volume` judge the whole table (action `warn` or `fail` only); `unique` judges
   keys (rows with a NULL key column are not compared) and may quarantine every duplicated row.
 """
@@ -39,29 +45,37 @@ from pyspark.sql import types as T
 
 from medlake.config import ConfigError, format_validation_error, read_yaml
 
-Action = Literal["warn", "drop", "quarantine", "fail"]
+Action = Literal["warn", "flag", "drop", "quarantine", "fail"]
 ColumnName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Bound = int | float | dt.datetime | dt.date
 
 SILVER_TABLE = r"^silver\.[a-z][a-z0-9_]*$"
-WARNINGS, RULE_ID, REASON = "_dq_warnings", "_rule_id", "_reason"
+WARNINGS, RULE_ID, REASON, FLAGS = "_dq_warnings", "_rule_id", "_reason", "_flags"
 _STATUS = "__dq_status"
 _TIME_TYPES = (T.DateType, T.TimestampType, T.TimestampNTZType)
 _CONSEQUENCE = {
     "warn": "kept with a warning",
+    "flag": "kept and flagged",
     "drop": "dropped",
     "quarantine": "quarantined",
     "fail": "the quality gate fails",
 }
 
 
-class _Rule(BaseModel):
+class BaseRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     check: str
     action: Action
     description: str | None = None
+    flag: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_:.-]*$")
+
+    @model_validator(mode="after")
+    def _flag_with_action(self) -> BaseRule:
+        if self.flag is not None and self.action != "flag":
+            raise ValueError(f"flag {self.flag!r} is given, so action must be 'flag'")
+        return self
 
     @property
     def checked_columns(self) -> tuple[str, ...]:
@@ -69,15 +83,20 @@ class _Rule(BaseModel):
         column = getattr(self, "column", None)
         return (column,) if column else tuple(getattr(self, "columns", ()))
 
+    @property
+    def flag_text(self) -> str:
+        """What action `flag` adds to a failing row's `_flags`: `flag`, else the rule id."""
+        return self.flag or self.id
 
-class NotNullRule(_Rule):
+
+class NotNullRule(BaseRule):
     """Fails a row where any of `columns` is NULL."""
 
     check: Literal["not_null"] = "not_null"
     columns: list[ColumnName] = Field(min_length=1)
 
 
-class RangeRule(_Rule):
+class RangeRule(BaseRule):
     """Fails a row whose non-NULL `column` lies outside [min, max] (bounds optional)."""
 
     check: Literal["range"] = "range"
@@ -102,7 +121,7 @@ class RangeRule(_Rule):
         return self
 
 
-class AllowedValuesRule(_Rule):
+class AllowedValuesRule(BaseRule):
     """Fails a row whose non-NULL `column` is not one of `values`."""
 
     check: Literal["allowed_values"] = "allowed_values"
@@ -110,7 +129,49 @@ class AllowedValuesRule(_Rule):
     values: list[bool | int | float | str] = Field(min_length=1)
 
 
-class UniqueRule(_Rule):
+class AnomalyRule(BaseRule):
+    """Fails a row whose non-NULL `column` lies more than `threshold` robust z-scores from the
+    median of its group (`by`): |x - median| / (1.4826 * MAD). A group whose MAD is 0 (half or
+    more of its values equal) flags nothing. The statistics are those of the checked rows."""
+
+    check: Literal["anomaly"] = "anomaly"
+    column: ColumnName
+    by: list[ColumnName] = Field(default_factory=list)
+    method: Literal["robust_z"] = "robust_z"
+    threshold: float = Field(gt=0)
+
+    @property
+    def checked_columns(self) -> tuple[str, ...]:
+        return (self.column, *self.by)
+
+    @property
+    def flag_text(self) -> str:
+        return self.flag or f"anomaly:{self.column}:{self.method}"
+
+
+class CrossCheckRule(BaseRule):
+    """Fails a row that disagrees with its partner row in `ref_table`: the rows are paired by
+    `keys` (this table's column -> the reference's column), and `expr` (Spark SQL, the
+    partner's columns named `ref_<column>`) is true when they disagree. A row without a
+    partner, or where `expr` is NULL, passes."""
+
+    check: Literal["cross_check"] = "cross_check"
+    ref_table: str = Field(min_length=1)
+    keys: dict[ColumnName, ColumnName] = Field(min_length=1)
+    expr: str = Field(min_length=1)
+
+    @property
+    def checked_columns(self) -> tuple[str, ...]:
+        return tuple(self.keys)
+
+    @property
+    def ref_columns(self) -> list[str]:
+        """The reference's columns the check reads: its keys and the `ref_<c>` in `expr`."""
+        named = re.findall(r"\bref_([A-Za-z_][A-Za-z0-9_]*)", self.expr)
+        return list(dict.fromkeys([*self.keys.values(), *named]))
+
+
+class UniqueRule(BaseRule):
     """Fails every row whose key (`columns`, none NULL) occurs more than once."""
 
     check: Literal["unique"] = "unique"
@@ -118,7 +179,7 @@ class UniqueRule(_Rule):
     action: Literal["warn", "quarantine", "fail"]
 
 
-class ReferentialRule(_Rule):
+class ReferentialRule(BaseRule):
     """Fails a row whose non-NULL `column` is absent from `ref_table`.`ref_column`."""
 
     check: Literal["referential"] = "referential"
@@ -127,7 +188,7 @@ class ReferentialRule(_Rule):
     ref_column: ColumnName
 
 
-class FreshnessRule(_Rule):
+class FreshnessRule(BaseRule):
     """Table-level: the newest `column` value is at most `max_age_days` before the logical date."""
 
     check: Literal["freshness"] = "freshness"
@@ -136,7 +197,7 @@ class FreshnessRule(_Rule):
     action: Literal["warn", "fail"]
 
 
-class VolumeRule(_Rule):
+class VolumeRule(BaseRule):
     """Table-level: rows this run / mean rows of the last `trailing_runs` runs is within bounds."""
 
     check: Literal["volume"] = "volume"
@@ -152,7 +213,7 @@ class VolumeRule(_Rule):
         return self
 
 
-class ExpressionRule(_Rule):
+class ExpressionRule(BaseRule):
     """Fails a row where the Spark SQL boolean `expr` is false (NULL fails only if `null_fails`)."""
 
     check: Literal["expression"] = "expression"
@@ -168,10 +229,12 @@ Rule: TypeAlias = Annotated[
     | ReferentialRule
     | FreshnessRule
     | VolumeRule
-    | ExpressionRule,
+    | ExpressionRule
+    | AnomalyRule
+    | CrossCheckRule,
     Field(discriminator="check"),
 ]
-CHECKS: dict[str, type[_Rule]] = {
+CHECKS: dict[str, type[BaseRule]] = {
     "not_null": NotNullRule,
     "range": RangeRule,
     "allowed_values": AllowedValuesRule,
@@ -180,10 +243,13 @@ CHECKS: dict[str, type[_Rule]] = {
     "freshness": FreshnessRule,
     "volume": VolumeRule,
     "expression": ExpressionRule,
+    "anomaly": AnomalyRule,
+    "cross_check": CrossCheckRule,
 }
+REFERENCING = (ReferentialRule, CrossCheckRule)  # rules that read another table
 
 
-def _duplicate_ids(rules: Sequence[_Rule]) -> str | None:
+def _duplicate_ids(rules: Sequence[BaseRule]) -> str | None:
     ids = [rule.id for rule in rules]
     for index, rule_id in enumerate(ids):
         if rule_id in ids[:index]:
@@ -218,7 +284,7 @@ class _RuleFile(BaseModel):
     rules: list[dict[str, Any]] = Field(min_length=1)
 
 
-def _fields_hint(model: type[_Rule]) -> str:
+def _fields_hint(model: type[BaseRule]) -> str:
     fields = model.model_fields
     required = [name for name, info in fields.items() if info.is_required()]
     optional = [name for name, info in fields.items() if not info.is_required() and name != "check"]
@@ -229,7 +295,7 @@ def _fields_hint(model: type[_Rule]) -> str:
     )
 
 
-def _parse_rule(path: Path, index: int, raw: dict[str, Any]) -> _Rule:
+def _parse_rule(path: Path, index: int, raw: dict[str, Any]) -> BaseRule:
     where = (
         f"{path}: rule {raw['id']!r} (rules[{index}])" if "id" in raw else f"{path}: rules[{index}]"
     )
@@ -338,7 +404,7 @@ class QualityOutcome:
 class _Probe:
     """A row-level rule wired into the frame: its failure flag column and reason expression."""
 
-    rule: _Rule
+    rule: BaseRule
     flag: str
     reason: Column
 
@@ -417,8 +483,50 @@ def _probe_expression(df: DataFrame, rule: ExpressionRule) -> tuple[DataFrame, C
     return df, failed, reason if mentioned else F.concat_ws(" ", F.lit(f"`{rule.expr}`"), outcome)
 
 
+def _probe_anomaly(df: DataFrame, rule: AnomalyRule, slot: int) -> tuple[DataFrame, Column, Column]:
+    median, mad = f"__dq_median_{slot}", f"__dq_mad_{slot}"
+    group = Window.partitionBy(*rule.by)
+    x = F.col(rule.column).cast("double")
+    df = df.withColumn(median, F.percentile_approx(x, 0.5).over(group))
+    df = df.withColumn(mad, F.percentile_approx(F.abs(x - F.col(median)), 0.5).over(group))
+    z = F.abs(x - F.col(median)) / (F.lit(1.4826) * F.col(mad))
+    failed = F.coalesce((F.col(mad) > 0) & (z > rule.threshold), F.lit(False))
+    of_group = f" of {', '.join(rule.by)}" if rule.by else ""
+    reason = F.concat_ws(
+        " ",
+        _show(df.schema, rule.column),
+        F.lit("is"),
+        F.format_number(z, 1),
+        F.lit("robust z-scores from the median"),
+        F.col(median).cast("string"),
+        F.lit(f"of its group{of_group} (threshold {rule.threshold:g})"),
+    )
+    return df, failed, reason
+
+
+def _probe_cross_check(
+    df: DataFrame, rule: CrossCheckRule, slot: int, ref: DataFrame
+) -> tuple[DataFrame, Column, Column]:
+    """Pair each row with its partner (one per key), evaluate `expr`, keep only the verdict."""
+    verdict = f"__dq_disagrees_{slot}"
+    partner = ref.select(*[F.col(c).alias(f"ref_{c}") for c in rule.ref_columns])
+    partner = partner.dropDuplicates([f"ref_{c}" for c in rule.keys.values()])
+    paired = reduce(
+        lambda a, b: a & b,
+        [F.col(mine) == F.col(f"ref_{theirs}") for mine, theirs in rule.keys.items()],
+    )
+    joined = (
+        df.join(partner, paired, "left")
+        .withColumn(verdict, F.coalesce(F.expr(rule.expr), F.lit(False)))
+        .drop(*[f"ref_{c}" for c in rule.ref_columns])
+    )
+    key = F.concat_ws(", ", *[_show(df.schema, c) for c in rule.keys])
+    where = F.lit(f"disagrees with its partner in {rule.ref_table}: `{rule.expr}`")
+    return joined, F.col(verdict), F.concat_ws(" ", key, where)
+
+
 def _probe(
-    df: DataFrame, rule: _Rule, slot: int, refs: Mapping[str, DataFrame]
+    df: DataFrame, rule: BaseRule, slot: int, refs: Mapping[str, DataFrame]
 ) -> tuple[DataFrame, Column, Column]:
     """Columns a row-level rule needs, its failure flag (never NULL) and its reason text."""
     match rule:
@@ -439,11 +547,15 @@ def _probe(
             return _probe_referential(df, rule, slot, refs[rule.ref_table])
         case ExpressionRule():
             return _probe_expression(df, rule)
+        case AnomalyRule():
+            return _probe_anomaly(df, rule, slot)
+        case CrossCheckRule():
+            return _probe_cross_check(df, rule, slot, refs[rule.ref_table])
     raise TypeError(f"{type(rule).__name__} is not a row-level rule")
 
 
-def _is_row_level(rule: _Rule, refs: Mapping[str, DataFrame]) -> bool:
-    if isinstance(rule, ReferentialRule):
+def _is_row_level(rule: BaseRule, refs: Mapping[str, DataFrame]) -> bool:
+    if isinstance(rule, REFERENCING):
         return rule.ref_table in refs
     return not isinstance(rule, FreshnessRule | VolumeRule)
 
@@ -471,9 +583,10 @@ def _failed_ids(probes: list[_Probe]) -> list[Column]:
 
 
 def _annotate(frame: DataFrame, probes: list[_Probe]) -> DataFrame:
-    """Add the row's fate, warnings, first quarantine rule id and joined reasons."""
-    quarantine, drop, warn = (
-        [p for p in probes if p.rule.action == action] for action in ("quarantine", "drop", "warn")
+    """Add the row's fate, warnings, flags, first quarantine rule id and joined reasons."""
+    quarantine, drop, warn, flag = (
+        [p for p in probes if p.rule.action == action]
+        for action in ("quarantine", "drop", "warn", "flag")
     )
     fate = F.when(_any(quarantine), "quarantine").when(_any(drop), "drop").otherwise("keep")
     warned = _failed_ids(warn) or [F.lit(None).cast("string")]  # same type with no warn rule
@@ -482,6 +595,10 @@ def _annotate(frame: DataFrame, probes: list[_Probe]) -> DataFrame:
         F.when(F.col(p.flag), F.concat(p.reason, F.lit(f" (rule {p.rule.id})"))) for p in quarantine
     ]
     first_rule = F.coalesce(*_failed_ids(quarantine), F.lit(None).cast("string"))
+    if flag:
+        marks = F.array(*[F.when(F.col(p.flag), F.lit(p.rule.flag_text)) for p in flag])
+        before = F.col(FLAGS) if FLAGS in frame.columns else F.array().cast("array<string>")
+        frame = frame.withColumn(FLAGS, F.array_compact(F.concat(before, marks)))
     return frame.withColumns(
         {
             _STATUS: fate,
@@ -526,15 +643,17 @@ def _check_inputs(df: DataFrame, rules: RuleSet, refs: Mapping[str, DataFrame]) 
 
 
 def _check_rule_input(
-    df: DataFrame, rule: _Rule, refs: Mapping[str, DataFrame], where: str
+    df: DataFrame, rule: BaseRule, refs: Mapping[str, DataFrame], where: str
 ) -> None:
     if isinstance(rule, FreshnessRule):
         kind = df.schema[rule.column].dataType
         if not isinstance(kind, _TIME_TYPES):
             raise ConfigError(f"{where}: freshness needs a date or timestamp column, not {kind}")
-    ref = refs.get(rule.ref_table) if isinstance(rule, ReferentialRule) else None
+    ref = refs.get(rule.ref_table) if isinstance(rule, REFERENCING) else None
     if isinstance(rule, ReferentialRule) and ref is not None and rule.ref_column not in ref.columns:
         raise ConfigError(f"{where}: {rule.ref_table} has no column {rule.ref_column!r}")
+    if isinstance(rule, CrossCheckRule) and ref is not None:
+        _check_cross_check(df, rule, ref, where)
     if isinstance(rule, ExpressionRule):
         try:
             kind = df.select(F.expr(rule.expr)).schema[0].dataType
@@ -545,7 +664,27 @@ def _check_rule_input(
             raise ConfigError(f"{where}: expr {rule.expr!r} must be boolean, it gives {kind}")
 
 
-def _row_result(rule: _Rule, probe: _Probe, totals: Row) -> RuleResult:
+def _check_cross_check(df: DataFrame, rule: CrossCheckRule, ref: DataFrame, where: str) -> None:
+    missing = [c for c in rule.ref_columns if c not in ref.columns]
+    if missing:
+        raise ConfigError(
+            f"{where}: {rule.ref_table} has no column {', '.join(map(repr, missing))}; "
+            f"its columns are: {', '.join(ref.columns)}"
+        )
+    clash = [f"ref_{c}" for c in rule.ref_columns if f"ref_{c}" in df.columns]
+    if clash:
+        raise ConfigError(f"{where}: the data already has {clash}, the names of the partner's")
+    partner = [F.lit(None).cast(ref.schema[c].dataType).alias(f"ref_{c}") for c in rule.ref_columns]
+    try:
+        kind = df.select("*", *partner).select(F.expr(rule.expr)).schema[0].dataType
+    except AnalysisException as exc:
+        problem = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{where}: expr {rule.expr!r} is not valid here: {problem}") from None
+    if not isinstance(kind, T.BooleanType):
+        raise ConfigError(f"{where}: expr {rule.expr!r} must be boolean, it gives {kind}")
+
+
+def _row_result(rule: BaseRule, probe: _Probe, totals: Row) -> RuleResult:
     rows, failed = totals["rows"], totals[f"{probe.flag}_rows"]
     if failed == 0:
         message = f"all {rows} rows pass"
@@ -608,7 +747,7 @@ def _volume_day(rule: VolumeRule, rows: int, history: Sequence[int]) -> RuleResu
 
 
 def _result(
-    rule: _Rule,
+    rule: BaseRule,
     slot: int,
     totals: Row,
     probes: Mapping[str, _Probe],
@@ -623,7 +762,7 @@ def _result(
         return _freshness_result(rule, newest, totals["rows"], logical_date)
     if isinstance(rule, VolumeRule):
         return _volume_result(rule, totals["rows"], volume_history, volume_days)
-    assert isinstance(rule, ReferentialRule)
+    assert isinstance(rule, REFERENCING)
     message = (
         f"not checked: reference table {rule.ref_table} was not supplied; "
         f"pass refs={{{rule.ref_table!r}: <DataFrame>}} to evaluate()"
@@ -665,8 +804,11 @@ def evaluate(
         for slot, rule in enumerate(rules.rules)
     ]
     status = F.col(_STATUS)
+    flagged = (
+        [FLAGS] if FLAGS not in df.columns and any(p.rule.action == "flag" for p in probes) else []
+    )
     return QualityOutcome(
-        kept=annotated.filter(status == "keep").select(*df.columns, WARNINGS),
+        kept=annotated.filter(status == "keep").select(*df.columns, *flagged, WARNINGS),
         quarantined=annotated.filter(status == "quarantine").select(*df.columns, RULE_ID, REASON),
         dropped_count=totals["dropped"],
         results=results,

@@ -1,16 +1,30 @@
 """Source contracts: every entity each plant delivers, its columns in the plant's language.
 
-One table drives the generator's writers, `docs/sources.md` and the tests that check the
-files against the documentation, so the three cannot drift apart.
+The contracts are data, not code. They live next to this module, in the simulator's package
+data `medlake_simulator/source_contracts/`: one YAML file per entity
+(`<system>__<entity>.yaml`), the fields several entities share in `_shared.yaml` and the
+order of the entities in `_order.yaml`; that folder's README.md describes the format. This
+module loads and validates them once, at import, into the `Entity` and `SourceField` tables
+below. The same tables drive the generator's writers, `docs/sources.md` and the tests that
+check the files against the documentation, so the three cannot drift apart.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Final, Literal, NoReturn, get_args
 
-from medlake_simulator.plants import Plant
+import yaml
+
+try:  # libyaml's parser, when PyYAML has it, loads the files four times faster
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+from medlake_simulator.pii import ENTITY_TYPES
+from medlake_simulator.plants import PLANTS, Plant
 
 FieldType = Literal["string", "int", "decimal", "date", "datetime", "bool"]
 Cadence = Literal["daily", "snapshot"]  # snapshot: full master extract in every delivery
@@ -48,12 +62,6 @@ class Entity:
         raise KeyError(f"{self.key} has no field {name!r}")
 
 
-def F(  # noqa: N802 - a compact constructor keeps the contract table readable
-    name: str, type_: FieldType, meaning: str, zh: str, de: str, en: str, pii: str | None = None
-) -> SourceField:
-    return SourceField(name, type_, meaning, zh, de, en, pii)
-
-
 def _camel(words: str) -> str:
     parts = re.split(r"[^A-Za-z0-9]+", words.strip())
     parts = [p for p in parts if p]
@@ -74,1147 +82,247 @@ def local_name(plant: Plant, f: SourceField) -> str:
     return style(f.en) if style else f.en
 
 
-UPDATED = F(
-    "updated_at",
-    "datetime",
-    "Last change in the source system (plant local time)",
-    "更新时间",
-    "Geändert am",
-    "Updated At",
-)
-VERSION = F(
-    "record_version",
-    "int",
-    "Version of the record; a re-sent record has a higher version",
-    "版本号",
-    "Version",
-    "Record Version",
-)
+# ---------------------------------------------------------------------- loading the files
 
-ENTITIES: tuple[Entity, ...] = (
-    # ------------------------------------------------------------------ ERP
-    Entity(
-        "erp",
-        "suppliers",
-        "Supplier master as known to the plant",
-        ("supplier_code",),
-        (
-            F(
-                "supplier_code",
-                "string",
-                "Plant-local supplier code",
-                "供应商编码",
-                "Lieferantennummer",
-                "Supplier Code",
-            ),
-            F(
-                "supplier_name",
-                "string",
-                "Supplier name as spelled by the plant",
-                "供应商名称",
-                "Lieferantenname",
-                "Supplier Name",
-            ),
-            F(
-                "tax_id",
-                "string",
-                "Tax or registration number (missing for some suppliers)",
-                "税号",
-                "USt-IdNr",
-                "Tax ID",
-            ),
-            F("country", "string", "ISO country code of the supplier", "国家", "Land", "Country"),
-            F(
-                "contact_name",
-                "string",
-                "Sales contact",
-                "联系人",
-                "Ansprechpartner",
-                "Contact Name",
-                "PERSON",
-            ),
-            F(
-                "contact_phone",
-                "string",
-                "Contact phone",
-                "联系电话",
-                "Telefon",
-                "Contact Phone",
-                "PHONE_NUMBER",
-            ),
-            F(
-                "contact_email",
-                "string",
-                "Contact e-mail",
-                "邮箱",
-                "E-Mail",
-                "Contact Email",
-                "EMAIL_ADDRESS",
-            ),
-            F(
-                "payment_terms_days",
-                "int",
-                "Payment terms in days",
-                "账期天数",
-                "Zahlungsziel Tage",
-                "Payment Terms Days",
-            ),
-            UPDATED,
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "erp",
-        "materials",
-        "Material master: components and finished devices",
-        ("material_code",),
-        (
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F(
-                "description",
-                "string",
-                "Material description in the plant's language",
-                "物料描述",
-                "Materialbezeichnung",
-                "Description",
-            ),
-            F("category", "string", "Material category", "物料类别", "Materialgruppe", "Category"),
-            F("uom", "string", "Plant-local base unit", "单位", "Mengeneinheit", "UoM"),
-            F(
-                "std_lead_time_days",
-                "int",
-                "Planned replenishment lead time in days",
-                "标准采购周期",
-                "Planlieferzeit",
-                "Std Lead Time Days",
-            ),
-            F(
-                "global_ref",
-                "string",
-                "Group part number where the plant records it (often empty)",
-                "集团料号",
-                "Konzern-Teilenummer",
-                "Global Ref",
-            ),
-            UPDATED,
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "erp",
-        "boms",
-        "Bill of materials: components per finished device",
-        ("product_code", "component_code"),
-        (
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F(
-                "component_code",
-                "string",
-                "Component material code",
-                "组件编码",
-                "Komponente",
-                "Component Code",
-            ),
-            F(
-                "qty_per",
-                "decimal",
-                "Component quantity per finished unit, in the component's unit",
-                "单位用量",
-                "Menge je",
-                "Qty Per",
-            ),
-            F("uom", "string", "Unit of qty_per", "单位", "Mengeneinheit", "UoM"),
-            F(
-                "valid_from",
-                "date",
-                "First day the line is valid",
-                "生效日期",
-                "Gültig ab",
-                "Valid From",
-            ),
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "erp",
-        "purchase_orders",
-        "Purchase-order lines",
-        ("po_number", "po_line"),
-        (
-            F(
-                "po_number",
-                "string",
-                "Purchase-order number",
-                "采购订单号",
-                "Bestellnummer",
-                "PO Number",
-            ),
-            F("po_line", "int", "Line number", "行号", "Position", "PO Line"),
-            F(
-                "supplier_code",
-                "string",
-                "Plant-local supplier code",
-                "供应商编码",
-                "Lieferantennummer",
-                "Supplier Code",
-            ),
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F(
-                "order_date",
-                "date",
-                "Order date (plant local)",
-                "下单日期",
-                "Bestelldatum",
-                "Order Date",
-            ),
-            F(
-                "due_date",
-                "date",
-                "Confirmed delivery date (plant local)",
-                "交货日期",
-                "Liefertermin",
-                "Due Date",
-            ),
-            F(
-                "ordered_qty",
-                "decimal",
-                "Ordered quantity in uom",
-                "订购数量",
-                "Bestellmenge",
-                "Ordered Qty",
-            ),
-            F(
-                "uom",
-                "string",
-                "Order unit (may differ from the base unit, e.g. BOX of 10)",
-                "单位",
-                "Mengeneinheit",
-                "UoM",
-            ),
-            F("unit_price", "decimal", "Price per uom in currency", "单价", "Preis", "Unit Price"),
-            F("currency", "string", "ISO currency", "币种", "Währung", "Currency"),
-            VERSION,
-            UPDATED,
-        ),
-        sequence="record_version",
-    ),
-    Entity(
-        "erp",
-        "goods_receipts",
-        "Goods receipts against purchase-order lines",
-        ("receipt_id",),
-        (
-            F(
-                "receipt_id",
-                "string",
-                "Receipt document number",
-                "入库单号",
-                "Wareneingangsbeleg",
-                "Receipt ID",
-            ),
-            F(
-                "po_number",
-                "string",
-                "Purchase-order number",
-                "采购订单号",
-                "Bestellnummer",
-                "PO Number",
-            ),
-            F("po_line", "int", "PO line", "行号", "Position", "PO Line"),
-            F(
-                "supplier_lot",
-                "string",
-                "Supplier's lot number",
-                "供应商批号",
-                "Lieferantencharge",
-                "Supplier Lot",
-            ),
-            F(
-                "receipt_date",
-                "date",
-                "Receipt date (plant local)",
-                "收货日期",
-                "Eingangsdatum",
-                "Receipt Date",
-            ),
-            F(
-                "received_qty",
-                "decimal",
-                "Received quantity in uom",
-                "实收数量",
-                "Eingangsmenge",
-                "Received Qty",
-            ),
-            F("uom", "string", "Unit", "单位", "Mengeneinheit", "UoM"),
-            F(
-                "posted_at",
-                "datetime",
-                "Posting time (plant local)",
-                "过账时间",
-                "Buchungszeit",
-                "Posted At",
-            ),
-        ),
-    ),
-    Entity(
-        "erp",
-        "supplier_invoices",
-        "Supplier invoice lines",
-        ("invoice_id", "po_line"),
-        (
-            F("invoice_id", "string", "Invoice number", "发票号", "Rechnungsnummer", "Invoice ID"),
-            F(
-                "po_number",
-                "string",
-                "Purchase-order number",
-                "采购订单号",
-                "Bestellnummer",
-                "PO Number",
-            ),
-            F("po_line", "int", "PO line", "行号", "Position", "PO Line"),
-            F("invoice_date", "date", "Invoice date", "开票日期", "Rechnungsdatum", "Invoice Date"),
-            F("qty", "decimal", "Invoiced quantity in uom", "数量", "Menge", "Qty"),
-            F("unit_price", "decimal", "Invoiced price per uom", "单价", "Preis", "Unit Price"),
-            F("amount", "decimal", "Line amount", "金额", "Betrag", "Amount"),
-            F("currency", "string", "ISO currency", "币种", "Währung", "Currency"),
-        ),
-    ),
-    Entity(
-        "erp",
-        "standard_costs",
-        "Standard unit cost per material",
-        ("material_code", "valid_from"),
-        (
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F(
-                "valid_from",
-                "date",
-                "First day the cost is valid",
-                "生效日期",
-                "Gültig ab",
-                "Valid From",
-            ),
-            F(
-                "std_unit_cost",
-                "decimal",
-                "Standard cost per base unit",
-                "标准单价",
-                "Standardpreis",
-                "Std Unit Cost",
-            ),
-            F("currency", "string", "ISO currency", "币种", "Währung", "Currency"),
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "erp",
-        "fx_rates",
-        "Daily exchange rates into the local currency",
-        ("rate_date", "from_currency"),
-        (
-            F("rate_date", "date", "Rate date", "汇率日期", "Kursdatum", "Rate Date"),
-            F(
-                "from_currency",
-                "string",
-                "ISO currency converted from",
-                "原币",
-                "Von Währung",
-                "From Currency",
-            ),
-            F(
-                "to_currency",
-                "string",
-                "ISO currency converted to (local)",
-                "本币",
-                "Nach Währung",
-                "To Currency",
-            ),
-            F(
-                "rate",
-                "decimal",
-                "Units of to_currency per unit of from_currency",
-                "汇率",
-                "Kurs",
-                "Rate",
-            ),
-        ),
-    ),
-    Entity(
-        "erp",
-        "customers",
-        "Customers (hospitals, distributors) with a contact person",
-        ("customer_code",),
-        (
-            F(
-                "customer_code",
-                "string",
-                "Plant-local customer code",
-                "客户编码",
-                "Kundennummer",
-                "Customer Code",
-            ),
-            F(
-                "customer_name",
-                "string",
-                "Customer name",
-                "客户名称",
-                "Kundenname",
-                "Customer Name",
-            ),
-            F(
-                "customer_type",
-                "string",
-                "hospital or distributor (local words)",
-                "客户类型",
-                "Kundenart",
-                "Customer Type",
-            ),
-            F("country", "string", "ISO country code", "国家", "Land", "Country"),
-            F(
-                "contact_name",
-                "string",
-                "Contact person",
-                "联系人",
-                "Ansprechpartner",
-                "Contact Name",
-                "PERSON",
-            ),
-            F(
-                "contact_phone",
-                "string",
-                "Contact phone",
-                "联系电话",
-                "Telefon",
-                "Contact Phone",
-                "PHONE_NUMBER",
-            ),
-            F(
-                "contact_email",
-                "string",
-                "Contact e-mail",
-                "邮箱",
-                "E-Mail",
-                "Contact Email",
-                "EMAIL_ADDRESS",
-            ),
-            UPDATED,
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "erp",
-        "sales_orders",
-        "Sales-order lines",
-        ("so_number", "so_line"),
-        (
-            F(
-                "so_number",
-                "string",
-                "Sales-order number",
-                "销售订单号",
-                "Auftragsnummer",
-                "SO Number",
-            ),
-            F("so_line", "int", "Line number", "行号", "Position", "SO Line"),
-            F(
-                "customer_code",
-                "string",
-                "Plant-local customer code",
-                "客户编码",
-                "Kundennummer",
-                "Customer Code",
-            ),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F("order_date", "date", "Order date", "下单日期", "Auftragsdatum", "Order Date"),
-            F(
-                "requested_date",
-                "date",
-                "Requested delivery date",
-                "要求交期",
-                "Wunschtermin",
-                "Requested Date",
-            ),
-            F("qty", "decimal", "Ordered units", "数量", "Menge", "Qty"),
-            F("unit_price", "decimal", "Price per unit", "单价", "Preis", "Unit Price"),
-            F("currency", "string", "ISO currency", "币种", "Währung", "Currency"),
-        ),
-    ),
-    # ------------------------------------------------------------------ MES
-    Entity(
-        "mes",
-        "work_orders",
-        "Production work orders",
-        ("wo_number",),
-        (
-            F(
-                "wo_number",
-                "string",
-                "Work-order number",
-                "工单号",
-                "Fertigungsauftrag",
-                "WO Number",
-            ),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F("planned_qty", "int", "Planned units", "计划数量", "Planmenge", "Planned Qty"),
-            F("line_id", "string", "Production line", "产线", "Linie", "Line ID"),
-            F("started_at", "datetime", "Start (plant local)", "开始时间", "Start", "Started At"),
-            F("finished_at", "datetime", "End (plant local)", "结束时间", "Ende", "Finished At"),
-            F("status", "string", "Status", "状态", "Status", "Status"),
-        ),
-    ),
-    Entity(
-        "mes",
-        "production_lots",
-        "Finished-device lots produced by work orders",
-        ("lot_number",),
-        (
-            F(
-                "lot_number",
-                "string",
-                "Finished lot number (UDI AI 10)",
-                "批号",
-                "Charge",
-                "Lot Number",
-            ),
-            F(
-                "wo_number",
-                "string",
-                "Work-order number",
-                "工单号",
-                "Fertigungsauftrag",
-                "WO Number",
-            ),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F("qty_started", "int", "Units started", "投产数量", "Gestartete Menge", "Qty Started"),
-            F("qty_good", "int", "Units passed", "合格数量", "Gutmenge", "Qty Good"),
-            F("qty_scrap", "int", "Units scrapped", "报废数量", "Ausschuss", "Qty Scrap"),
-            F(
-                "production_date",
-                "date",
-                "Production date (UDI AI 11)",
-                "生产日期",
-                "Herstelldatum",
-                "Production Date",
-            ),
-            F(
-                "expiry_date",
-                "date",
-                "Expiry date (UDI AI 17)",
-                "有效期至",
-                "Verfallsdatum",
-                "Expiry Date",
-            ),
-        ),
-    ),
-    Entity(
-        "mes",
-        "lot_genealogy",
-        "Component lots consumed into finished lots",
-        ("finished_lot", "component_lot"),
-        (
-            F(
-                "finished_lot",
-                "string",
-                "Finished lot number",
-                "成品批号",
-                "Fertigcharge",
-                "Finished Lot",
-            ),
-            F(
-                "component_code",
-                "string",
-                "Component material code",
-                "组件编码",
-                "Komponente",
-                "Component Code",
-            ),
-            F(
-                "component_lot",
-                "string",
-                "Consumed lot (the supplier lot received)",
-                "组件批号",
-                "Komponentencharge",
-                "Component Lot",
-            ),
-            F(
-                "qty_consumed",
-                "decimal",
-                "Quantity consumed in the component's base unit",
-                "消耗数量",
-                "Verbrauchsmenge",
-                "Qty Consumed",
-            ),
-            F(
-                "consumed_at",
-                "datetime",
-                "Consumption time (plant local)",
-                "投料时间",
-                "Verbrauchszeit",
-                "Consumed At",
-            ),
-        ),
-    ),
-    Entity(
-        "mes",
-        "process_measurements",
-        "Process parameter measurements per lot, step and equipment",
-        ("measurement_id",),
-        (
-            F(
-                "measurement_id",
-                "string",
-                "Measurement id",
-                "测量编号",
-                "Messungs-ID",
-                "Measurement ID",
-            ),
-            F("lot_number", "string", "Finished lot number", "批号", "Charge", "Lot Number"),
-            F("step", "string", "Process step", "工序", "Arbeitsgang", "Step"),
-            F("equipment_id", "string", "Equipment", "设备编号", "Anlage", "Equipment ID"),
-            F("parameter", "string", "Parameter name", "参数", "Parameter", "Parameter"),
-            F("value", "decimal", "Measured value", "测量值", "Messwert", "Value"),
-            F("lsl", "decimal", "Lower specification limit", "下限", "UGW", "LSL"),
-            F("usl", "decimal", "Upper specification limit", "上限", "OGW", "USL"),
-            F(
-                "measured_at",
-                "datetime",
-                "Measurement time (plant local)",
-                "测量时间",
-                "Messzeit",
-                "Measured At",
-            ),
-            F("operator_id", "string", "Operator", "操作员", "Werker", "Operator ID"),
-        ),
-    ),
-    Entity(
-        "mes",
-        "operators",
-        "Production operators",
-        ("operator_id",),
-        (
-            F("operator_id", "string", "Operator id", "工号", "Personalnummer", "Operator ID"),
-            F(
-                "operator_name",
-                "string",
-                "Operator name",
-                "姓名",
-                "Name",
-                "Operator Name",
-                "PERSON",
-            ),
-            F("shift", "string", "Shift", "班次", "Schicht", "Shift"),
-        ),
-        cadence="snapshot",
-    ),
-    # ------------------------------------------------------------------ WMS
-    Entity(
-        "wms",
-        "stock_movements",
-        "Stock movements: receipt, issue, shipment, transfer, scrap",
-        ("movement_id",),
-        (
-            F(
-                "movement_id",
-                "string",
-                "Movement document",
-                "移动单号",
-                "Bewegungsnummer",
-                "Movement ID",
-            ),
-            F(
-                "movement_type",
-                "string",
-                "Movement type (local words)",
-                "移动类型",
-                "Bewegungsart",
-                "Movement Type",
-            ),
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F("lot", "string", "Lot", "批号", "Charge", "Lot"),
-            F("qty", "decimal", "Quantity (signed: issues negative)", "数量", "Menge", "Qty"),
-            F("uom", "string", "Unit", "单位", "Mengeneinheit", "UoM"),
-            F(
-                "moved_at",
-                "datetime",
-                "Movement time (plant local)",
-                "移动时间",
-                "Buchungszeit",
-                "Moved At",
-            ),
-        ),
-    ),
-    Entity(
-        "wms",
-        "on_hand",
-        "On-hand stock by lot at the end of the day",
-        ("snapshot_date", "material_code", "lot"),
-        (
-            F("snapshot_date", "date", "Snapshot date", "快照日期", "Stichtag", "Snapshot Date"),
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F("lot", "string", "Lot", "批号", "Charge", "Lot"),
-            F("qty", "decimal", "Quantity on hand in base unit", "库存数量", "Bestand", "Qty"),
-            F("uom", "string", "Unit", "单位", "Mengeneinheit", "UoM"),
-            F("expiry_date", "date", "Lot expiry date", "有效期至", "Verfallsdatum", "Expiry Date"),
-        ),
-    ),
-    Entity(
-        "wms",
-        "shipments",
-        "Shipped devices by lot and serial",
-        ("shipment_id", "serial"),
-        (
-            F(
-                "shipment_id",
-                "string",
-                "Shipment document",
-                "发货单号",
-                "Lieferschein",
-                "Shipment ID",
-            ),
-            F(
-                "so_number",
-                "string",
-                "Sales-order number",
-                "销售订单号",
-                "Auftragsnummer",
-                "SO Number",
-            ),
-            F(
-                "customer_code",
-                "string",
-                "Plant-local customer code",
-                "客户编码",
-                "Kundennummer",
-                "Customer Code",
-            ),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F("lot", "string", "Finished lot", "批号", "Charge", "Lot"),
-            F(
-                "serial",
-                "string",
-                "Device serial number (UDI AI 21)",
-                "序列号",
-                "Seriennummer",
-                "Serial",
-            ),
-            F("ship_date", "date", "Ship date", "发货日期", "Versanddatum", "Ship Date"),
-        ),
-    ),
-    # ------------------------------------------------------------------ QC
-    Entity(
-        "qc",
-        "incoming_inspections",
-        "Incoming inspection per supplier lot",
-        ("inspection_id",),
-        (
-            F("inspection_id", "string", "Inspection id", "检验单号", "Prüflos", "Inspection ID"),
-            F(
-                "receipt_id",
-                "string",
-                "Goods receipt inspected",
-                "入库单号",
-                "Wareneingangsbeleg",
-                "Receipt ID",
-            ),
-            F(
-                "material_code",
-                "string",
-                "Plant-local material code",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F(
-                "supplier_lot",
-                "string",
-                "Supplier lot",
-                "供应商批号",
-                "Lieferantencharge",
-                "Supplier Lot",
-            ),
-            F("inspected_qty", "decimal", "Sample size", "抽检数量", "Prüfmenge", "Inspected Qty"),
-            F(
-                "rejected_qty",
-                "decimal",
-                "Rejected in sample",
-                "不良数量",
-                "Fehlmenge",
-                "Rejected Qty",
-            ),
-            F(
-                "result",
-                "string",
-                "Accept or reject (local words)",
-                "检验结果",
-                "Entscheid",
-                "Result",
-            ),
-            F(
-                "defect_code",
-                "string",
-                "Plant-local defect code",
-                "缺陷代码",
-                "Fehlercode",
-                "Defect Code",
-            ),
-            F(
-                "inspected_at",
-                "datetime",
-                "Inspection time",
-                "检验时间",
-                "Prüfzeit",
-                "Inspected At",
-            ),
-        ),
-    ),
-    Entity(
-        "qc",
-        "production_inspections",
-        "In-process and final inspections per production lot",
-        ("inspection_id",),
-        (
-            F("inspection_id", "string", "Inspection id", "检验单号", "Prüflos", "Inspection ID"),
-            F("lot_number", "string", "Finished lot", "批号", "Charge", "Lot Number"),
-            F(
-                "stage",
-                "string",
-                "in_process or final (local words)",
-                "检验阶段",
-                "Prüfstufe",
-                "Stage",
-            ),
-            F("inspected_qty", "int", "Units inspected", "检验数量", "Prüfmenge", "Inspected Qty"),
-            F(
-                "failed_qty",
-                "int",
-                "Units failed at first inspection",
-                "不合格数量",
-                "Fehlmenge",
-                "Failed Qty",
-            ),
-            F(
-                "defect_code",
-                "string",
-                "Plant-local defect code",
-                "缺陷代码",
-                "Fehlercode",
-                "Defect Code",
-            ),
-            F(
-                "inspected_at",
-                "datetime",
-                "Inspection time",
-                "检验时间",
-                "Prüfzeit",
-                "Inspected At",
-            ),
-        ),
-    ),
-    Entity(
-        "qc",
-        "nonconformances",
-        "Nonconformance reports",
-        ("ncr_id",),
-        (
-            F("ncr_id", "string", "NCR number", "不合格报告号", "Abweichungsbericht", "NCR ID"),
-            F("source", "string", "incoming, in_process or field", "来源", "Herkunft", "Source"),
-            F("lot", "string", "Affected lot", "批号", "Charge", "Lot"),
-            F(
-                "material_code",
-                "string",
-                "Affected material",
-                "物料编码",
-                "Materialnummer",
-                "Material Code",
-            ),
-            F(
-                "defect_code",
-                "string",
-                "Plant-local defect code",
-                "缺陷代码",
-                "Fehlercode",
-                "Defect Code",
-            ),
-            F("opened_date", "date", "Opened", "开立日期", "Eröffnet am", "Opened Date"),
-        ),
-    ),
-    # ------------------------------------------------------------------ CRM
-    Entity(
-        "crm",
-        "complaints",
-        "Customer complaints with free-text narratives",
-        ("complaint_id",),
-        (
-            F(
-                "complaint_id",
-                "string",
-                "Complaint number",
-                "投诉编号",
-                "Reklamationsnummer",
-                "Complaint ID",
-            ),
-            F("received_date", "date", "Received", "受理日期", "Eingangsdatum", "Received Date"),
-            F(
-                "customer_code",
-                "string",
-                "Plant-local customer code",
-                "客户编码",
-                "Kundennummer",
-                "Customer Code",
-            ),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F(
-                "udi",
-                "string",
-                "UDI as reported: (01)GTIN(17)expiry(10)lot(21)serial",
-                "UDI",
-                "UDI",
-                "UDI",
-            ),
-            F("lot", "string", "Device lot", "批号", "Charge", "Lot"),
-            F("serial", "string", "Device serial", "序列号", "Seriennummer", "Serial"),
-            F(
-                "fault_code",
-                "string",
-                "Plant-local fault code",
-                "故障代码",
-                "Fehlerbild",
-                "Fault Code",
-            ),
-            F(
-                "narrative",
-                "string",
-                "Free-text description (contains personal data)",
-                "投诉描述",
-                "Beschreibung",
-                "Narrative",
-                "FREE_TEXT",
-            ),
-            F(
-                "patient_involved",
-                "bool",
-                "Whether a patient was involved",
-                "涉及患者",
-                "Patient betroffen",
-                "Patient Involved",
-            ),
-        ),
-    ),
-    # ------------------------------------------------------------------ service
-    Entity(
-        "svc",
-        "service_orders",
-        "Service orders and repairs per device serial",
-        ("service_id",),
-        (
-            F("service_id", "string", "Service order", "维修单号", "Serviceauftrag", "Service ID"),
-            F("serial", "string", "Device serial", "序列号", "Seriennummer", "Serial"),
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F(
-                "customer_code",
-                "string",
-                "Plant-local customer code",
-                "客户编码",
-                "Kundennummer",
-                "Customer Code",
-            ),
-            F("opened_date", "date", "Opened", "报修日期", "Eröffnet am", "Opened Date"),
-            F("closed_date", "date", "Closed", "完成日期", "Abgeschlossen am", "Closed Date"),
-            F(
-                "fault_code",
-                "string",
-                "Plant-local fault code",
-                "故障代码",
-                "Fehlerbild",
-                "Fault Code",
-            ),
-            F(
-                "symptom_text",
-                "string",
-                "Symptom text (may contain personal data)",
-                "故障描述",
-                "Symptombeschreibung",
-                "Symptom Text",
-                "FREE_TEXT",
-            ),
-            F(
-                "parts_cost",
-                "decimal",
-                "Parts cost in local currency",
-                "备件费用",
-                "Materialkosten",
-                "Parts Cost",
-            ),
-            F("labour_hours", "decimal", "Labour hours", "工时", "Arbeitsstunden", "Labour Hours"),
-            F(
-                "labour_cost",
-                "decimal",
-                "Labour cost in local currency",
-                "人工费用",
-                "Lohnkosten",
-                "Labour Cost",
-            ),
-            F("warranty", "bool", "Repair under warranty", "保修", "Garantie", "Warranty"),
-            F(
-                "returned",
-                "bool",
-                "Device returned to the plant",
-                "退回",
-                "Rücksendung",
-                "Returned",
-            ),
-        ),
-    ),
-    # ------------------------------------------------------------------ PLM
-    Entity(
-        "plm",
-        "products",
-        "Finished devices with GTIN and revision",
-        ("product_code", "revision"),
-        (
-            F(
-                "product_code",
-                "string",
-                "Finished device material code",
-                "成品编码",
-                "Erzeugnis",
-                "Product Code",
-            ),
-            F("gtin", "string", "GS1 GTIN-14 (UDI-DI)", "GTIN", "GTIN", "GTIN"),
-            F("product_name", "string", "Device name", "产品名称", "Produktname", "Product Name"),
-            F("device_class", "string", "Regulatory class", "器械分类", "Klasse", "Device Class"),
-            F("revision", "string", "Design revision", "版本", "Revision", "Revision"),
-            F(
-                "released_date",
-                "date",
-                "Revision release date",
-                "发布日期",
-                "Freigabedatum",
-                "Released Date",
-            ),
-        ),
-        cadence="snapshot",
-    ),
-    Entity(
-        "plm",
-        "ecos",
-        "Engineering change orders",
-        ("eco_number",),
-        (
-            F("eco_number", "string", "ECO number", "变更单号", "Änderungsnummer", "ECO Number"),
-            F("product_code", "string", "Affected device", "成品编码", "Erzeugnis", "Product Code"),
-            F(
-                "affected_material",
-                "string",
-                "Affected component",
-                "受影响物料",
-                "Betroffenes Material",
-                "Affected Material",
-            ),
-            F(
-                "description",
-                "string",
-                "Change description",
-                "变更描述",
-                "Änderungsbeschreibung",
-                "Description",
-            ),
-            F(
-                "effective_date",
-                "date",
-                "Effective from",
-                "生效日期",
-                "Gültig ab",
-                "Effective Date",
-            ),
-        ),
-        cadence="snapshot",
-    ),
-)
+CONTRACTS_DIR: Final = Path(__file__).parent / "source_contracts"
+SHARED_FILE: Final = "_shared.yaml"  # fields several entities share
+ORDER_FILE: Final = "_order.yaml"  # every entity, in the order they are generated and documented
+SYSTEMS: Final = ("erp", "mes", "wms", "qc", "crm", "svc", "plm")
+_FREE_TEXT: Final = "FREE_TEXT"  # pii of a free-text column; the labels hold its entity spans
+
+_TYPES: Final[dict[str, FieldType]] = {t: t for t in get_args(FieldType)}
+_CADENCES: Final[dict[str, Cadence]] = {c: c for c in get_args(Cadence)}
+_PII: Final = frozenset(ENTITY_TYPES | {_FREE_TEXT})
+_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")
+_FILE: Final = re.compile(rf"({'|'.join(SYSTEMS)})__([a-z][a-z0-9_]*)\.yaml")
+_FIELD_KEYS: Final = ("name", "type", "meaning", "zh", "de", "en")  # required; `pii` optional
+_ENTITY_KEYS: Final = ("description", "cadence", "keys", "fields")  # required; `sequence` optional
+
+
+class ContractError(ValueError):
+    """A contract file that is not valid; the message names the file and the entry."""
+
+
+def _fail(path: Path, entry: str, problem: str) -> NoReturn:
+    raise ContractError(f"{path}: {entry}: {problem}")
+
+
+class _StrictLoader(_SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error
+    (PyYAML would silently keep the last value)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(path, "file", "missing")
+    except UnicodeDecodeError as exc:
+        _fail(path, "file", f"not UTF-8 ({exc})")
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # safe, and strict about repeated keys
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        _fail(path, "file", f"not valid YAML{where}: {exc.problem or exc}")
+    except yaml.YAMLError as exc:
+        _fail(path, "file", f"not valid YAML: {exc}")
+    return _mapping(path, "file", data, required=(), optional=())
+
+
+def _mapping(
+    path: Path, entry: str, value: object, required: tuple[str, ...], optional: tuple[str, ...]
+) -> dict[str, object]:
+    """`value` as a mapping that has every `required` key and no key outside the two lists
+    (checked only when a list is given)."""
+    if not isinstance(value, dict):
+        _fail(path, entry, f"expected a mapping of keys to values, got {value!r}")
+    allowed = (*required, *optional)
+    if allowed:
+        unknown = [k for k in value if k not in allowed]
+        if unknown:
+            _fail(
+                path,
+                entry,
+                f"unknown key {', '.join(repr(k) for k in unknown)}; allowed: {', '.join(allowed)}",
+            )
+    missing = [k for k in required if k not in value]
+    if missing:
+        _fail(path, entry, f"missing key {', '.join(repr(k) for k in missing)}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _text(path: Path, entry: str, key: str, value: object) -> str:
+    if not isinstance(value, str):
+        _fail(path, entry, f"{key} must be text, got {value!r} (quote it in YAML)")
+    if not value.strip() or value != value.strip():
+        _fail(path, entry, f"{key} must be non-empty text without surrounding spaces: {value!r}")
+    return value
+
+
+def _list(path: Path, entry: str, value: object) -> list[object]:
+    if not isinstance(value, list) or not value:
+        _fail(path, entry, f"expected a non-empty list, got {value!r}")
+    return value
+
+
+def _field(path: Path, entry: str, raw: object) -> SourceField:
+    m = _mapping(path, entry, raw, required=_FIELD_KEYS, optional=("pii",))
+    name = _text(path, entry, "name", m["name"])
+    entry = f"{entry} ({name})"
+    if not _NAME.fullmatch(name):
+        _fail(path, entry, "name must be lower_snake_case")
+    type_ = _TYPES.get(_text(path, entry, "type", m["type"]))
+    if type_ is None:
+        _fail(path, entry, f"unknown type {m['type']!r}; types: {', '.join(_TYPES)}")
+    pii = None
+    if m.get("pii") is not None:
+        pii = _text(path, entry, "pii", m["pii"])
+        if pii not in _PII:
+            _fail(path, entry, f"unknown pii {pii!r}; one of: {', '.join(sorted(_PII))}")
+    return SourceField(
+        name,
+        type_,
+        _text(path, entry, "meaning", m["meaning"]),
+        _text(path, entry, "zh", m["zh"]),
+        _text(path, entry, "de", m["de"]),
+        _text(path, entry, "en", m["en"]),
+        pii,
+    )
+
+
+def _fields(
+    path: Path, raw: object, shared: dict[str, SourceField] | None
+) -> tuple[SourceField, ...]:
+    """The field list of an entity file, or of the shared file when `shared` is None."""
+    out: list[SourceField] = []
+    where: dict[str, str] = {}
+    for i, item in enumerate(_list(path, "fields", raw), start=1):
+        entry = f"field {i}"
+        if shared is not None and isinstance(item, dict) and "shared" in item:
+            ref = _mapping(path, entry, item, required=("shared",), optional=())
+            name = _text(path, entry, "shared", ref["shared"])
+            entry = f"{entry} (shared: {name})"
+            if name not in shared:
+                known = ", ".join(shared) or "none"
+                _fail(path, entry, f"no shared field {name!r} in {SHARED_FILE}; shared: {known}")
+            f = shared[name]
+        else:
+            f = _field(path, entry, item)
+            entry = f"{entry} ({f.name})"
+        if f.name in where:
+            _fail(path, entry, f"duplicate field {f.name!r}, already {where[f.name]}")
+        where[f.name] = entry
+        out.append(f)
+    return tuple(out)
+
+
+def _entity(path: Path, system: str, name: str, shared: dict[str, SourceField]) -> Entity:
+    m = _read(path)
+    m = _mapping(path, "file", m, required=_ENTITY_KEYS, optional=("sequence",))
+    fields = _fields(path, m["fields"], shared)
+    names = {f.name for f in fields}
+    keys: list[str] = []
+    for i, raw in enumerate(_list(path, "keys", m["keys"]), start=1):
+        k = _text(path, f"key {i}", "key", raw)
+        if k not in names:
+            _fail(path, f"key {i} ({k})", f"{k!r} is not a field of this entity")
+        if k in keys:
+            _fail(path, f"key {i} ({k})", f"duplicate key {k!r}")
+        keys.append(k)
+    cadence = _CADENCES.get(_text(path, "cadence", "cadence", m["cadence"]))
+    if cadence is None:
+        _fail(path, "cadence", f"unknown cadence {m['cadence']!r}; one of: {', '.join(_CADENCES)}")
+    sequence = None
+    if m.get("sequence") is not None:
+        sequence = _text(path, "sequence", "sequence", m["sequence"])
+        if sequence not in names:
+            _fail(path, f"sequence ({sequence})", f"{sequence!r} is not a field of this entity")
+    for p in PLANTS:  # each plant's file needs distinct column names
+        seen: dict[str, str] = {}
+        for f in fields:
+            column = local_name(p, f)
+            if column in seen:
+                _fail(
+                    path,
+                    f"field {f.name}",
+                    f"plant {p.code} would name it {column!r}, like field {seen[column]}",
+                )
+            seen[column] = f.name
+    return Entity(
+        system,
+        name,
+        _text(path, "description", "description", m["description"]),
+        tuple(keys),
+        fields,
+        cadence,
+        sequence,
+    )
+
+
+def load_shared_fields(folder: Path) -> dict[str, SourceField]:
+    """The fields of `folder`/_shared.yaml, by name."""
+    path = folder / SHARED_FILE
+    m = _mapping(path, "file", _read(path), required=("fields",), optional=())
+    return {f.name: f for f in _fields(path, m["fields"], None)}
+
+
+def load_entities(folder: Path) -> tuple[Entity, ...]:
+    """Every entity of the contract files in `folder`, in the order of its _order.yaml.
+
+    Raises ContractError naming the file and the entry when a file is not a valid contract:
+    unknown keys, types, cadences or shared fields, a duplicate field, a key or sequence that
+    is not a field, a file not listed in the order or listed but missing.
+    """
+    shared = load_shared_fields(folder)
+    order_path = folder / ORDER_FILE
+    order = _mapping(order_path, "file", _read(order_path), required=("entities",), optional=())
+    listed: dict[str, int] = {}
+    for i, raw in enumerate(_list(order_path, "entities", order["entities"]), start=1):
+        key = _text(order_path, f"entity {i}", "entity", raw)
+        if key in listed:
+            _fail(order_path, f"entity {i} ({key})", f"listed twice (also entity {listed[key]})")
+        listed[key] = i
+    files: dict[str, tuple[Path, str, str]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name in (SHARED_FILE, ORDER_FILE) or path.suffix not in (".yaml", ".yml"):
+            continue
+        match = _FILE.fullmatch(path.name)
+        if not match:
+            _fail(
+                path,
+                "file name",
+                f"expected <system>__<entity>.yaml, system one of {', '.join(SYSTEMS)}, "
+                "entity lower_snake_case",
+            )
+        if path.stem not in listed:
+            _fail(order_path, "entities", f"{path.name} is not listed")
+        files[path.stem] = (path, match[1], match[2])
+    for key, i in listed.items():
+        if key not in files:
+            _fail(order_path, f"entity {i} ({key})", f"there is no file {key}.yaml")
+    return tuple(_entity(*files[key], shared) for key in listed)
+
+
+SHARED_FIELDS: Final = load_shared_fields(CONTRACTS_DIR)
+UPDATED: Final = SHARED_FIELDS["updated_at"]
+VERSION: Final = SHARED_FIELDS["record_version"]
+ENTITIES: tuple[Entity, ...] = load_entities(CONTRACTS_DIR)
 
 
 def entity(key: str) -> Entity:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from medlake.config import ConfigError
@@ -151,7 +153,7 @@ def test_when_the_documented_example_is_loaded_then_every_check_kind_is_parsed(
         ("duplicate_id", "rule id 'qty_range' is used by rules[0] and rules[2]; give every"),
         (
             "bad_action",
-            "rule 'uom_known' (rules[0]): field 'action': Input should be 'warn', 'drop', "
+            "rule 'uom_known' (rules[0]): field 'action': Input should be 'warn', 'flag', 'drop', "
             "'quarantine' or 'fail'; found 'quarentine'",
         ),
         (
@@ -705,3 +707,129 @@ def test_when_a_run_covers_several_days_then_each_day_is_judged_against_the_days
     one = result_of(run(df, VOLUME, volume_history=[2, 2], volume_days=[5]), "volume")
     assert (one.passed, one.rows_checked) == (False, 3)
     assert one.message.startswith("5 rows is 2.50x the average 2.0")
+
+
+# --- anomalies, cross-checks and the flag action -----------------------------------------------
+
+
+def flags_of(outcome: QualityOutcome) -> dict[tuple[str, int], list[str]]:
+    return {(r.po_number, r.po_line): r._flags for r in outcome.kept.collect()}
+
+
+def test_when_a_value_is_far_from_its_group_median_then_it_is_flagged_and_kept(
+    lines: Callable[..., DataFrame], run: Run
+) -> None:
+    s1 = [10, 11, 9, 10, 12, 10, 100]  # median 10; |x - 10| = 0,1,1,0,2,0,90: MAD 1
+    s2 = [5, 5, 5, 5, 50]  # MAD 0: a group with no spread flags nothing
+    rows = [line("A", i, qty=q, supplier="S1") for i, q in enumerate(s1)]
+    rows += [line("B", i, qty=q, supplier="S2") for i, q in enumerate(s2)]
+    threshold = 5.0
+    median, mad = statistics.median(s1), statistics.median(abs(q - 10) for q in s1)
+    expected = {("A", i) for i, q in enumerate(s1) if abs(q - median) / (1.4826 * mad) > threshold}
+    assert expected == {("A", 6)}  # the hand computation: only the 100
+    outcome = run(
+        lines(*rows),
+        rule(
+            "qty_outlier",
+            "anomaly",
+            "flag",
+            column="ordered_qty",
+            by=["group_supplier_id"],
+            threshold=threshold,
+        ),
+    )
+    flags = flags_of(outcome)
+    assert len(flags) == len(rows) and outcome.quarantined.count() == 0
+    assert {k for k, f in flags.items() if f} == expected
+    assert flags[("A", 6)] == ["anomaly:ordered_qty:robust_z"]
+    result = result_of(outcome, "qty_outlier")
+    assert (result.rows_failed, result.action) == (1, "flag")
+    assert "(kept and flagged)" in result.message and "ordered_qty=100 is 60.7" in result.message
+
+
+def test_when_an_anomaly_rule_quarantines_then_the_reason_gives_the_score_and_group(
+    lines: Callable[..., DataFrame], run: Run
+) -> None:
+    rows = [line("A", i, qty=q) for i, q in enumerate([10, 11, 9, 10, 12, 10, 100])]
+    outcome = run(
+        lines(*rows),
+        rule("qty_outlier", "anomaly", "quarantine", column="ordered_qty", threshold=5),
+    )
+    (rule_id, reason) = quarantine_of(outcome)[("A", 6)]
+    assert rule_id == "qty_outlier" and len(quarantine_of(outcome)) == 1
+    # |100 - 10| / (1.4826 * 1) = 60.7
+    assert reason.startswith("ordered_qty=100 is 60.7 robust z-scores from the median 10")
+
+
+def test_when_a_row_disagrees_with_its_partner_then_the_cross_check_flags_it(
+    spark: SparkSession, lines: Callable[..., DataFrame], run: Run
+) -> None:
+    orders = spark.createDataFrame(
+        [("P1", 1, "EA"), ("P1", 2, "BOX"), ("P1", 2, "BOX"), ("P1", 4, "EA")],
+        "po string, line int, unit string",
+    )
+    df = lines(line("P1", 1), line("P1", 2), line("P1", 3), line("P1", 4, uom=None))
+    df = df.withColumn("_flags", F.array(F.lit("earlier")))
+    outcome = run(
+        df,
+        rule(
+            "unit_differs",
+            "cross_check",
+            "flag",
+            flag="uom_differs_from_order",
+            ref_table="silver.orders",
+            keys={"po_number": "po", "po_line": "line"},
+            expr="uom <> ref_unit",
+        ),
+        refs={"silver.orders": orders},
+    )
+    # P1/1 agrees, P1/3 has no partner, P1/4's unit is NULL so the check says nothing
+    assert flags_of(outcome) == {
+        ("P1", 1): ["earlier"],
+        ("P1", 2): ["earlier", "uom_differs_from_order"],
+        ("P1", 3): ["earlier"],
+        ("P1", 4): ["earlier"],
+    }
+    assert outcome.kept.columns == [*df.columns, "_dq_warnings"]
+    result = result_of(outcome, "unit_differs")
+    assert (result.rows_checked, result.rows_failed) == (4, 1)
+    assert "po_number='P1', po_line=2 disagrees with its partner in silver.orders" in result.message
+
+
+def test_when_the_cross_check_reference_is_missing_then_it_reports_and_flags_nothing(
+    spark: SparkSession, lines: Callable[..., DataFrame], run: Run
+) -> None:
+    check = rule(
+        "unit_differs",
+        "cross_check",
+        "flag",
+        ref_table="silver.orders",
+        keys={"po_number": "po"},
+        expr="uom <> ref_unit",
+    )
+    outcome = run(lines(line("P1", 1)), check)
+    assert outcome.kept.count() == 1 and "_flags" not in outcome.kept.columns
+    assert "not checked: reference table silver.orders was not supplied" in (
+        result_of(outcome, "unit_differs").message
+    )
+    orders = spark.createDataFrame([("P1", "EA")], "po string, uom string")
+    with pytest.raises(
+        ConfigError, match=r"rule 'unit_differs': silver.orders has no column 'unit'"
+    ):
+        run(lines(line("P1", 1)), check, refs={"silver.orders": orders})
+
+
+def test_when_a_flag_is_given_without_the_flag_action_then_the_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.yaml"
+    path.write_text(
+        "table: silver.orders\nrules:\n"
+        "  - {id: qty_outlier, check: anomaly, column: qty, threshold: 5, action: warn,"
+        " flag: odd}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_rules(path)
+    assert str(path) in str(err.value)
+    assert "flag 'odd' is given, so action must be 'flag'" in str(err.value)

@@ -6,7 +6,7 @@ import pytest
 
 from medlake.config import DEFAULT_CONF_DIR, ConfigError
 from medlake.entities import load_specs
-from medlake.silver.build import check_mappings
+from medlake.silver.plan import check_mappings
 from medlake.sources import PlantSource, load_sources
 
 CONF = DEFAULT_CONF_DIR
