@@ -163,6 +163,56 @@ def test_missing_keys_and_unparseable_values_are_quarantined_with_a_reason(
         assert f"'{text}' is not" in everything[(file, row)]
 
 
+def _delivered_number(plant: str, text: str | None) -> Decimal | None:
+    """The delivered text as a number, read with the plant's decimal mark; None if it is not."""
+    if text is None or not text.strip():
+        return None
+    cleaned = text.strip().replace(",", ".") if FORMATS[plant].decimal_comma else text.strip()
+    try:
+        return Decimal(cleaned)
+    except ArithmeticError:
+        return None
+
+
+def test_quantities_of_nothing_or_less_are_quarantined_by_their_entitys_rule(
+    built: dict[str, Any],
+) -> None:
+    """The simulator makes the first quantity of some rows negative; every entity's rule file
+    quarantines them (sales orders, work orders and inspections had no rule before)."""
+    ctx = built["ctx"]
+    checked = {
+        "sales_orders": ("erp__sales_orders", "qty", "qty_positive"),
+        "work_orders": ("mes__work_orders", "planned_qty", "planned_qty_positive"),
+        "production_inspections": (
+            "qc__production_inspections",
+            "inspected_qty",
+            "inspected_qty_positive",
+        ),
+        "purchase_orders": ("erp__purchase_orders", "ordered_qty", "ordered_qty_positive"),
+    }
+    found = 0
+    for entity, (source, column, rule_id) in checked.items():
+        not_positive = set()
+        for b in bronze_text(ctx, source, column):
+            number = _delivered_number(b["plant"], b["text"])
+            if number is not None and number <= 0:
+                not_positive.add((b["file"], b["row"]))
+        quarantine = ctx.io.read(f"silver.{entity}__quarantine").collect()
+        ruled = {(r["_source_file"], r["_file_row"]) for r in quarantine if r["rule_id"] == rule_id}
+        # every row the rule took is one delivered with a quantity of nothing or less ...
+        assert ruled <= not_positive, entity
+        # ... and none of those is in silver (a duplicate or an older version may be gone)
+        kept = ctx.io.read(f"silver.{entity}").where(F.col(column) <= 0).count()
+        assert kept == 0, entity
+        for r in quarantine:
+            if r["rule_id"] == rule_id:
+                assert (
+                    "is below the minimum 0" in r["reason"] or "equals the excluded" in r["reason"]
+                )
+        found += len(ruled)
+    assert found, "the simulator plants negative quantities (bad_quantity, 0.2% of rows)"
+
+
 def test_process_outliers_are_flagged_and_kept(built: dict[str, Any]) -> None:
     ctx = built["ctx"]
     rows = (
