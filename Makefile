@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2  # test processes (pytest-xdist), one Spark driver each; tests
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help java chromium venv demo test lint format bench lock clean docs
+.PHONY: help java chromium venv demo test lint format bench lock clean docs dist
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --excludes requirements/excludes.txt \
 	  --generate-hashes --no-emit-package setuptools -o requirements.lock
+
+dist: venv  ## the wheel, and its .zip copy for a cluster's executors (docs/cluster.md)
+	@rm -rf dist && $(BIN)/uv build --offline --wheel --out-dir dist .
+	@for w in dist/*.whl; do cp "$$w" "$${w%.whl}.zip"; done
+	@ls dist
 
 clean:  ## remove generated data (var/) but keep the environment
 	rm -rf var/

@@ -8,9 +8,10 @@ Nothing is found through where the package sits on disk."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,11 +26,34 @@ TRY_NUMBER_VAR = "LAKEHOUSE_TRY_NUMBER"
 TASK_ID_VAR = "LAKEHOUSE_TASK_ID"
 
 
+@functools.cache
+def _package_folder() -> Path:
+    """The folder of the medlake package. Imported from a zip (a driver in client mode puts
+    the artifact of `spark.submit.pyFiles` first on its own path too, docs/cluster.md), it is
+    the installed distribution's folder: the same release, with real files to read."""
+    root = Path(str(resources.files("medlake")))
+    if root.is_dir():
+        return root
+    # the zip holds a dist-info of its own: take the first copy of medlake that is a folder
+    for distribution in metadata.distributions(name="medlake"):
+        installed = Path(str(distribution.locate_file("medlake")))
+        if installed.is_dir():
+            return installed
+    return root
+
+
 def packaged(*parts: str) -> Path:
     """A file or folder shipped inside the medlake distribution (package data); no parts:
     the package's own folder."""
-    root = resources.files("medlake")
-    return Path(str(root.joinpath(*parts) if parts else root))
+    return _package_folder().joinpath(*parts)
+
+
+def source_checkout() -> Path | None:
+    """The source checkout the package runs from (an editable install: `pyproject.toml` and
+    `.git` in the folder above the package), else None (an installed wheel, whatever folder
+    or repository its environment happens to sit in)."""
+    root = packaged().parent
+    return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
 
 
 DEFAULT_CONF_DIR = packaged("conf")  # the simulated group's configuration

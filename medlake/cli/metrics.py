@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.errors import AnalysisException, ParseException
 
 from medlake.cli.governance import print_result
-from medlake.config import ConfigError, Settings
+from medlake.config import CONF_DIR_VAR, ConfigError, Settings, packaged, source_checkout
 from medlake.gold import facts as gold_facts
 from medlake.gold.metrics import LOCK_FILE, compute, load_dictionary, read_lock, write_lock
 from medlake.gold.panorama import PanoramaConfig, load_gold_config
@@ -135,8 +135,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_lock(args: argparse.Namespace, settings: Settings) -> int:
-
-    path, added = write_lock(_dictionary(settings))
+    dictionary = _dictionary(settings)
+    if dictionary.folder.resolve().is_relative_to(packaged().resolve()) and not source_checkout():
+        raise ConfigError(
+            f"{dictionary.folder} is the installed package's configuration, which an upgrade "
+            "replaces: lock versions in your own configuration folder (copy it, then "
+            f"`lakehouse --conf DIR metrics lock`, or set ${CONF_DIR_VAR})"
+        )
+    path, added = write_lock(dictionary)
     print(f"{path}: {len(added)} version(s) recorded" + (f": {', '.join(added)}" if added else ""))
     return 0
 

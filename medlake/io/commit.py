@@ -9,24 +9,29 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
+
+from medlake.config import source_checkout
 
 CODE_VERSION_VAR = "LAKEHOUSE_CODE_VERSION"
 
 
 @functools.cache
 def code_version() -> str:
-    """`LAKEHOUSE_CODE_VERSION`, else `<package version>+<git describe>`, else the version."""
+    """`LAKEHOUSE_CODE_VERSION`, else `<package version>+<git describe>` when running from a
+    source checkout, else the package version."""
     if value := os.environ.get(CODE_VERSION_VAR):
         return value
     try:
         package = metadata.version("medlake")
     except metadata.PackageNotFoundError:
         package = "0+unknown"
+    checkout = source_checkout()
+    if checkout is None:  # an installed wheel: its version is the package's
+        return package
     try:
         described = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=Path(__file__).parent,  # a checkout's history; outside one, no git
+            cwd=checkout,
             capture_output=True,
             text=True,
             timeout=5,

@@ -3,15 +3,12 @@ skip identical files, changed files become new versions, broken files lose nothi
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io as iolib
 import json
 import shutil
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -19,8 +16,9 @@ from pyspark.sql import functions as F
 from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
 from medlake.jobs import ingest as ingest_job
 from medlake.runtime import JobContext
-from medlake.sources import PlantSource, load_sources
+from medlake.sources import load_sources
 from medlake_simulator.generate import generate
+from tests.delivered import data_rows
 
 START = dt.date(2026, 3, 27)  # spans the EU daylight-saving change on 2026-03-29
 DAYS = 4
@@ -53,17 +51,6 @@ def context(spark: SparkSession, tmp_path: Path, landing: Path, **kw: object) ->
     ctx = JobContext(settings=settings, job="ingest", dates=DATES, run_id="t1", **kw)  # type: ignore[arg-type]
     ctx._spark = spark
     return ctx
-
-
-def data_rows(path: Path, source: PlantSource) -> int:
-    """Data rows in a delivered file, counted independently of the readers under test."""
-    d = source.delivery
-    if d.format == "parquet":
-        return int(pq.read_metadata(path).num_rows)
-    text = path.read_bytes().decode(d.encoding, "replace")
-    if d.format == "jsonl":
-        return sum(1 for line in text.splitlines() if line.strip())
-    return sum(1 for row in csv.reader(iolib.StringIO(text), delimiter=d.delimiter) if row) - 1
 
 
 SOURCES = load_sources(DEFAULT_CONF_DIR / "sources")

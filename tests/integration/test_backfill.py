@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,13 +20,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.config import load_settings
 from medlake.jobs import backfill as backfill_job
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
 from medlake.runtime import JobContext
 from medlake_simulator.generate import generate
 from tests import REPO
+from tests.conf_copy import copy_conf
 
 pytestmark = pytest.mark.slow
 
@@ -46,16 +46,15 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def conf_for(root: Path, landing: Path) -> Path:
     """A copy of medlake/conf/ whose `test` overlay keeps tables under `root` and reads `landing`."""
-    folder = root / "conf"
-    shutil.copytree(DEFAULT_CONF_DIR, folder)
-    overlay = folder / "env" / "test.yaml"
-    overlay.write_text(
-        overlay.read_text()
-        + f"\nstorage:\n  root: {root / 'lake'}\nlanding:\n  root: {landing}\n"
-        + "lineage:\n  transport: none\n"
-        + "backfill:\n  chunk_months: 1\n"  # a chunk per month: two chunks to cross
+    return copy_conf(
+        root / "conf",
+        {
+            "storage": {"root": str(root / "lake")},
+            "landing": {"root": str(landing)},
+            "lineage": {"transport": "none"},
+            "backfill": {"chunk_months": 1},  # a chunk per month: two chunks to cross
+        },
     )
-    return folder
 
 
 def context(spark: SparkSession, conf: Path, job: str, dates: list[dt.date]) -> JobContext:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,12 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from medlake.config import DEFAULT_CONF_DIR, load_settings
+from medlake.config import load_settings
 from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
 from medlake.runtime import JobContext
 from medlake_simulator.generate import generate
+from tests.conf_copy import copy_conf
 from tests.openlineage_schema import problems
 
 pytestmark = pytest.mark.slow
@@ -36,13 +36,13 @@ def pipeline(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> d
     root = tmp_path_factory.mktemp("lineage-events")
     landing = root / "landing"
     generate(landing, start=DAYS[0], days=len(DAYS), scale=0.2, seed=11, progress=False)
-    conf = root / "conf"
-    shutil.copytree(DEFAULT_CONF_DIR, conf)
-    overlay = conf / "env" / "test.yaml"
-    overlay.write_text(
-        overlay.read_text()
-        + f"\nstorage:\n  root: {root / 'lake'}\nlanding:\n  root: {landing}\n"
-        + f"lineage:\n  transport: file\n  folder: {root / 'openlineage'}\n"
+    conf = copy_conf(
+        root / "conf",
+        {
+            "storage": {"root": str(root / "lake")},
+            "landing": {"root": str(landing)},
+            "lineage": {"transport": "file", "folder": str(root / "openlineage")},
+        },
     )
     contexts = {}
     for job in JOBS:

@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,41 +19,22 @@ from deltalake import DeltaTable
 
 from medlake.config import DEFAULT_CONF_DIR
 from medlake_simulator.generate import generate
-from tests import REPO
+from tests.wheel_build import build_wheel, install, locked_venv
+from tests.wheel_build import run as _run
 
 pytestmark = pytest.mark.slow
 
 DAY = dt.date(2026, 1, 5)
 PLANTS = ["GW", "SZ"]  # one plant in each of two jurisdictions and languages
-UV = Path(sys.executable).parent / "uv"
-
-
-def _run(command: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, check=False, **kwargs
-    )  # type: ignore[call-overload]
-    assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean virtual environment with the locked dependencies and the built wheel only."""
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, source / name)
-    shutil.copytree(
-        REPO / "medlake", source / "medlake", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    _run([UV, "build", "--offline", "--wheel", "--out-dir", work / "dist", source])
-    (wheel,) = (work / "dist").glob("medlake-*.whl")
+    wheel = build_wheel(work)
     venv = work / "venv"
-    _run([UV, "venv", "--offline", "--python", sys.executable, venv])
-    python = venv / "bin" / "python"
-    _run([UV, "pip", "sync", "--offline", "--python", python, REPO / "requirements.lock"])
-    _run([UV, "pip", "install", "--offline", "--no-deps", "--python", python, wheel])
+    install(locked_venv(venv), wheel)
     return venv
 
 
@@ -115,3 +95,40 @@ def test_the_installed_wheel_runs_a_day_from_its_entry_point_outside_the_checkou
     assert set(orders.column("plant_id").to_pylist()) == delivered & set(PLANTS)
     assert (lake / "gold").is_dir()
     assert not (tmp_path / "var").exists()  # nothing resolved against the working directory
+
+
+def test_the_installed_wheel_writes_nothing_into_its_own_package(
+    installed: Path, tmp_path: Path
+) -> None:
+    """An installed release is read-only configuration: `metrics lock` on the packaged
+    defaults is refused with the fix, and the code version is the package's (no git)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "LAKEHOUSE_CONF", "LAKEHOUSE_HOME", "LAKEHOUSE_CODE_VERSION")
+    }
+    package = installed / "lib" / "python3.11" / "site-packages" / "medlake"
+    before = (package / "conf" / "metrics" / "versions.lock").read_bytes()
+    result = subprocess.run(
+        [installed / "bin" / "lakehouse", "metrics", "lock"],
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "is the installed package's configuration" in result.stderr
+    assert "lakehouse --conf DIR metrics lock" in result.stderr
+    assert (package / "conf" / "metrics" / "versions.lock").read_bytes() == before
+    version = _run(
+        [installed / "bin" / "python", "-c",
+         "from medlake.io.commit import code_version; print(code_version())"],
+        cwd=tmp_path, env=env,
+    ).stdout.strip()  # fmt: skip
+    assert version == metadata_version(installed)
+
+
+def metadata_version(venv: Path) -> str:
+    """The version the wheel's metadata declares, read from its dist-info folder."""
+    (info,) = (venv / "lib" / "python3.11" / "site-packages").glob("medlake-*.dist-info")
+    for line in (info / "METADATA").read_text(encoding="utf-8").splitlines():
+        if line.startswith("Version: "):
+            return line.removeprefix("Version: ")
+    raise AssertionError(f"no version in {info}")
