@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -29,7 +29,7 @@ from medlake.config import (
 )
 from medlake.pipeline import load_pipeline
 
-NOT_READY = 75  # a job's input or model is not there yet (medlake.cli.EXIT_NOT_READY)
+NOT_READY = 75  # a job's input or model is not there yet (medlake.runtime.EXIT_NOT_READY)
 LOG4J = packaged("resources", "log4j2.properties")
 SERVER = packaged("jobserver.py")
 
@@ -43,14 +43,105 @@ DATE_ARGS = [
     "{{ run_id }}",
 ]
 
-# spark-submit resources a connection's extra may set (Airflow's extra name -> operator field)
+# spark-submit resources a connection's extra may set (extra name -> SparkSubmitHook argument)
 RESOURCES = {
-    "driver-memory": "_driver_memory",
-    "executor-memory": "_executor_memory",
-    "executor-cores": "_executor_cores",
-    "num-executors": "_num_executors",
-    "total-executor-cores": "_total_executor_cores",
+    "driver-memory": "driver_memory",
+    "executor-memory": "executor_memory",
+    "executor-cores": "executor_cores",
+    "num-executors": "num_executors",
+    "total-executor-cores": "total_executor_cores",
 }
+DRIVERS = ("per-task", "shared")
+
+
+class LakehouseSubmitHook(SparkSubmitHook):
+    """The provider's spark-submit hook with the connection's medlake extras applied through
+    its constructor, and the exit code of the spark-submit it ran (`exit_code`).
+
+    From the extra: the resources in RESOURCES, `conf` (more spark.* settings), the driver's
+    Java options, `pyspark-python` (the executors' Python; the driver runs this one) and
+    `lakehouse-env` (`--env` for the job, unless its arguments have one); `driver`, `session-dir`
+    and `session-idle-minutes` (the shared driver) become `shared`, `session_dir` and
+    `idle_minutes`. A connection that asks for cluster deploy mode or an unknown driver is
+    refused. The task's own `conf` and `env_vars` win over what the extra derives.
+    """
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        name: str,
+        application_args: list[str] | None = None,
+        conf: dict[str, Any] | None = None,
+        env_vars: dict[str, Any] | None = None,
+    ) -> None:
+        extra = connection_extra(conn_id)
+        if str(extra.get("deploy-mode", "client")) != "client":
+            raise AirflowFailException(
+                f"Airflow connection {conn_id!r} sets deploy-mode "
+                f"{extra['deploy-mode']!r}: the jobs run their driver on the Airflow worker "
+                "(client mode), where this project is installed; remove deploy-mode or set it "
+                "to client (docs/airflow.md)"
+            )
+        driver = str(extra.get("driver", "per-task"))
+        if driver not in DRIVERS:
+            raise AirflowFailException(
+                f"Airflow connection {conn_id!r}: extra driver is "
+                f"{driver!r}; expected per-task or shared (docs/airflow.md)"
+            )
+        java_options = f"-Dlog4j.configurationFile={LOG4J} {extra.get('driver-java-options', '')}"
+        # the driver runs this installation's Python; executors run `pyspark-python` (a
+        # shipped environment on a cluster) or the same Python on one machine. As spark.*
+        # settings they reach spark-submit on every master (Kubernetes included).
+        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
+        executor_python = str(
+            extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
+        )
+        self.conf: dict[str, Any] = {
+            # quiet driver logs (the driver runs here, in client mode)
+            "spark.driver.extraJavaOptions": java_options.strip(),
+            "spark.pyspark.driver.python": driver_python,
+            "spark.pyspark.python": executor_python,
+            **extra.get("conf", {}),
+            **(conf or {}),
+        }
+        self.application_args = list(application_args or [])
+        env = extra.get("lakehouse-env")
+        if env and "--env" not in self.application_args:
+            self.application_args += ["--env", str(env)]
+        self.env_vars: dict[str, Any] = {
+            "PYSPARK_DRIVER_PYTHON": driver_python,
+            "PYSPARK_PYTHON": executor_python,
+            **(env_vars or {}),
+        }
+        self.shared = driver == "shared"
+        self.idle_minutes = float(extra.get("session-idle-minutes", 10))
+        self.session_dir = Path(
+            str(extra.get("session-dir") or Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}")
+        )
+        self.exit_code: int | None = None
+        super().__init__(
+            conf=self.conf,
+            conn_id=conn_id,
+            name=name,
+            application_args=self.application_args,
+            env_vars=self.env_vars,
+            **{argument: extra[key] for key, argument in RESOURCES.items() if key in extra},
+        )
+
+    def command(self, application: str) -> list[str]:
+        """The spark-submit command line that runs `application` (a job script, the server)."""
+        return self._build_spark_submit_command(application)
+
+    def submit(self, application: str = "", **kwargs: Any) -> str | None:
+        """Run spark-submit as the provider does (raising when it exits non-zero); its exit
+        code, the job's own in client mode, is kept in `exit_code` either way."""
+        self.exit_code = None
+        try:
+            return super().submit(application, **kwargs)
+        finally:
+            process = self._submit_sp
+            self.exit_code = None if process is None else process.returncode
 
 
 class LakehouseJob(SparkSubmitOperator):
@@ -64,83 +155,57 @@ class LakehouseJob(SparkSubmitOperator):
     the job loads; default: the worker's $LAKEHOUSE_ENV, else `local`) and `driver`:
     `per-task` (default: one spark-submit per task) or `shared` (one spark-submit of
     `medlake.jobserver` that runs the night's jobs one after the other and exits after
-    `session-idle-minutes`, default 10; bench/RESULTS.md `night`). The driver runs in
-    client mode on the worker, where this project is installed. A job that exits with
-    NOT_READY (no model trained yet, too little history) is skipped, not failed.
+    `session-idle-minutes`, default 10; bench/RESULTS.md `night`). The extra is applied by
+    LakehouseSubmitHook. The driver runs in client mode on the worker, where this project is
+    installed. A job that exits with NOT_READY (no model trained yet, too little history) is
+    skipped, not failed: the exit code of its spark-submit (or of its job on the shared
+    driver) decides.
     """
 
-    def __init__(self, *, job: str, arguments: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *, job: str, arguments: list[str], conn_id: str = "spark_default", **kwargs: Any
+    ) -> None:
         super().__init__(
             application=str(packaged("jobs", f"{job}.py")),
             application_args=arguments,
             name=f"medlake-{job}",
+            conn_id=conn_id,
             **kwargs,
         )
         self.job = job
-        self._shared = False
-        self._idle_minutes = 10.0
-        self._session_dir = Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}"
+        self.conn_id = conn_id
+        self.submit_hook: LakehouseSubmitHook | None = None  # of the last spark-submit
 
-    def prepare(self) -> None:
-        """Apply the connection's extra: resources, spark conf, Python, the conf overlay."""
-        extra = self._connection_extra()
-        if str(extra.get("deploy-mode", "client")) != "client":
-            raise AirflowFailException(
-                f"Airflow connection {self._conn_id!r} sets deploy-mode "
-                f"{extra['deploy-mode']!r}: the jobs run their driver on the Airflow worker "
-                "(client mode), where this project is installed; remove deploy-mode or set it "
-                "to client (docs/airflow.md)"
-            )
-        for key, field in RESOURCES.items():
-            if key in extra:
-                setattr(self, field, extra[key])
-        java_options = f"-Dlog4j.configurationFile={LOG4J} {extra.get('driver-java-options', '')}"
-        # the driver runs this installation's Python; executors run `pyspark-python` (a
-        # shipped environment on a cluster) or the same Python on one machine. As spark.*
-        # settings they reach spark-submit on every master (Kubernetes included).
-        driver_python = os.environ.get("PYSPARK_DRIVER_PYTHON") or sys.executable
-        executor_python = str(
-            extra.get("pyspark-python") or os.environ.get("PYSPARK_PYTHON") or driver_python
+    def build_hook(
+        self, *, name: str | None = None, application_args: list[str] | None = None
+    ) -> LakehouseSubmitHook:
+        """The spark-submit of this task (or, with another name and arguments, of the shared
+        driver): the task's arguments, conf and environment, the connection's extra."""
+        args = self.application_args if application_args is None else application_args
+        return LakehouseSubmitHook(
+            conn_id=self.conn_id,
+            name=name or self.name,
+            application_args=list(args or []),
+            conf=self.conf,
+            env_vars=self.env_vars,
         )
-        spark_conf = {
-            # quiet driver logs (the driver runs here, in client mode)
-            "spark.driver.extraJavaOptions": java_options.strip(),
-            "spark.pyspark.driver.python": driver_python,
-            "spark.pyspark.python": executor_python,
-            **extra.get("conf", {}),
-            **(self.conf or {}),
-        }
-        self.conf = spark_conf
-        driver = str(extra.get("driver", "per-task"))
-        if driver not in ("per-task", "shared"):
-            raise AirflowFailException(
-                f"Airflow connection {self._conn_id!r}: extra driver is "
-                f"{driver!r}; expected per-task or shared (docs/airflow.md)"
-            )
-        self._shared = driver == "shared"
-        self._idle_minutes = float(extra.get("session-idle-minutes", 10))
-        self._session_dir = Path(
-            str(extra.get("session-dir") or Path(tempfile.gettempdir()) / f"medlake-{os.getuid()}")
-        )
-        env = extra.get("lakehouse-env")
-        if env and "--env" not in (self.application_args or []):
-            self.application_args = [*(self.application_args or []), "--env", str(env)]
-        self.env_vars = {
-            "PYSPARK_DRIVER_PYTHON": driver_python,
-            "PYSPARK_PYTHON": executor_python,
-            **(self.env_vars or {}),
-        }
+
+    def _get_hook(self) -> LakehouseSubmitHook:
+        """The hook SparkSubmitOperator.execute submits with (after adding its OpenLineage
+        settings to `conf`); kept as `submit_hook` for its exit code."""
+        self.submit_hook = self.build_hook()
+        return self.submit_hook
 
     def execute(self, context: Any) -> None:
         self.env_vars = {**(self.env_vars or {}), **try_number_env(context)}
-        self.prepare()
-        if self._shared:
-            self._execute_shared()
+        hook = self.build_hook()  # refuses a connection the jobs cannot run on, before any work
+        if hook.shared:
+            self._execute_shared(hook)
             return
         try:
             super().execute(context)
-        except AirflowException as exc:
-            if re.search(rf"Error code is: {NOT_READY}\b", str(exc)):
+        except AirflowException:
+            if self.submit_hook is not None and self.submit_hook.exit_code == NOT_READY:
                 self._skip()
             raise
 
@@ -150,30 +215,27 @@ class LakehouseJob(SparkSubmitOperator):
             "the log above says what it needs)"
         ) from None
 
-    def server_command(self) -> list[str]:
-        """The spark-submit that starts the shared driver: the task's own command with
-        `medlake.jobserver` as the application (same master, resources and settings)."""
-        args = list(self.application_args or [])
-        server_args = ["--idle-seconds", str(int(self._idle_minutes * 60))]
+    def server_command(self, task: LakehouseSubmitHook | None = None) -> list[str]:
+        """The spark-submit that starts the shared driver: the task's own command (`task`, its
+        hook, built when not given) with `medlake.jobserver` as the application (same master,
+        resources and settings)."""
+        task = task or self.build_hook()
+        args = task.application_args
+        server_args = ["--idle-seconds", str(int(task.idle_minutes * 60))]
         if "--env" in args:
             server_args += args[args.index("--env") : args.index("--env") + 2]
-        saved = self.application_args, self.name
-        self.application_args, self.name = server_args, "medlake-shared-driver"
-        try:
-            command = self._get_hook()._build_spark_submit_command(str(SERVER))
-        finally:
-            self.application_args, self.name = saved
-        return command
+        server = self.build_hook(name="medlake-shared-driver", application_args=server_args)
+        return server.command(str(SERVER))
 
-    def _execute_shared(self) -> None:
+    def _execute_shared(self, hook: LakehouseSubmitHook) -> None:
         from medlake.cli import run_argv  # noqa: PLC0415 - DAG parsing stays light (the CLI imports Spark)
 
-        env = {**os.environ, **{k: str(v) for k, v in (self.env_vars or {}).items()}}
-        argv = run_argv(self.job, list(self.application_args or []))
+        env = {**os.environ, **{k: str(v) for k, v in hook.env_vars.items()}}
+        argv = run_argv(self.job, hook.application_args)
         try:
             code = jobserver.run_job(
-                self.server_command(),
-                self._session_dir,
+                self.server_command(hook),
+                hook.session_dir,
                 argv,
                 echo=self.log.info,
                 env=env,
@@ -189,18 +251,20 @@ class LakehouseJob(SparkSubmitOperator):
                 "says why)"
             )
 
-    def _connection_extra(self) -> dict[str, Any]:
 
-        try:
-            connection = BaseHook.get_connection(self._conn_id)
-        except Exception as exc:  # Airflow raises its own not-found types per version
-            raise AirflowFailException(
-                f"Airflow connection {self._conn_id!r} is missing: create it with "
-                f"`airflow connections add {self._conn_id} --conn-type spark --conn-host "
-                "'local[2]'` (or yarn, k8s://..., spark://host:7077); see README.md, "
-                f"'Running on a cluster' ({exc})"
-            ) from None
-        return dict(connection.extra_dejson or {})
+def connection_extra(conn_id: str) -> dict[str, Any]:
+    """The extra of Airflow connection `conn_id`; a missing connection fails the task with
+    how to create it."""
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # Airflow raises its own not-found types per version
+        raise AirflowFailException(
+            f"Airflow connection {conn_id!r} is missing: create it with "
+            f"`airflow connections add {conn_id} --conn-type spark --conn-host "
+            "'local[2]'` (or yarn, k8s://..., spark://host:7077); see README.md, "
+            f"'Running on a cluster' ({exc})"
+        ) from None
+    return dict(connection.extra_dejson or {})
 
 
 def try_number_env(context: Any) -> dict[str, str]:

@@ -1,17 +1,19 @@
 """The job runtime: what every job gets (`JobContext`: settings, dates, run id, the Spark
-session, the table layer with its audit hook, lineage) and the run's lineage events
-(`lineage_run`). Library code below the jobs uses it; it imports no job and no command line.
+session, the table layer with its audit hook, lineage), the run's lineage events
+(`lineage_run`) and what every job returns (`JobResult`: its exit code, failed gates and
+figures). Library code below the jobs uses it; it imports no job and no command line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
@@ -30,11 +32,21 @@ from medlake.sources import load_sources
 from medlake.spark import build_spark
 from medlake.tables import Registry
 
-__all__ = ["JobContext", "lineage_run", "new_run_id"]
+__all__ = [
+    "EXIT_NOT_READY",
+    "EXIT_OK",
+    "JobContext",
+    "JobResult",
+    "lineage_run",
+    "new_run_id",
+]
+
+# A job's exit codes (`lakehouse run`, `spark-submit jobs/<job>.py`, the shared driver): 0 done,
+# 1 failed (a quality gate), 75 not ready yet
+EXIT_OK = 0
+EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there yet; nothing written
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from pyspark.sql import SparkSession
 
     from medlake.io import TableIO
@@ -136,6 +148,78 @@ class JobContext:
         frame = self.spark.createDataFrame(rows, self.registry.get("_lineage").spark_schema)
         commit = CommitContext(job=self.job, run_id=self.run_id, logical_date=self.logical_date)
         self.io.append("_lineage", frame, ctx=commit)
+
+
+@dataclass(frozen=True)
+class JobResult(Mapping[str, Any]):
+    """What a job's `run(ctx)` returns: its exit code and failed quality gates, typed, and
+    `summary`, the figures it reports in the order `lakehouse run` prints them.
+
+    `summary` holds `run_id`, `failed_gates` and `exit_code` too where the job reports
+    them (they must agree with the fields; `JobResult.of` takes them from it). A job's figures
+    are read as from a read-only mapping over `summary`: `result["rows_read"]`,
+    `result.get("unbalanced", [])`; the exit code and gates as fields: `result.exit_code`,
+    `result.failed_gates`. A job that is not ready raises `NotReadyError` (exit code
+    EXIT_NOT_READY through the command line) rather than returning.
+    """
+
+    job: str
+    run_id: str
+    exit_code: int = EXIT_OK
+    failed_gates: tuple[str, ...] = ()
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        reported = {
+            "run_id": (self.summary.get("run_id", self.run_id), self.run_id),
+            "exit_code": (self.summary.get("exit_code", self.exit_code), self.exit_code),
+            "failed_gates": (
+                list(self.summary.get("failed_gates", self.failed_gates)),
+                list(self.failed_gates),
+            ),
+        }
+        for key, (in_summary, typed) in reported.items():
+            if in_summary != typed:
+                raise ValueError(f"job {self.job}: summary {key} {in_summary!r} is not {typed!r}")
+
+    @classmethod
+    def of(cls, ctx: JobContext, summary: Mapping[str, Any]) -> JobResult:
+        """The result of `ctx`'s job with the figures `summary` (in print order); its exit
+        code and failed gates are the summary's `exit_code` and `failed_gates` (0 and none
+        when it has none)."""
+        return cls(
+            job=ctx.job,
+            run_id=ctx.run_id,
+            exit_code=int(summary.get("exit_code", EXIT_OK)),
+            failed_gates=tuple(str(gate) for gate in summary.get("failed_gates", ())),
+            summary=summary,
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self.summary[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.summary)
+
+    def __len__(self) -> int:
+        return len(self.summary)
+
+    def printed(self) -> dict[str, Any]:
+        """The figures `lakehouse run` prints: the summary without its maps and lists of rows
+        (manifests, reconciliations), `unbalanced` as a count."""
+        figures = {
+            k: v
+            for k, v in self.summary.items()
+            if not isinstance(v, dict)
+            and not (isinstance(v, list) and v and isinstance(v[0], dict))
+        }
+        if "unbalanced" in self.summary:
+            figures["unbalanced"] = len(self.summary["unbalanced"])
+        return figures
+
+    def render(self) -> str:
+        """`printed()` as the JSON `lakehouse run` writes to standard output."""
+        return json.dumps(self.printed(), indent=2, default=str)
 
 
 @contextmanager

@@ -20,12 +20,11 @@ from medlake.config import ConfigError, NotReadyError, Settings, load_settings
 from medlake.entities import full_registry
 from medlake.io import CommitContext, TableIO
 from medlake.io.errors import TableIOError
-from medlake.runtime import JobContext, new_run_id
+from medlake.runtime import EXIT_NOT_READY, JobContext, JobResult, new_run_id
 from medlake.spark import build_spark
 from medlake.tables import Registry, UnknownTableError
 
 EXIT_USER_ERROR = 2
-EXIT_NOT_READY = 75  # EX_TEMPFAIL: the input or model a job needs is not there yet; nothing written
 
 
 def _registry(settings: Settings) -> Registry:
@@ -165,18 +164,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         entities=[e.strip() for e in args.entities.split(",")] if args.entities else None,
     )
     module = importlib.import_module(f"medlake.jobs.{args.job}")
-    summary = module.run(ctx)
-    printable = {
-        k: v
-        for k, v in summary.items()
-        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
-    }
-    if "unbalanced" in summary:
-        printable["unbalanced"] = len(summary["unbalanced"])
-    print(json.dumps(printable, indent=2, default=str))
-    for gate in summary.get("failed_gates", []):
+    result: JobResult = module.run(ctx)
+    print(result.render())
+    for gate in result.failed_gates:
         print(f"error: quality gate failed: {gate}", file=sys.stderr)
-    return int(summary.get("exit_code", 0))
+    return result.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TaskGroup, TriggerRule, task
 
@@ -53,7 +54,7 @@ def _defaults(p: Pipeline) -> dict[str, object]:
     }
 
 
-def _job(kind: str, task_id: str, arguments: list[str], **kwargs: object) -> LakehouseJob:
+def _job(kind: str, task_id: str, arguments: list[str], **kwargs: Any) -> LakehouseJob:
     return LakehouseJob(
         task_id=task_id,
         job=kind,

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from medlake.config import NotReadyError
 from medlake.io import CommitContext, failpoints
-from medlake.runtime import JobContext
+from medlake.runtime import JobContext, JobResult
 
 log = logging.getLogger("medlake.backfill")
 
@@ -142,7 +142,7 @@ def _steps(ctx: JobContext) -> list[tuple[str, list[dt.date]]]:
     return steps
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     ident = backfill_id(ctx)
     done = _done(ctx, ident)
@@ -183,20 +183,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
             step._spark = ctx.spark
             started = time.perf_counter()
             try:
-                summary = importlib.import_module(f"medlake.jobs.{layer}").run(step)
+                result: JobResult = importlib.import_module(f"medlake.jobs.{layer}").run(step)
             except NotReadyError as exc:  # e.g. gold before its inputs exist: nothing to do
                 log.warning("backfill: %s %s..%s not ready: %s", layer, chunk[0], chunk[-1], exc)
-                summary = {"not_ready": str(exc)}
+                result = JobResult(job=layer, run_id=step.run_id, summary={"not_ready": str(exc)})
             seconds = time.perf_counter() - started
-            code = int(summary.get("exit_code", 0))
-            totals["rows_ingested"] += int(summary.get("rows_ingested", 0) or 0)
-            totals["rows_quarantined"] += int(summary.get("rows_quarantined", 0) or 0)
+            code = result.exit_code
+            totals["rows_ingested"] += int(result.get("rows_ingested", 0) or 0)
+            totals["rows_quarantined"] += int(result.get("rows_quarantined", 0) or 0)
             totals["silver_rows_read"] += int(
-                summary.get("rows_read", 0) if layer == "silver" else 0
+                result.get("rows_read", 0) if layer == "silver" else 0
             )
-            unbalanced += len(summary.get("unbalanced", []))
+            unbalanced += len(result.get("unbalanced", []))
             if code != 0:
-                failed = [*summary.get("failed_gates", []), f"{layer} exited {code}"]
+                failed = [*result.failed_gates, f"{layer} exited {code}"]
                 log.error(
                     "backfill %s: %s of %s..%s failed (%s); fix it and run the same command "
                     "again: it continues with this step",
@@ -215,7 +215,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 "date_to": chunk[-1],
                 "run_id": step.run_id,
                 "seconds": seconds,
-                "summary": json.dumps(_brief(summary), default=str),
+                "summary": json.dumps(_brief(result.summary), default=str),
                 "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
             }
             frame = ctx.spark.createDataFrame([record], ctx.registry.get(PROGRESS).spark_schema)
@@ -226,21 +226,24 @@ def run(ctx: JobContext) -> dict[str, Any]:
             bar.update(1)
     finally:
         bar.close()
-    return {
-        "run_id": ctx.run_id,
-        "backfill_id": ident,
-        "steps": len(steps),
-        "steps_skipped": len(steps) - len(todo),
-        "steps_run": ran,
-        "seconds": round(time.perf_counter() - began, 1),
-        **totals,
-        "unbalanced_reconciliations": unbalanced,
-        "failed_gates": failed,
-        "exit_code": 1 if failed else 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "backfill_id": ident,
+            "steps": len(steps),
+            "steps_skipped": len(steps) - len(todo),
+            "steps_run": ran,
+            "seconds": round(time.perf_counter() - began, 1),
+            **totals,
+            "unbalanced_reconciliations": unbalanced,
+            "failed_gates": failed,
+            "exit_code": 1 if failed else 0,
+        },
+    )
 
 
-def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+def _brief(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The scalar figures of a job's summary (no manifests or row lists)."""
     return {
         k: v for k, v in summary.items() if isinstance(v, str | int | float | bool) or v is None

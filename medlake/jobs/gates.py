@@ -10,12 +10,12 @@ the dates at all.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from medlake.runtime import JobContext
+from medlake.runtime import JobContext, JobResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -47,7 +47,7 @@ def latest_results(ctx: JobContext, table: str, first: dt.date, last: dt.date) -
     return latest(frame.where(F.col("logical_date").between(F.lit(first), F.lit(last))), key, order)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     first, last = min(ctx.dates), max(ctx.dates)
     dq = latest_results(ctx, "_dq", first, last)
@@ -74,15 +74,18 @@ def run(ctx: JobContext) -> dict[str, Any]:
             f"(`lakehouse run silver --date {first} --to {last}`)"
         )
     warned = [r for r in rules if r["action"] != "fail" and not r["passed"]]
-    return {
-        "run_id": ctx.run_id,
-        "dates": f"{first}..{last}",
-        "rules_evaluated": len(rules),
-        "rules_passed": sum(1 for r in rules if r["passed"]),
-        "rules_warned": len(warned),
-        "failed_gates": failed,
-        "exit_code": 1 if failed else 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "dates": f"{first}..{last}",
+            "rules_evaluated": len(rules),
+            "rules_passed": sum(1 for r in rules if r["passed"]),
+            "rules_warned": len(warned),
+            "failed_gates": failed,
+            "exit_code": 1 if failed else 0,
+        },
+    )
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/gates.py --date D [...]

@@ -28,7 +28,7 @@ from medlake.gold.panorama import (
 )
 from medlake.gold.scorecard import ScorecardConfig, scorecard
 from medlake.io import CommitContext
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -44,7 +44,7 @@ SUPPLY_FACTS = {"receipt_lines", "inspection_lots", "purchase_lines", "inventory
 COST_INPUTS = ("silver.boms", "silver.standard_costs", "silver.sales_orders")
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     conf = ctx.settings.conf_dir
     dictionary = load_dictionary(conf)
@@ -87,14 +87,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
             recorder.read_table(table, version)
         for table, version in sorted(written.items()):
             recorder.wrote(table, version)
-    return {
-        "run_id": ctx.run_id,
-        "as_of_date": as_of,
-        "months": months,
-        "rows_written": rows,
-        "versions_written": written,
-        "metric_versions": dictionary.versions(m.id for m in dictionary),
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "as_of_date": as_of,
+            "months": months,
+            "rows_written": rows,
+            "versions_written": written,
+            "metric_versions": dictionary.versions(m.id for m in dictionary),
+        },
+    )
 
 
 def _read_pinned(ctx: JobContext, names: list[str]) -> tuple[dict[str, DataFrame], dict[str, int]]:

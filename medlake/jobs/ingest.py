@@ -7,27 +7,30 @@ from typing import Any
 
 from medlake.bronze.ingest import MANIFEST, ingest
 from medlake.lineage import LineageRecorder
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     with lineage_run(ctx) as recorder:
         result = ingest(
             ctx.io, ctx.sources, ctx.landing, ctx.dates, run_id=ctx.run_id, force=ctx.force
         )
         _record_lineage(ctx, recorder, result.manifest, result.versions)
-    return {
-        "run_id": ctx.run_id,
-        "files_ingested": result.count("ingested"),
-        "files_quarantined": result.count("quarantined"),
-        "files_skipped": result.count("skipped"),
-        "files_missing": result.count("missing"),
-        "files_unexpected": result.count("unexpected"),
-        "rows_ingested": result.rows_ingested,
-        "rows_quarantined": result.rows_quarantined,
-        "manifest": result.manifest,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "files_ingested": result.count("ingested"),
+            "files_quarantined": result.count("quarantined"),
+            "files_skipped": result.count("skipped"),
+            "files_missing": result.count("missing"),
+            "files_unexpected": result.count("unexpected"),
+            "rows_ingested": result.rows_ingested,
+            "rows_quarantined": result.rows_quarantined,
+            "manifest": result.manifest,
+        },
+    )
 
 
 def _record_lineage(

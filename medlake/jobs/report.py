@@ -21,7 +21,7 @@ from medlake.gold.metrics import load_dictionary
 from medlake.governance.audit import AuditTrail
 from medlake.jobs.gates import latest, latest_results
 from medlake.report import render
-from medlake.runtime import JobContext
+from medlake.runtime import JobContext, JobResult
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -42,7 +42,7 @@ PLANT_COLUMNS = (
 TOP = 8  # rows per table: the page must be read without scrolling through raw data
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     facts = collect(ctx, load_dictionary(ctx.settings.conf_dir))
     folder = Path(ctx.settings.resolve(ctx.settings.reports.folder))
@@ -51,12 +51,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
     page, data = stem.with_suffix(".html"), stem.with_suffix(".json")
     page.write_text(render(facts), encoding="utf-8")
     data.write_text(json.dumps(facts, indent=2, ensure_ascii=False, default=str), "utf-8")
-    return {
-        "run_id": ctx.run_id,
-        "report": str(page),
-        "figures": str(data),
-        "gates_failed": len(facts["quality"]["failed_rules"]),
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "report": str(page),
+            "figures": str(data),
+            "gates_failed": len(facts["quality"]["failed_rules"]),
+        },
+    )
 
 
 def collect(ctx: JobContext, dictionary: MetricDictionary) -> dict[str, Any]:

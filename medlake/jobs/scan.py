@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from medlake.governance.classes import load_classes
 from medlake.governance.scan import dq_rows, judge_table, sample_table
 from medlake.io import CommitContext
-from medlake.runtime import JobContext
+from medlake.runtime import JobContext, JobResult
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     classes = load_classes(ctx.settings.conf_dir)
     classes.check(ctx.registry)
@@ -29,13 +28,16 @@ def run(ctx: JobContext) -> dict[str, Any]:
         commit = CommitContext(job=ctx.job, run_id=ctx.run_id, logical_date=ctx.logical_date)
         ctx.io.append("_dq", frame, ctx=commit)
     failed = [s for s in scans if not s.passed]
-    return {
-        "run_id": ctx.run_id,
-        "columns_scanned": len(scans),
-        "values_sampled": sum(s.sampled for s in scans),
-        "failed_gates": [s.message for s in failed],
-        "exit_code": 1 if failed else 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "columns_scanned": len(scans),
+            "values_sampled": sum(s.sampled for s in scans),
+            "failed_gates": [s.message for s in failed],
+            "exit_code": 1 if failed else 0,
+        },
+    )
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/scan.py --date D [...]

@@ -7,8 +7,6 @@ Features are those known on each line's order date, exactly as in training.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyspark.sql import functions as F
 
 from medlake.config import ConfigError
@@ -16,12 +14,12 @@ from medlake.io import CommitContext
 from medlake.jobs.train import input_versions, model_config, read_inputs
 from medlake.ml import late_delivery as ld
 from medlake.ml.tracking import CHAMPION, ModelNotReadyError, ModelRegistry
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 
 TABLE = "gold.late_delivery_predictions"
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     if not ctx.dates:
         raise ConfigError("lakehouse run score needs --date YYYY-MM-DD (the day to score)")
@@ -74,19 +72,22 @@ def run(ctx: JobContext) -> dict[str, Any]:
             written[day.isoformat()] = result.rows_written
         features.unpersist()
         ctx.record_edges(edges.rows())
-    return {
-        "run_id": ctx.run_id,
-        "model": config.name,
-        "registered_model": config.registered_model,
-        "model_version": champion.version,
-        "threshold": trained.threshold,
-        "table": TABLE,
-        "dates": len(written),
-        "rows_written": sum(written.values()),
-        "rows_by_date": written,
-        "inputs": versions,
-        "exit_code": 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "model": config.name,
+            "registered_model": config.registered_model,
+            "model_version": champion.version,
+            "threshold": trained.threshold,
+            "table": TABLE,
+            "dates": len(written),
+            "rows_written": sum(written.values()),
+            "rows_by_date": written,
+            "inputs": versions,
+            "exit_code": 0,
+        },
+    )
 
 
 if __name__ == "__main__":  # spark-submit medlake/jobs/score.py --date D [...]

@@ -10,14 +10,14 @@ from medlake.governance.classes import load_classes, plant_jurisdictions
 from medlake.governance.keys import load_keys
 from medlake.governance.masking import Masker
 from medlake.io import CommitContext
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 from medlake.silver.build import DQ, RECON, SilverRun, build, load_rules
 
 if TYPE_CHECKING:
     from medlake.governance.masking import Masker
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     conf = ctx.settings.conf_dir
     specs = load_specs(conf / "silver")
@@ -60,17 +60,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
             recorder.fail(
                 "; ".join(f"{e}: rule {r.rule_id} failed: {r.message}" for e, r in failed)
             )
-    return {
-        "run_id": ctx.run_id,
-        "entities": len(result.entities),
-        "rows_read": sum(e.rows_read for e in result.entities),
-        "unbalanced": [r for r in recon if not r["balanced"]],
-        "failed_gates": [f"{e}: {r.rule_id} ({r.message})" for e, r in failed],
-        "exit_code": 1 if failed else 0,
-        "recon": recon,
-        "dq_table": DQ,
-        "vaulted": _vaulted(result),
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "entities": len(result.entities),
+            "rows_read": sum(e.rows_read for e in result.entities),
+            "unbalanced": [r for r in recon if not r["balanced"]],
+            "failed_gates": [f"{e}: {r.rule_id} ({r.message})" for e, r in failed],
+            "exit_code": 1 if failed else 0,
+            "recon": recon,
+            "dq_table": DQ,
+            "vaulted": _vaulted(result),
+        },
+    )
 
 
 def _masker(ctx: JobContext) -> Masker:

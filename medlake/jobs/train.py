@@ -21,7 +21,7 @@ from medlake.ml import late_delivery as ld
 from medlake.ml.config import ModelConfig, load_model_config
 from medlake.ml.late_delivery import INPUTS, LABEL
 from medlake.ml.tracking import ModelNotReadyError, ModelRegistry, TrainingRecord
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 MODELS = ("late_delivery",)  # models with an implementation in medlake.ml
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     config = model_config(ctx)
     tolerance = late_tolerance_days(ctx)
@@ -43,17 +43,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
     registry = ModelRegistry(ctx.settings)
     latest = registry.latest(config.registered_model)
     if latest is not None and latest.tags.get("fingerprint") == fingerprint:
-        return {
-            "run_id": ctx.run_id,
-            "model": config.name,
-            "registered_model": config.registered_model,
-            "as_of": as_of.isoformat(),
-            "trained": False,
-            "model_version": latest.version,
-            "message": f"version {latest.version} was trained on the same input versions, "
-            "as-of date, lateness definition and configuration: nothing to do",
-            "exit_code": 0,
-        }
+        return JobResult.of(
+            ctx,
+            {
+                "run_id": ctx.run_id,
+                "model": config.name,
+                "registered_model": config.registered_model,
+                "as_of": as_of.isoformat(),
+                "trained": False,
+                "model_version": latest.version,
+                "message": f"version {latest.version} was trained on the same input versions, "
+                "as-of date, lateness definition and configuration: nothing to do",
+                "exit_code": 0,
+            },
+        )
 
     with lineage_run(ctx, reads=versions):
         features = ld.add_features(
@@ -105,26 +108,29 @@ def run(ctx: JobContext) -> dict[str, Any]:
         registered = registry.log_and_register(record, model)
         for frame in (train, holdout, features):
             frame.unpersist()
-    return {
-        "run_id": ctx.run_id,
-        "model": config.name,
-        "registered_model": config.registered_model,
-        "as_of": as_of.isoformat(),
-        "trained": True,
-        "model_version": registered.version,
-        "alias": "challenger",
-        "mlflow_run_id": registered.run_id,
-        "train_rows": on_train.model.rows,
-        "holdout_rows": on_holdout.model.rows,
-        "holdout_auc": on_holdout.model.auc,
-        "baseline_auc": on_holdout.baseline.auc,
-        "auc_lift": on_holdout.auc_lift,
-        "holdout_precision": on_holdout.model.precision,
-        "holdout_recall": on_holdout.model.recall,
-        "inputs": versions,
-        "feature_importance": importance,
-        "exit_code": 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            "run_id": ctx.run_id,
+            "model": config.name,
+            "registered_model": config.registered_model,
+            "as_of": as_of.isoformat(),
+            "trained": True,
+            "model_version": registered.version,
+            "alias": "challenger",
+            "mlflow_run_id": registered.run_id,
+            "train_rows": on_train.model.rows,
+            "holdout_rows": on_holdout.model.rows,
+            "holdout_auc": on_holdout.model.auc,
+            "baseline_auc": on_holdout.baseline.auc,
+            "auc_lift": on_holdout.auc_lift,
+            "holdout_precision": on_holdout.model.precision,
+            "holdout_recall": on_holdout.model.recall,
+            "inputs": versions,
+            "feature_importance": importance,
+            "exit_code": 0,
+        },
+    )
 
 
 # ---------------------------------------------------------------- shared by the model jobs

@@ -33,14 +33,14 @@ from medlake.ml.tracking import (
     ModelNotReadyError,
     ModelRegistry,
 )
-from medlake.runtime import JobContext, lineage_run
+from medlake.runtime import JobContext, JobResult, lineage_run
 
 if TYPE_CHECKING:
     from medlake.ml.config import ModelConfig
     from medlake.ml.tracking import ModelRegistry, VersionInfo
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> JobResult:
 
     config = model_config(ctx)  # promotion rules and holdout length: as declared now
     registry = ModelRegistry(ctx.settings)
@@ -72,7 +72,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "as_of": as_of.isoformat(),
     }
     if challenger.tags.get("validation_fingerprint") == fingerprint:
-        return _already_validated(registry, challenger, base, CHAMPION)
+        return JobResult.of(ctx, _already_validated(registry, challenger, base, CHAMPION))
 
     with lineage_run(ctx, reads=versions):
         model = registry.load_model(challenger, spark=ctx.spark)
@@ -124,22 +124,25 @@ def run(ctx: JobContext) -> dict[str, Any]:
             f"version {challenger.version} not promoted; champion stays "
             f"{previous if previous is not None else 'unset'}"
         )
-    return {
-        **base,
-        "passed": passed,
-        "promoted": passed and previous != challenger.version,
-        "champion_version": challenger.version if passed else previous,
-        "decision": decision,
-        "reasons": "; ".join(failures) or "all promotion thresholds met",
-        "holdout_rows": evaluation.model.rows,
-        "holdout_auc": evaluation.model.auc,
-        "baseline_auc": evaluation.baseline.auc,
-        "auc_lift": evaluation.auc_lift,
-        "holdout_precision": evaluation.model.precision,
-        "holdout_recall": evaluation.model.recall,
-        "already_validated": False,
-        "exit_code": 0,
-    }
+    return JobResult.of(
+        ctx,
+        {
+            **base,
+            "passed": passed,
+            "promoted": passed and previous != challenger.version,
+            "champion_version": challenger.version if passed else previous,
+            "decision": decision,
+            "reasons": "; ".join(failures) or "all promotion thresholds met",
+            "holdout_rows": evaluation.model.rows,
+            "holdout_auc": evaluation.model.auc,
+            "baseline_auc": evaluation.baseline.auc,
+            "auc_lift": evaluation.auc_lift,
+            "holdout_precision": evaluation.model.precision,
+            "holdout_recall": evaluation.model.recall,
+            "already_validated": False,
+            "exit_code": 0,
+        },
+    )
 
 
 def _already_validated(

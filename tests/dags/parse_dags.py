@@ -44,7 +44,7 @@ def main(dag_folder: str, out: str) -> None:
                 t.task_id: list(getattr(t, "application_args", None) or []) for t in dag.tasks
             },
             "applications": {t.task_id: getattr(t, "application", None) for t in dag.tasks},
-            "conn_ids": sorted({str(getattr(t, "_conn_id", "")) for t in dag.tasks} - {""}),
+            "conn_ids": sorted({str(getattr(t, "conn_id", "")) for t in dag.tasks} - {""}),
             "outlets": {
                 t.task_id: sorted(o.name for o in t.outlets) for t in dag.tasks if t.outlets
             },

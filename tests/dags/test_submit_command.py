@@ -1,18 +1,25 @@
-"""What `spark-submit` a task runs is decided by the Airflow connection alone.
+"""What `spark-submit` a task runs is decided by the Airflow connection alone, and what its
+exit code means by the code alone.
 
-The operator and the provider's hook build the command in a fresh process (its own
-AIRFLOW_HOME) from a connection given as an environment variable, as Airflow resolves it.
+The operator and its hook (the provider's, with the connection's extra applied) build the
+command in a fresh process (its own AIRFLOW_HOME) from a connection given as an environment
+variable, as Airflow resolves it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from medlake.dag_tasks import NOT_READY
 from medlake.orchestrate import LocalAirflow
+from medlake.runtime import EXIT_NOT_READY
 from tests import REPO
 
 SCRIPT = """
@@ -20,10 +27,8 @@ import json, sys
 from medlake.dag_tasks import LakehouseJob
 op = LakehouseJob(task_id="gold", job="gold", arguments=["--date", "2026-01-02"],
                   conn_id="spark_medlake")
-op.prepare()
-hook = op._get_hook()
-print("COMMAND=" + json.dumps({"cmd": hook._build_spark_submit_command(op.application),
-                               "env": op.env_vars}))
+hook = op.build_hook()
+print("COMMAND=" + json.dumps({"cmd": hook.command(op.application), "env": hook.env_vars}))
 """
 
 
@@ -109,7 +114,6 @@ from medlake.dag_tasks import LakehouseJob
 commands = []
 for job, args in (("gold", ["--date", "2026-01-02"]), ("ingest", ["--plant", "SU"])):
     op = LakehouseJob(task_id=job, job=job, arguments=args, conn_id="spark_medlake")
-    op.prepare()
     commands.append(op.server_command())
 print("COMMAND=" + json.dumps(commands))
 """
@@ -137,3 +141,61 @@ def test_an_unknown_driver_mode_is_refused_with_the_choices(tmp_path: Path) -> N
     done = _run(tmp_path, {"conn_type": "spark", "host": "local[2]", "extra": {"driver": "pooled"}})
     assert done.returncode != 0
     assert "driver is 'pooled'" in done.stderr and "per-task or shared" in done.stderr
+
+
+# spark-submit stands in for the job: it prints what a job may print, then exits with CODE
+FAKE_SPARK_SUBMIT = """#!/bin/sh
+echo "a job may print anything, such as: Error code is: 75"
+exit {code}
+"""
+
+RUN_TASK = """
+import json
+from airflow.sdk.exceptions import AirflowSkipException
+from medlake.dag_tasks import LakehouseJob
+op = LakehouseJob(task_id="score", job="score", arguments=["--date", "2026-01-02"],
+                  conn_id="spark_medlake")
+try:
+    op.execute({})
+except AirflowSkipException:
+    outcome = "skipped"
+except Exception as exc:
+    outcome = "failed " + type(exc).__name__
+else:
+    outcome = "succeeded"
+print("OUTCOME=" + json.dumps([outcome, op.submit_hook.exit_code]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(NOT_READY, "skipped"), (1, "failed AirflowException"), (0, "succeeded")],
+)
+def test_the_exit_code_of_spark_submit_decides_skipped_or_failed(
+    tmp_path: Path, code: int, outcome: str
+) -> None:
+    # the provider's hook runs a real process: a `spark-submit` first on PATH
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "spark-submit"
+    fake.write_text(FAKE_SPARK_SUBMIT.format(code=code), encoding="utf-8")
+    fake.chmod(0o755)
+    env = LocalAirflow(home=tmp_path).environ()
+    env["AIRFLOW_CONN_SPARK_MEDLAKE"] = json.dumps(
+        {"conn_type": "spark", "host": "local[2]", "extra": {"driver": "per-task"}}
+    )
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_TASK],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("OUTCOME="))
+    assert json.loads(line.removeprefix("OUTCOME=")) == [outcome, code]
+
+
+def test_not_ready_is_the_exit_code_the_jobs_use() -> None:
+    assert NOT_READY == EXIT_NOT_READY == 75
