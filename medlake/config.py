@@ -34,10 +34,13 @@ def _package_folder() -> Path:
     root = Path(str(resources.files("medlake")))
     if root.is_dir():
         return root
-    # the zip holds a dist-info of its own: take the first copy of medlake that is a folder
-    for distribution in metadata.distributions(name="medlake"):
+    # the zip holds a dist-info of its own (found first): take an installed copy of the same
+    # version; without one, the package data cannot be read and loading it says so
+    copies = list(metadata.distributions(name="medlake"))
+    release = copies[0].version if copies else None
+    for distribution in copies:
         installed = Path(str(distribution.locate_file("medlake")))
-        if installed.is_dir():
+        if installed.is_dir() and distribution.version == release:
             return installed
     return root
 

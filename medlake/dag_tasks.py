@@ -54,6 +54,20 @@ RESOURCES = {
 DRIVERS = ("per-task", "shared")
 
 
+# SparkSubmitOperator arguments a LakehouseJob does not take: the connection's extra sets them
+SUBMIT_SETTINGS = frozenset(
+    {
+        "files", "py_files", "archives", "driver_class_path", "jars", "java_class", "packages",
+        "exclude_packages", "repositories", "total_executor_cores", "executor_cores",
+        "executor_memory", "driver_memory", "keytab", "principal", "proxy_user",
+        "num_executors", "status_poll_interval", "verbose", "spark_binary", "properties_file",
+        "yarn_queue", "deploy_mode", "use_krb5ccache", "post_submit_commands",
+        "track_driver_via_k8s_api", "yarn_track_via_rm_api", "yarn_rm_auth", "application",
+        "name",
+    }
+)  # fmt: skip
+
+
 class LakehouseSubmitHook(SparkSubmitHook):
     """The provider's spark-submit hook with the connection's medlake extras applied through
     its constructor, and the exit code of the spark-submit it ran (`exit_code`).
@@ -165,6 +179,13 @@ class LakehouseJob(SparkSubmitOperator):
     def __init__(
         self, *, job: str, arguments: list[str], conn_id: str = "spark_default", **kwargs: Any
     ) -> None:
+        given = sorted(SUBMIT_SETTINGS & kwargs.keys())
+        if given:  # the hook would not pass them on: refuse rather than drop them silently
+            raise ValueError(
+                f"LakehouseJob {job!r}: {', '.join(given)} are spark-submit settings, which "
+                "come from the Airflow connection's extra (conf, resources, pyspark-python; "
+                "docs/airflow.md, docs/cluster.md), not from the task"
+            )
         super().__init__(
             application=str(packaged("jobs", f"{job}.py")),
             application_args=arguments,

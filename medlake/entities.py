@@ -95,7 +95,8 @@ class EntitySpec(_Strict):
             if isinstance(data, dict) and key in data:
                 raise ValueError(
                     f"{key} are quality rules now: declare each in conf/quality/<entity>.yaml "
-                    f"as a rule with check: {check} (docs/quality-rules.md)"
+                    f"as a rule with check: {check} and action: flag, with plant_id in its "
+                    f"{'by' if check == 'anomaly' else 'keys'} as before (docs/quality-rules.md)"
                 )
         return data
 
@@ -183,7 +184,8 @@ class EntitySpec(_Strict):
             _col(
                 "_flags",
                 "array<string>",
-                "Anomaly, cross-check, imputation and master-data flags (the row is kept)",
+                "Marks kept with the row: quality rules with action flag (anomalies, "
+                "cross-checks), missing and imputed values, unmatched master data, late FX rates",
                 "public",
             ),
             _col(

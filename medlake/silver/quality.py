@@ -14,8 +14,8 @@ Semantics in plain words:
   failing quarantine rule in file order, with the reasons of every failing quarantine rule.
 - `warn`, `flag` and `fail` never remove a row; `warn` lists the rule id in `_dq_warnings`,
   `flag` adds the rule's flag (for example `anomaly:value:robust_z`) to the row's `_flags`,
-  the data's own marks that gold reads; `fail` rules make `QualityOutcome.failed_gates`
-  non-empty.
+  kept with the row for anyone who reads it; `fail` rules make
+  `QualityOutcome.failed_gates` non-empty.
 - `anomaly` (robust z-score within a group of the checked rows) and `cross_check` (a row that
   disagrees with its partner row in another table) are row-level rules like the others, so
   every reason a row is quarantined, dropped, warned or flagged is declared in one rule file.
@@ -180,12 +180,19 @@ class UniqueRule(BaseRule):
 
 
 class ReferentialRule(BaseRule):
-    """Fails a row whose non-NULL `column` is absent from `ref_table`.`ref_column`."""
+    """Fails a row whose non-NULL `column` is absent from `ref_table`.`ref_column`; with
+    `same`, from the reference's rows that agree on those columns too (for example
+    `same: [plant_id]`: plant-local codes are looked up in the same plant's master)."""
 
     check: Literal["referential"] = "referential"
     column: ColumnName
     ref_table: str = Field(min_length=1)
     ref_column: ColumnName
+    same: list[ColumnName] = Field(default_factory=list)
+
+    @property
+    def checked_columns(self) -> tuple[str, ...]:
+        return (self.column, *self.same)
 
 
 class FreshnessRule(BaseRule):
@@ -457,10 +464,24 @@ def _probe_referential(
     df: DataFrame, rule: ReferentialRule, slot: int, ref: DataFrame
 ) -> tuple[DataFrame, Column, Column]:
     key, found = f"__dq_ref_key_{slot}", f"__dq_ref_found_{slot}"
-    keys = ref.select(F.col(rule.ref_column).alias(key)).distinct().withColumn(found, F.lit(True))
-    joined = df.join(keys, F.col(rule.column) == F.col(key), "left").drop(key)
+    same = {c: f"__dq_ref_same_{slot}_{i}" for i, c in enumerate(rule.same)}
+    keys = (
+        ref.select(F.col(rule.ref_column).alias(key), *[F.col(c).alias(a) for c, a in same.items()])
+        .distinct()
+        .withColumn(found, F.lit(True))
+    )
+    paired = reduce(
+        lambda a, b: a & b,
+        [F.col(c) == F.col(a) for c, a in same.items()],
+        F.col(rule.column) == F.col(key),
+    )
+    joined = df.join(keys, paired, "left").drop(key, *same.values())
     failed = F.col(rule.column).isNotNull() & F.col(found).isNull()
     where = f"is not in {rule.ref_table}.{rule.ref_column}"
+    if rule.same:
+        where += " of the same " + ", ".join(rule.same)
+        shown = [_show(df.schema, c) for c in (rule.column, *rule.same)]
+        return joined, failed, F.concat_ws(" ", F.concat_ws(", ", *shown), F.lit(where))
     return joined, failed, F.concat_ws(" ", _show(df.schema, rule.column), F.lit(where))
 
 
@@ -650,8 +671,10 @@ def _check_rule_input(
         if not isinstance(kind, _TIME_TYPES):
             raise ConfigError(f"{where}: freshness needs a date or timestamp column, not {kind}")
     ref = refs.get(rule.ref_table) if isinstance(rule, REFERENCING) else None
-    if isinstance(rule, ReferentialRule) and ref is not None and rule.ref_column not in ref.columns:
-        raise ConfigError(f"{where}: {rule.ref_table} has no column {rule.ref_column!r}")
+    if isinstance(rule, ReferentialRule) and ref is not None:
+        for column in (rule.ref_column, *rule.same):
+            if column not in ref.columns:
+                raise ConfigError(f"{where}: {rule.ref_table} has no column {column!r}")
     if isinstance(rule, CrossCheckRule) and ref is not None:
         _check_cross_check(df, rule, ref, where)
     if isinstance(rule, ExpressionRule):
@@ -764,8 +787,8 @@ def _result(
         return _volume_result(rule, totals["rows"], volume_history, volume_days)
     assert isinstance(rule, REFERENCING)
     message = (
-        f"not checked: reference table {rule.ref_table} was not supplied; "
-        f"pass refs={{{rule.ref_table!r}: <DataFrame>}} to evaluate()"
+        f"not checked: reference table {rule.ref_table} was not supplied (the table has no "
+        f"data yet; in code, pass refs={{{rule.ref_table!r}: <DataFrame>}} to evaluate())"
     )
     return RuleResult(rule.id, rule.check, rule.action, 0, 0, False, message)
 

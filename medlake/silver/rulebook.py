@@ -64,8 +64,9 @@ def describe(rule: BaseRule) -> str:
             return f"`{column}` is one of {', '.join(_value(v) for v in values)}"
         case UniqueRule(columns=columns):
             return f"one row per ({_names(columns)})"
-        case ReferentialRule(column=column, ref_table=table, ref_column=ref_column):
-            return f"`{column}` exists in `{table}.{ref_column}`"
+        case ReferentialRule(column=column, ref_table=table, ref_column=ref_column, same=same):
+            scope = f" of the same {_names(same)}" if same else ""
+            return f"`{column}` exists in `{table}.{ref_column}`{scope}"
         case FreshnessRule(column=column, max_age_days=days):
             return f"newest `{column}` at most {days} days before the run's date"
         case VolumeRule(min_ratio=low, max_ratio=high, trailing_runs=runs):
@@ -94,10 +95,19 @@ def conformance(spec: EntitySpec) -> list[str]:
     if typed:
         lines.append(f"values of {_names(typed)} parse as their type in the plant's format")
     for c in spec.columns:
+        if c.missing == "flag":
+            lines.append(f"`{c.name}` missing: kept, flagged `missing:{c.name}`")
+        if c.missing == "impute":
+            lines.append(
+                f"`{c.name}` missing: kept, imputed, flagged `imputed:{c.name}:{c.impute_method}`"
+            )
         if c.code:
             lines.append(f"`{c.name}` is a code the plant maps in `codes.{c.code}`")
         if c.is_unit:
             lines.append(f"`{c.name}` is a unit the plant maps in `units`")
+            dependents = _names([*c.unit_of, *c.price_per])
+            if dependents:
+                lines.append(f"`{c.name}` present where {dependents} is given (to convert it)")
         if c.lookup:
             lines.append(
                 f"`{c.name}` not in the group's {c.lookup} cross-reference: kept, flagged "
@@ -105,6 +115,8 @@ def conformance(spec: EntitySpec) -> list[str]:
             )
     if spec.money:
         amounts = _names(spec.money.amounts)
+        if spec.money.currency != "plant":
+            lines.append(f"`{spec.money.currency}` present where {amounts} is given")
         lines.append(
             f"{amounts} convert to group currency: an FX rate exists from {FX_LOOKBACK_DAYS} "
             f"days before to {FX_LOOKAHEAD_DAYS} days after `{spec.money.fx_date}` (a rate "
@@ -142,7 +154,8 @@ def render(specs: Mapping[str, EntitySpec], rules: Mapping[str, RuleSet]) -> str
         "`medlake/conf/silver` and `medlake/conf/quality`; a test fails when this page and the",
         "configuration differ. Every reason a silver row can be quarantined, dropped, warned",
         "about, flagged or held back is on this page. Rule kinds and their exact semantics",
-        "(NULLs pass every check but `not_null`; quarantine beats drop) are in",
+        "(NULLs pass every check but `not_null` and an expression with `null_fails`;",
+        "quarantine beats drop) are in",
         "`medlake/silver/quality.py`; every evaluation is recorded per rule in `_dq`.",
         "",
         "What each action does:",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from medlake.dag_tasks import NOT_READY
+from medlake.dag_tasks import NOT_READY, LakehouseJob
 from medlake.orchestrate import LocalAirflow
 from medlake.runtime import EXIT_NOT_READY
 from tests import REPO
@@ -199,3 +199,14 @@ def test_the_exit_code_of_spark_submit_decides_skipped_or_failed(
 
 def test_not_ready_is_the_exit_code_the_jobs_use() -> None:
     assert NOT_READY == EXIT_NOT_READY == 75
+
+
+def test_spark_submit_settings_on_the_task_are_refused_not_dropped() -> None:
+    """The hook takes its settings from the connection; a task's own py_files would never
+    reach spark-submit, so the task refuses it and says where it belongs."""
+    with pytest.raises(ValueError, match="are spark-submit settings") as err:
+        LakehouseJob(
+            task_id="gold", job="gold", arguments=[], py_files="/opt/medlake.zip", verbose=True
+        )
+    assert "py_files, verbose are spark-submit settings" in str(err.value)
+    assert "connection's extra" in str(err.value)

@@ -833,3 +833,25 @@ def test_when_a_flag_is_given_without_the_flag_action_then_the_file_is_refused(
         load_rules(path)
     assert str(path) in str(err.value)
     assert "flag 'odd' is given, so action must be 'flag'" in str(err.value)
+
+
+def test_when_a_referential_rule_names_same_columns_then_a_code_of_another_plant_fails(
+    spark: SparkSession, lines: Callable[..., DataFrame], run: Run
+) -> None:
+    suppliers = spark.createDataFrame(
+        [("P1", "S1"), ("P2", "S2"), ("P2", "S2")], "plant_id string, supplier_id string"
+    )
+    df = lines(
+        line("A", 1, supplier="S1"), line("A", 2, supplier="S2"), line("B", 1, supplier="S2")
+    )
+    df = df.withColumn("plant_id", F.when(F.col("po_number") == "A", "P1").otherwise("P2"))
+    known = {**SUPPLIER_KNOWN, "same": ["plant_id"]}
+    outcome = run(df, known, refs={"silver.suppliers": suppliers})
+    # S2 exists, but at plant P2 only: plant P1's S2 is unknown there
+    assert warnings_of(outcome) == {("A", 1): [], ("A", 2): ["supplier_known"], ("B", 1): []}
+    assert result_of(outcome, "supplier_known").message.endswith(
+        "group_supplier_id='S2', plant_id='P1' is not in silver.suppliers.supplier_id of the "
+        "same plant_id"
+    )
+    with pytest.raises(ConfigError, match=r"silver\.suppliers has no column 'plant_id'"):
+        run(df, known, refs={"silver.suppliers": suppliers.drop("plant_id")})
