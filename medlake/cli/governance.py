@@ -18,7 +18,8 @@ from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.audit import AuditTrail, AuditTrailError
-from medlake.governance.read import Lakehouse, QueryError, QueryResult, _first_line
+from medlake.governance.read import Lakehouse, QueryResult
+from medlake.governance.sqlcheck import QueryError, first_line
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
 from medlake.governance.views import DEFAULT_OUT, render_views, view_statements
 from medlake.io import TableNotFoundError
@@ -56,7 +57,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DENIED
     except AnalysisException as exc:
-        print(f"error: {_first_line(exc)}", file=sys.stderr)
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return EXIT_DENIED
     print_result(result, args.format, limit=args.limit)
     return 0

@@ -16,6 +16,7 @@ from medlake.gold.metrics import LOCK_FILE, compute, load_dictionary, read_lock,
 from medlake.gold.panorama import PanoramaConfig, load_gold_config
 from medlake.governance.access import AccessDenied, UnknownRoleError
 from medlake.governance.read import Lakehouse, QueryResult
+from medlake.governance.sqlcheck import QueryError, check_condition, check_names
 from medlake.io import TableNotFoundError
 
 if TYPE_CHECKING:
@@ -153,10 +154,23 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     metric = d.get(args.metric)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     fact = gold_facts.get(metric.spec.fact)
+    asked = {"metric": metric.id, "by": by, "where": args.where}
     try:
         lh = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
-        tables = {name: lh.table(name) for name in fact.inputs}
-    except (AccessDenied, UnknownRoleError, TableNotFoundError) as exc:
+    except UnknownRoleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    try:  # what the analyst wrote is checked like governed SQL before anything is read
+        check_names(by, what="--by")
+        if args.where:
+            check_condition(lh.spark, args.where, what="--where")
+    except QueryError as exc:
+        lh.refuse(exc, via="metrics", details=asked)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    try:
+        tables = {name: lh.table(name, details=asked) for name in fact.inputs}
+    except (AccessDenied, QueryError, TableNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DENIED
     ctx = gold_facts.FactContext(

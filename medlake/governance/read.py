@@ -13,32 +13,32 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from medlake.config import Settings, load_settings
 from medlake.entities import full_registry
 from medlake.governance.access import (
+    AccessDenied,
     AccessPolicy,
     ReadPlan,
     load_access,
     load_plants,
 )
 from medlake.governance.audit import AuditEvent, AuditTrail, current_principal
+from medlake.governance.sqlcheck import QueryError, check_analysed, check_query
 from medlake.io import TableIO, TableNotFoundError
 from medlake.sources import PlantInfo
 from medlake.spark import build_spark
 from medlake.tables import Registry
 
+__all__ = [
+    "AuditRecorder",
+    "Lakehouse",
+    "QueryError",
+    "QueryResult",
+    "apply_plan",
+    "rewrite_tables",
+]
+
 VIEW_PREFIX = "governed__"
 MAX_QUERY_IN_AUDIT = 4000
 Via = Literal["table", "sql", "query"]
 
-# Spark SQL that could reach past the governed views: Java reflection, names computed at
-# analysis time, other statements than queries, time travel (use table(name, version=...)).
-_REFUSED_FUNCTIONS = {"reflect", "java_method", "try_reflect"}
-_REFUSED_NODES = {
-    "InsertIntoStatement": "writes are not allowed",
-    "InsertIntoDir": "writes are not allowed",
-    "Call": "procedure calls are not allowed",
-    "PlanWithUnresolvedIdentifier": "IDENTIFIER(...) table names are not allowed",
-    "ExpressionWithUnresolvedIdentifier": "IDENTIFIER(...) names are not allowed",
-    "RelationTimeTravel": "time travel in SQL is not supported; use table(name, version=N)",
-}
 _TOKEN = re.compile(
     r"""(?P<space>\s+|--[^\n]*|/\*.*?\*/)
       |(?P<string>[rR]?'(?:\\.|[^'\\])*'|[rR]?"(?:\\.|[^"\\])*")
@@ -54,10 +54,6 @@ class AuditRecorder(Protocol):
     """Where read events go: `medlake.governance.audit.AuditTrail`, or a stand-in in tests."""
 
     def record(self, events: Sequence[AuditEvent]) -> Any: ...
-
-
-class QueryError(ValueError):
-    """A query the governed path cannot run: not a SELECT, unknown table, refused construct."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +92,12 @@ class Lakehouse:
     the result and record the number of rows returned.
 
     `sql()` runs in a session of its own (the caller's temporary views are invisible to it,
-    SQL on file paths is switched off) and accepts only SELECT queries over registered tables,
-    each replaced by its governed view. This path enforces the policy for reads by table name;
-    it does not replace storage permissions, which must keep analysts away from the files
-    themselves. A `Lakehouse` is not meant to be shared between threads.
+    SQL on file paths is switched off) and accepts only what `sqlcheck` allows: read-only
+    queries over registered tables, each replaced by its governed view, with allowed
+    functions; every refusal is audited (action `refused`). This path enforces the policy
+    for reads by table name; it does not replace storage permissions, which must keep
+    analysts away from the files themselves. A `Lakehouse` is not meant to be shared between
+    threads.
     """
 
     def __init__(
@@ -176,27 +174,70 @@ class Lakehouse:
         """What this role gets from table `name` (raises `AccessDenied` when nothing)."""
         return self.policy.plan(self.role, self.registry.get(name), self.plants)
 
-    def table(self, name: str, *, version: int | None = None) -> DataFrame:
-        """The table as this role may see it, now or as of `version`; audited (row_count None)."""
-        read, df = self._governed(name, version)
-        self._record([read], via="table", row_count=None)
+    def table(
+        self, name: str, *, version: int | None = None, details: Mapping[str, Any] | None = None
+    ) -> DataFrame:
+        """The table as this role may see it, now or as of `version`; audited (row_count None),
+        with `details` (what the caller computes from it) in the event. A refusal is audited
+        too."""
+        try:
+            read, df = self._governed(name, version)
+        except (AccessDenied, QueryError) as exc:
+            self.refuse(exc, via="table", table=name, details=details)
+            raise
+        self._record([read], via="table", row_count=None, details=details)
         return df
 
     def sql(self, query: str) -> DataFrame:
         """Run a SELECT over registered tables, each read through its governed view; audited
-        once per table (row_count None: the DataFrame is lazy)."""
-        df, reads = self._compile(query)
+        once per table (row_count None: the DataFrame is lazy), or once as refused."""
+        df, reads = self._checked(query, via="sql")
         self._record(reads, via="sql", row_count=None, query=query)
         return df
 
     def fetch(self, query: str, *, limit: int | None = None) -> QueryResult:
         """Run `query`, collect at most `limit` rows and audit the number of rows returned."""
-        df, reads = self._compile(query)
+        df, reads = self._checked(query, via="query")
         rows = (df.limit(limit) if limit is not None else df).collect()
         self._record(reads, via="query", row_count=len(rows), query=query, result=df.columns)
         return QueryResult(tuple(df.columns), rows)
 
+    def refuse(
+        self,
+        reason: BaseException | str,
+        *,
+        via: str,
+        table: str | None = None,
+        query: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Audit a refused read: who, as which role, for what purpose, what was asked (the
+        query or filter text) and why it was refused."""
+        recorded: dict[str, Any] = {"via": via, "reason": str(reason), **(details or {})}
+        if query is not None:
+            recorded["query"] = query[:MAX_QUERY_IN_AUDIT]
+        self._trail.record(
+            [
+                AuditEvent(
+                    action="refused",
+                    table_name=table or "(query)",
+                    principal=self.principal,
+                    role=self.role,
+                    purpose=self.purpose,
+                    row_count=0,
+                    details=recorded,
+                )
+            ]
+        )
+
     # ----------------------------------------------------------------- internals
+
+    def _checked(self, query: str, *, via: Via) -> tuple[DataFrame, list[_Read]]:
+        try:
+            return self._compile(query)
+        except (AccessDenied, QueryError) as exc:
+            self.refuse(exc, via=via, query=query)
+            raise
 
     def _governed(self, name: str, version: int | None) -> tuple[_Read, DataFrame]:
         plan = self.plan(name)
@@ -206,7 +247,8 @@ class Lakehouse:
         return _Read(plan, pinned), apply_plan(plan, self._io.read(name, version=pinned))
 
     def _compile(self, query: str) -> tuple[DataFrame, list[_Read]]:
-        relations, ctes = _inspect(self._spark, query)
+        inspected = check_query(self._spark, query)
+        relations, ctes = inspected.relations, inspected.ctes
         tables: set[str] = set()  # registered tables the query names (lower case)
         for parts in relations:
             key = ".".join(parts).lower()
@@ -230,12 +272,14 @@ class Lakehouse:
                 df.createOrReplaceTempView(view)
                 reads.append(read)
             rewritten = rewrite_tables(query, views)
-            left, _ = _inspect(self._spark, rewritten)
+            left = check_query(self._spark, rewritten).relations
             known = {*views.values(), *ctes}
             stray = sorted({".".join(p) for p in left if ".".join(p).lower() not in known})
             if stray:
                 raise QueryError(f"could not read {', '.join(stray)} through the governed path")
-            result = self._spark.sql(rewritten)  # analysed now: the views are resolved into it
+            # only read-only operators were parsed, so analysing it runs nothing
+            result = self._spark.sql(rewritten)
+            check_analysed(result, views.values())
         finally:
             for view in views.values():
                 self._spark.catalog.dropTempView(view)
@@ -259,6 +303,7 @@ class Lakehouse:
         row_count: int | None,
         query: str | None = None,
         result: Sequence[str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """One event per table read, appended in one commit (nothing when no table was read).
 
@@ -267,16 +312,17 @@ class Lakehouse:
         columns."""
         events = []
         for read in reads:
-            details: dict[str, Any] = {
+            recorded: dict[str, Any] = {
                 "via": via,
                 "masked": list(read.plan.masked),
                 "denied": list(read.plan.denied),
+                **(details or {}),
             }
             if query is not None:
-                details["query"] = query[:MAX_QUERY_IN_AUDIT]
-                details["tables_in_query"] = [r.plan.table for r in reads]
+                recorded["query"] = query[:MAX_QUERY_IN_AUDIT]
+                recorded["tables_in_query"] = [r.plan.table for r in reads]
             if result is not None:
-                details["result_columns"] = list(result)
+                recorded["result_columns"] = list(result)
             events.append(
                 AuditEvent(
                     action="read",
@@ -288,7 +334,7 @@ class Lakehouse:
                     row_filter=read.plan.where_sql,
                     purpose=self.purpose,
                     row_count=row_count,
-                    details=details,
+                    details=recorded,
                 )
             )
         if events:
@@ -296,60 +342,6 @@ class Lakehouse:
 
 
 # --------------------------------------------------------------------- SQL inspection
-
-
-def _seq(scala_seq: Any) -> list[Any]:
-    return [scala_seq.apply(i) for i in range(scala_seq.size())]
-
-
-def _inspect(spark: SparkSession, query: str) -> tuple[list[tuple[str, ...]], set[str]]:
-    """The tables a query names and its WITH names, from Spark's own parser (subqueries and
-    CTEs included); `QueryError` for anything but a query, and for refused constructs."""
-    session: Any = spark  # the JVM side: Spark's parser and plan classes
-    parser = session._jsparkSession.sessionState().sqlParser()
-    command = session._jvm.java.lang.Class.forName(
-        "org.apache.spark.sql.catalyst.plans.logical.Command"
-    )
-    try:
-        plan = parser.parsePlan(query)
-    except Exception as exc:
-        raise QueryError(f"the query does not parse: {_first_line(exc)}") from None
-    relations: list[tuple[str, ...]] = []
-    ctes: set[str] = set()
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        cls = node.getClass()
-        kind = cls.getSimpleName()
-        if command.isInstance(node) or cls.getName().startswith("org.apache.spark.sql.execution"):
-            raise QueryError(f"only SELECT queries are allowed here, not {kind}")
-        if kind in _REFUSED_NODES:
-            raise QueryError(_REFUSED_NODES[kind])
-        if kind == "UnresolvedRelation":
-            relations.append(tuple(_seq(node.multipartIdentifier())))
-        elif kind == "UnresolvedWith":
-            ctes.update(str(pair._1()).lower() for pair in _seq(node.cteRelations()))
-        stack += _seq(node.children()) + _seq(node.innerChildren())
-        _check_expressions(_seq(node.expressions()))
-    return relations, ctes
-
-
-def _check_expressions(expressions: list[Any]) -> None:
-    while expressions:
-        expr = expressions.pop()
-        kind = expr.getClass().getSimpleName()
-        if kind in _REFUSED_NODES:
-            raise QueryError(_REFUSED_NODES[kind])
-        if kind == "UnresolvedFunction":
-            name = str(_seq(expr.nameParts())[-1]).lower()
-            if name in _REFUSED_FUNCTIONS:
-                raise QueryError(f"function {name}() is not allowed in governed queries")
-        expressions += _seq(expr.children())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _part(token: str) -> str:

@@ -176,3 +176,30 @@ def test_metrics_query_as_a_regional_role_sees_its_plants_only(
     assert rows[0]["value"] == pytest.approx(panorama["value"])
     audit = ctx.io.read("_audit").where("role = 'analyst_cn' AND purpose = 'test'").collect()
     assert {r["table_name"] for r in audit} >= {"silver.goods_receipts", "silver.purchase_orders"}
+
+
+def test_metrics_query_where_is_checked_like_governed_sql_and_a_refusal_is_audited(
+    gold: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--where once skipped the function checks: java_method() printed an environment
+    variable through raise_error(). Now it is refused before anything is read, and audited
+    with the text the analyst wrote."""
+    from medlake.cli import metrics as metrics_cli
+
+    ctx = gold["ctx"]
+    monkeypatch.setenv("MEDLAKE_TEST_SECRET", "s3cr3t-value")
+    where = "raise_error(java_method('java.lang.System', 'getenv', 'MEDLAKE_TEST_SECRET')) IS NULL"
+    args = type("Args", (), {})()
+    args.metric, args.by, args.role, args.purpose, args.format = (
+        "otd", "plant_id", "analyst_cn", "where-attack", "json",
+    )  # fmt: skip
+    args.where, args.as_of = where, dt.date(2026, 8, 28)
+    assert metrics_cli.cmd_query(args, ctx.settings) == 2  # type: ignore[arg-type]
+    captured = capsys.readouterr()
+    assert "s3cr3t-value" not in captured.out + captured.err
+    assert "--where: function raise_error() is not allowed" in captured.err
+    events = ctx.io.read("_audit").where("purpose = 'where-attack'").collect()
+    assert [(e["action"], e["role"]) for e in events] == [("refused", "analyst_cn")]
+    details = json.loads(events[0]["details"])
+    assert details["where"] == where and details["metric"] == "otd"
+    assert "raise_error() is not allowed" in details["reason"]

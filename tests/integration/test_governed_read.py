@@ -315,15 +315,61 @@ def test_sql_with_subqueries_ctes_and_literals(lake: Lake, spark: SparkSession) 
         ("analyst_cn", "SELECT reflect('java.lang.System', 'getenv')", QueryError, "reflect"),
         ("analyst_cn", "SELECT * FROM silver.complaints VERSION AS OF 0", QueryError, "version="),
         ("analyst_cn", "SELEC 1", QueryError, "does not parse"),
+        # EXECUTE IMMEDIATE ran any statement unchecked before the plan allow-list
+        ("analyst_cn", "EXECUTE IMMEDIATE 'SELECT * FROM _vault_cn'", QueryError, "EXECUTE"),
+        (
+            "analyst_cn",
+            "EXECUTE IMMEDIATE 'SET spark.sql.runSQLOnFiles=true'",
+            QueryError,
+            "EXECUTE IMMEDIATE is not allowed",
+        ),
+        (
+            "analyst_cn",
+            "EXECUTE IMMEDIATE 'INSERT OVERWRITE DIRECTORY ''/tmp/x'' SELECT 1'",
+            QueryError,
+            "EXECUTE IMMEDIATE is not allowed",
+        ),
+        (
+            "analyst_cn",
+            "SELECT input_file_name() FROM silver.complaints",
+            QueryError,
+            "function input_file_name()",
+        ),
+        ("analyst_cn", "SELECT * FROM read_files('/etc/passwd')", QueryError, "table-valued"),
+        (
+            "analyst_cn",
+            "SELECT * FROM silver.complaints WHERE "
+            "java_method('java.lang.System', 'getenv', 'HOME') IS NOT NULL",
+            QueryError,
+            "function java_method()",
+        ),
     ],
 )
-def test_sql_refuses_what_the_role_may_not_read(
+def test_sql_refuses_what_the_role_may_not_read_and_audits_the_refusal(
     lake: Lake, spark: SparkSession, role: str, query: str, error: type[Exception], message: str
 ) -> None:
     trail = FakeTrail()
     with pytest.raises(error, match=re.escape(message)):
         _open(lake, spark, role, trail).sql(query)
-    assert trail.events == []
+    (event,) = trail.events  # refused reads were not audited before
+    assert (event.action, event.role, event.principal) == ("refused", role, "tester")
+    assert event.purpose == "integration test" and event.row_count == 0
+    assert message in event.details["reason"] and event.details["query"] == query
+
+
+def test_execute_immediate_leaves_the_governed_session_as_it_was(
+    lake: Lake, spark: SparkSession
+) -> None:
+    lh = _open(lake, spark, "analyst_cn")
+    for statement in (
+        "SET spark.sql.runSQLOnFiles=true",
+        "CREATE TEMPORARY VIEW leak AS SELECT * FROM _vault_cn",
+        "CREATE TEMPORARY VIEW keys USING text OPTIONS (path '/etc/hostname')",
+    ):
+        with pytest.raises(QueryError, match="EXECUTE IMMEDIATE is not allowed"):
+            lh.fetch("EXECUTE IMMEDIATE '" + statement.replace("'", "''") + "'")
+    assert lh.spark.conf.get("spark.sql.runSQLOnFiles") == "false"
+    assert lh.spark.catalog.listTables() == []
 
 
 def test_sql_cannot_reach_the_callers_temp_views(lake: Lake, spark: SparkSession) -> None:
