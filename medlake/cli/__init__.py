@@ -69,8 +69,17 @@ def cmd_table_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
+    trail = None
+    if governance.protected_history(args.name):  # everyone's queries, purposes and tokens
+        what = f"table history {args.name}"
+        trail = governance.audit_reader(settings, args.role, args.purpose, what=what)
+        if trail is None:
+            return governance.EXIT_DENIED
     io = _table_io(settings, "lakehouse-table-history", args.name)
     entries = io.history(args.name, limit=args.limit)
+    if trail is not None:
+        what = f"table history {args.name}"
+        governance.audited_read(trail, args, what=what, table=args.name, rows=len(entries))
     if args.json:
         print(json.dumps(entries, indent=2, default=str))
         return 0
@@ -206,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
     p.add_argument("--limit", type=non_negative_int, default=None, help="show at most N commits")
     p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
+    p.add_argument("--role", help="for _audit and _vault_*: a role holding read_audit (audited)")
+    p.add_argument("--purpose", help="why the history is read (recorded)")
     p.set_defaults(func=cmd_table_history)
 
     p = tsub.add_parser(

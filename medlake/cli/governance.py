@@ -17,7 +17,7 @@ from medlake.argtypes import non_negative_int, positive_int
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
-from medlake.governance.audit import AuditTrail, AuditTrailError
+from medlake.governance.audit import AuditEvent, AuditTrail, AuditTrailError
 from medlake.governance.read import Lakehouse, QueryResult
 from medlake.governance.sqlcheck import QueryError, first_line
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
@@ -87,8 +87,58 @@ def print_result(result: QueryResult, fmt: str, *, limit: int | None = None) -> 
 # --- audit -----------------------------------------------------------------------------------
 
 
+AUDIT_PERMISSION = "read_audit"
+
+
+def protected_history(table: str) -> bool:
+    """Tables whose history only a role with read_audit may read: the audit trail and the
+    vaults (their commits name everyone's queries, purposes and tokens)."""
+    return table == "_audit" or table.startswith("_vault")
+
+
+def audit_reader(
+    settings: Settings, role: str | None, purpose: str | None, *, what: str
+) -> AuditTrail | None:
+    """The audit trail, for a role that holds read_audit; otherwise the refusal is printed
+    and audited (who, which role, what was asked) and None is returned."""
+    trail = AuditTrail(settings)
+    try:
+        if not role:
+            raise AccessDenied(f"{what} needs --role: a role with the permission read_audit")
+        load_access(settings.conf_dir).require(role, AUDIT_PERMISSION)
+    except (AccessDenied, UnknownRoleError) as exc:
+        refusal = AuditEvent(
+            action="refused",
+            table_name="_audit",
+            role=role,
+            purpose=purpose,
+            row_count=0,
+            details={"via": what, "reason": str(exc)},
+        )
+        trail.record([refusal])
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return trail
+
+
+def audited_read(
+    trail: AuditTrail, args: argparse.Namespace, *, what: str, table: str, rows: int
+) -> None:
+    """Record that `args.role` read `table` (the audit trail or a vault's history)."""
+    event = AuditEvent(
+        action="read",
+        table_name=table,
+        role=args.role,
+        purpose=args.purpose,
+        row_count=rows,
+        details={"via": what},
+    )
+    trail.record([event])
+
+
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event."""
+    """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event.
+    Open to every operator: it prints counts and the head hash, no event's content."""
     trail = AuditTrail(settings)
     try:
         result = trail.verify()
@@ -109,7 +159,9 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit_show(args: argparse.Namespace, settings: Settings) -> int:
     """`lakehouse audit show`: the newest events, optionally of one table."""
-    trail = AuditTrail(settings)
+    trail = audit_reader(settings, args.role, args.purpose, what="audit show")
+    if trail is None:
+        return EXIT_DENIED
     try:
         events = trail.events()
     except AuditTrailError as exc:
@@ -119,6 +171,7 @@ def cmd_audit_show(args: argparse.Namespace, settings: Settings) -> int:
         events = [e for e in events if e.get("table_name") == args.table]
     if args.last:
         events = events[-args.last :]
+    audited_read(trail, args, what="audit show", table="_audit", rows=len(events))
     if args.json:
         print(json.dumps(events, indent=2, default=str, ensure_ascii=False))
         return 0
@@ -183,7 +236,17 @@ def add_audit_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--table", metavar="T", help="only events on registered table T")
     p.add_argument("--json", action="store_true", help="print the events as JSON")
+    _add_audit_role(p)
     p.set_defaults(func=cmd_audit_show)
+
+
+def _add_audit_role(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument(
+        "--role",
+        required=required,
+        help="a role holding read_audit (conf/governance/access.yaml); the read is audited",
+    )
+    p.add_argument("--purpose", help="why the trail is read (recorded)")
 
 
 # --- subjects --------------------------------------------------------------------------------

@@ -104,7 +104,12 @@ def _materials(tables: Mapping[str, DataFrame]) -> DataFrame:
 
 
 def _purchase_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
-    return tables["silver.purchase_orders"].select(
+    orders = tables["silver.purchase_orders"]
+    # Prices are confidential: a role that may not see them (a regional analyst reading through
+    # medlake.governance.read) gets the lines without them, so delivery and lead-time metrics
+    # still compute, and a metric that needs the price says its column is hidden.
+    priced = ["unit_price_group"] if "unit_price_group" in orders.columns else []
+    return orders.select(
         "plant_id",
         "po_number",
         "po_line",
@@ -114,7 +119,7 @@ def _purchase_lines(tables: Mapping[str, DataFrame]) -> DataFrame:
         "order_date",
         "due_date",
         "ordered_qty",
-        "unit_price_group",
+        *priced,
     )
 
 

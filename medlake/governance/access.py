@@ -20,8 +20,8 @@ from medlake.tables import Registry, TableSpec
 
 ACCESS_FILE = "governance/access.yaml"
 Level = Literal["clear", "masked", "denied"]
-Permission = Literal["reidentify", "erase"]
-PERMISSIONS: tuple[str, ...] = ("reidentify", "erase")
+Permission = Literal["reidentify", "erase", "read_audit"]
+PERMISSIONS: tuple[str, ...] = ("reidentify", "erase", "read_audit")
 MASKED_TEXT = "<masked>"
 PLANT_COLUMN = "plant_id"
 
@@ -212,7 +212,7 @@ class AccessPolicy:
             ) from None
 
     def may(self, role: str, permission: str) -> bool:
-        """Whether `role` holds `permission` (reidentify, erase)."""
+        """Whether `role` holds `permission` (reidentify, erase, read_audit)."""
         if permission not in PERMISSIONS:
             raise ValueError(
                 f"unknown permission {permission!r}; expected one of {', '.join(PERMISSIONS)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medlake.config import DEFAULT_CONF_DIR, ConfigError, format_validation_error, read_yaml
-from medlake.tables import Registry
+from medlake.tables import ColumnSpec, Registry
 
 OperatorName = Literal["pseudonym", "partial_mask", "redact", "generalise", "drop", "detect"]
 CLASSES_FILE = "governance/classes.yaml"
@@ -150,3 +151,69 @@ def plant_jurisdictions(
     """plant id -> jurisdiction, from each plant's country (conf/sources)."""
     wanted = set(countries if plants is None else plants)
     return {p: classes.jurisdiction_of(c) for p, c in sorted(countries.items()) if p in wanted}
+
+
+# --- class review: names and units that look commercial or personal ---------------------------
+
+DECISIONS_FILE = "governance/class_decisions.yaml"
+COMMERCIAL = re.compile(
+    r"price|cost|margin|amount|revenue|spend|payment|bank|iban|contract|discount|salary|"
+    r"invoice|terms",
+    re.IGNORECASE,
+)
+PERSONAL = re.compile(
+    r"(^|_)(name|phone|email|contact|address|birth|passport|national|street|postcode|zip)(_|$)",
+    re.IGNORECASE,
+)
+MONEY_UNIT = re.compile(r"EUR|USD|CNY|currency", re.IGNORECASE)
+OPEN_CLASSES = ("public", "internal")
+
+
+class ClassDecisions(_Strict):
+    """Reviewed exceptions: `table.column` -> why its open class is right."""
+
+    decisions: dict[str, str] = Field(default_factory=dict)
+
+
+def load_class_decisions(conf_dir: Path = DEFAULT_CONF_DIR) -> ClassDecisions:
+    path = conf_dir / DECISIONS_FILE
+    data = read_yaml(path)
+    try:
+        return ClassDecisions.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+
+
+def looks_sensitive(column: ColumnSpec) -> str | None:
+    """Why a column looks commercial or personal (its name, or a money unit), else None."""
+    if COMMERCIAL.search(column.name):
+        return "its name looks commercial"
+    if column.unit and MONEY_UNIT.search(column.unit):
+        return f"its unit {column.unit!r} is money"
+    if PERSONAL.search(column.name):
+        return "its name looks personal"
+    return None
+
+
+def review_classes(registry: Registry, decisions: ClassDecisions) -> list[str]:
+    """Columns that look commercial or personal but are classed public or internal without a
+    reviewed decision, and decisions that no longer name such a column."""
+    problems, open_sensitive = [], set()
+    for table in registry:
+        for column in table.columns:
+            why = looks_sensitive(column)
+            if why is None or column.classification not in OPEN_CLASSES:
+                continue
+            key = f"{table.name}.{column.name}"
+            open_sensitive.add(key)
+            if not decisions.decisions.get(key, "").strip():
+                problems.append(
+                    f"{key} is classed {column.classification} but {why}: class it "
+                    f"confidential or personal, or record why in {DECISIONS_FILE}"
+                )
+    for key in sorted(set(decisions.decisions) - open_sensitive):
+        problems.append(
+            f"{DECISIONS_FILE}: {key} is no longer an open column that looks "
+            "commercial or personal; remove the decision"
+        )
+    return problems

@@ -78,7 +78,10 @@ def test_the_lakehouse_command_verifies_the_trail_quickly_and_names_a_bad_event(
     assert seconds < 15, f"`lakehouse audit verify` took {seconds:.1f} s"
 
     shown = subprocess.run(
-        [LAKEHOUSE, "audit", "show", "--last", "3"], capture_output=True, text=True, check=False
+        [LAKEHOUSE, "audit", "show", "--last", "3", "--role", "auditor"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert shown.returncode == 0, shown.stderr
     assert [line.split()[0] for line in shown.stdout.splitlines()[1:]] == ["17", "18", "19"]

@@ -397,7 +397,7 @@ def _conf(tmp_path: Path, access: dict[str, object] | str) -> Path:
         ),
         (
             {"roles": {"a": _role(permissions=["delete"])}},
-            r"field 'roles\.a\.permissions\.0': Input should be 'reidentify' or 'erase'",
+            r"field 'roles\.a\.permissions\.0': Input should be 'reidentify', 'erase' or 'read_audit'",
         ),
         (
             {"roles": {"Analyst CN": _role()}},

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, Schema, write_deltalake
 
+from medlake.cli import build_parser
 from medlake.cli.governance import add_audit_cli as add_cli
 from medlake.config import DEFAULT_CONF_DIR, Settings, load_settings
 from medlake.governance import audit
@@ -559,11 +560,12 @@ def test_cli_verify_exits_0_when_intact_and_1_naming_the_first_bad_event(
 def test_cli_show_prints_the_newest_events_of_a_table(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(settings, "audit", "show") == 0
+    auditor = ("--role", "auditor")  # each show is a read of the trail, audited in it
+    assert _run(settings, "audit", "show", *auditor) == 0  # seq 0: this read
     assert "no audit events at" in capsys.readouterr().out
-    trail = _trail_of(settings, 3)
+    trail = _trail_of(settings, 3)  # seq 1..3
     trail.record(AuditEvent(action="erase", table_name="_vault_eu", purpose="DSR-17", row_count=1))
-    assert _run(settings, "audit", "show", "--last", "2") == 0
+    assert _run(settings, "audit", "show", "--last", "2", *auditor) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == [
         "SEQ",
@@ -577,10 +579,35 @@ def test_cli_show_prints_the_newest_events_of_a_table(
         "ROWS",
         "PURPOSE",
     ]
-    assert [line.split()[0] for line in lines[1:]] == ["2", "3"]
+    assert [line.split()[0] for line in lines[1:]] == ["3", "4"]
     assert lines[2].split()[-5:] == ["erase", "_vault_eu", "-", "1", "DSR-17"]
-    assert _run(settings, "audit", "show", "--table", "_vault_eu", "--json") == 0
+    assert _run(settings, "audit", "show", "--table", "_vault_eu", "--json", *auditor) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert [e["seq"] for e in shown] == [3] and shown[0]["purpose"] == "DSR-17"
-    assert _run(settings, "audit", "show", "--table", "silver.nothing") == 0
+    assert [e["seq"] for e in shown] == [4] and shown[0]["purpose"] == "DSR-17"
+    assert _run(settings, "audit", "show", "--table", "silver.nothing", *auditor) == 0
     assert "no audit events for silver.nothing" in capsys.readouterr().out
+    reads = [e for e in trail.events() if e["table_name"] == "_audit"]
+    assert [(e["action"], e["role"], e["row_count"]) for e in reads] == [
+        ("read", "auditor", 0), ("read", "auditor", 2), ("read", "auditor", 1),
+        ("read", "auditor", 0),
+    ]  # fmt: skip
+
+
+def test_cli_show_and_vault_history_are_for_roles_holding_read_audit_and_refusals_are_audited(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trail and the vaults' history show everyone's queries, purposes and tokens."""
+    trail = _trail_of(settings, 2)
+    with pytest.raises(SystemExit):  # --role is required
+        _run(settings, "audit", "show")
+    assert _run(settings, "audit", "show", "--role", "analyst_us", "--purpose", "curious") == 2
+    assert "read_audit" in capsys.readouterr().err
+    history = build_parser().parse_args(["table", "history", "_vault_us"])
+    assert int(history.func(history, settings)) == 2
+    assert "needs --role" in capsys.readouterr().err
+    refused = [e for e in trail.events() if e["action"] == "refused"]
+    assert [(e["role"], e["purpose"], e["table_name"]) for e in refused] == [
+        ("analyst_us", "curious", "_audit"), (None, None, "_audit"),
+    ]  # fmt: skip
+    assert "audit show" in refused[0]["details"]
+    assert "table history _vault_us" in refused[1]["details"]
