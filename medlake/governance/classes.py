@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -14,6 +14,7 @@ from medlake.tables import ColumnSpec, Registry
 
 OperatorName = Literal["pseudonym", "partial_mask", "redact", "generalise", "drop", "detect"]
 CLASSES_FILE = "governance/classes.yaml"
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -136,13 +137,17 @@ def vault_table(jurisdiction: str) -> str:
     return f"_vault_{jurisdiction}"
 
 
-def load_classes(conf_dir: Path = DEFAULT_CONF_DIR) -> Classes:
-    path = conf_dir / CLASSES_FILE
+def _load(model: type[_M], path: Path) -> _M:
+    """One YAML file as `model`; every problem is a `ConfigError` naming file and field."""
     data = read_yaml(path)
     try:
-        return Classes.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+
+
+def load_classes(conf_dir: Path = DEFAULT_CONF_DIR) -> Classes:
+    return _load(Classes, conf_dir / CLASSES_FILE)
 
 
 def plant_jurisdictions(
@@ -176,12 +181,7 @@ class ClassDecisions(_Strict):
 
 
 def load_class_decisions(conf_dir: Path = DEFAULT_CONF_DIR) -> ClassDecisions:
-    path = conf_dir / DECISIONS_FILE
-    data = read_yaml(path)
-    try:
-        return ClassDecisions.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+    return _load(ClassDecisions, conf_dir / DECISIONS_FILE)
 
 
 def looks_sensitive(column: ColumnSpec) -> str | None:
