@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyspark.errors import AnalysisException
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException, PySparkException
 
 from medlake.argtypes import non_negative_int, positive_int
 from medlake.config import ConfigError, Settings
@@ -59,6 +60,17 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     except AnalysisException as exc:
         print(f"error: {first_line(exc)}", file=sys.stderr)
         return EXIT_DENIED
+    except (Py4JJavaError, PySparkException) as exc:
+        # a failure while running: its condition or class, not its message (which can carry
+        # whatever the failing expression read)
+        cause = (
+            exc.getCondition()
+            if isinstance(exc, PySparkException)
+            else exc.java_exception.getClass().getName()
+        )
+        print(f"error: the query failed while running ({cause}); the log has the details",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print_result(result, args.format, limit=args.limit)
     return 0
 

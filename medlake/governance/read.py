@@ -198,7 +198,12 @@ class Lakehouse:
     def fetch(self, query: str, *, limit: int | None = None) -> QueryResult:
         """Run `query`, collect at most `limit` rows and audit the number of rows returned."""
         df, reads = self._checked(query, via="query")
-        rows = (df.limit(limit) if limit is not None else df).collect()
+        try:
+            rows = (df.limit(limit) if limit is not None else df).collect()
+        except Exception as exc:  # the tables were read: audited, with what went wrong
+            failure = {"error": type(exc).__name__}
+            self._record(reads, via="query", row_count=None, query=query, details=failure)
+            raise
         self._record(reads, via="query", row_count=len(rows), query=query, result=df.columns)
         return QueryResult(tuple(df.columns), rows)
 

@@ -27,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from py4j.java_gateway import JavaObject
 from pyspark.sql import DataFrame, SparkSession
 
 
@@ -67,7 +68,8 @@ ALLOWED_GROUPS = frozenset(
 )  # fmt: skip
 # From the other groups, only these (misc_funcs holds reflection, file names, users, errors).
 ALLOWED_EXTRA = frozenset({"typeof", "monotonically_increasing_id", "uuid"})
-# Expressions the analysed plan may not hold outside a governed view (defence in depth).
+# Expressions the analysed plan may not hold outside a governed view, besides the classes of
+# every function that is not allowed (refused_expressions): user-defined functions.
 ANALYSED_REFUSED = frozenset(
     {
         "CallMethodViaReflection", "TryReflect", "InputFileName", "InputFileBlockStart",
@@ -124,24 +126,88 @@ class _Jvm:
 
         self.command = cls("plans.logical.Command")
         self.subquery = cls("expressions.SubqueryExpression")
+        self.expression = cls("expressions.Expression")
+        self.plan = cls("plans.logical.LogicalPlan")
+        self.data_type = lang.Class.forName("org.apache.spark.sql.types.DataType")
+        self.iterable = lang.Class.forName("scala.collection.Iterable")
+        self.option = lang.Class.forName("scala.Option")
+        self.product = lang.Class.forName("scala.Product")
+
+    def members(self, node: Any) -> tuple[list[Any], list[Any]]:
+        """Every expression and plan a tree node holds, wherever it holds them: its children,
+        and also maps, sequences, options and tuples of its fields (window definitions,
+        `|> SET` replacements, CTE definitions), which `children` and `expressions` miss."""
+        expressions: list[Any] = []
+        plans: list[Any] = []
+        pending = [(item, 0) for item in _items(node.productIterator())]
+        while pending:
+            item, depth = pending.pop()
+            if not isinstance(item, JavaObject) or depth > 8:
+                continue
+            if self.expression.isInstance(item):
+                expressions.append(item)
+            elif self.plan.isInstance(item):
+                plans.append(item)
+            elif self.data_type.isInstance(item):
+                continue
+            elif self.iterable.isInstance(item):
+                pending += [(x, depth + 1) for x in _items(item.iterator())]
+            elif self.option.isInstance(item):
+                if item.isDefined():
+                    pending.append((item.get(), depth + 1))
+            elif self.product.isInstance(item):
+                pending += [(x, depth + 1) for x in _items(item.productIterator())]
+        return expressions, plans
+
+
+def _items(iterator: Any) -> list[Any]:
+    found = []
+    while iterator.hasNext():
+        found.append(iterator.next())
+    return found
+
+
+def _allowed(name: str, group: str) -> bool:
+    return group in ALLOWED_GROUPS or name in ALLOWED_EXTRA
+
+
+def _registry(spark: SparkSession) -> tuple[tuple[str, str, str], ...]:
+    """(name, group, implementing class) of every function in the session's registry."""
+    jvm = _Jvm(spark)
+    found = []
+    for identifier in _items(jvm.registry.listFunction().iterator()):
+        info = jvm.registry.lookupFunction(identifier)
+        if info.isDefined():
+            found.append(
+                (
+                    str(info.get().getName()).lower(),
+                    str(info.get().getGroup()),
+                    str(info.get().getClassName()),
+                )
+            )
+    return tuple(sorted(found))
 
 
 @functools.cache
-def _groups_snapshot(names: tuple[tuple[str, str], ...]) -> frozenset[str]:
-    return frozenset(n for n, group in names if group in ALLOWED_GROUPS) | ALLOWED_EXTRA
+def _split(functions: tuple[tuple[str, str, str], ...]) -> tuple[frozenset[str], frozenset[str]]:
+    allowed = frozenset(n for n, group, _ in functions if _allowed(n, group))
+    used = {c for n, group, c in functions if _allowed(n, group)}
+    refused = frozenset(
+        c.rsplit(".", 1)[-1] for n, group, c in functions if not _allowed(n, group)
+    ) - {c.rsplit(".", 1)[-1] for c in used}
+    return allowed, refused | ANALYSED_REFUSED
 
 
 def allowed_functions(spark: SparkSession) -> frozenset[str]:
     """The built-in functions governed SQL may call: those of ALLOWED_GROUPS, and ALLOWED_EXTRA."""
-    jvm = _Jvm(spark)
-    found = []
-    listing = jvm.registry.listFunction().iterator()
-    while listing.hasNext():
-        identifier = listing.next()
-        info = jvm.registry.lookupFunction(identifier)
-        if info.isDefined():
-            found.append((str(info.get().getName()).lower(), str(info.get().getGroup())))
-    return _groups_snapshot(tuple(sorted(found)))
+    return _split(_registry(spark))[0]
+
+
+def refused_expressions(spark: SparkSession) -> frozenset[str]:
+    """Expression classes an analysed query may not hold outside a governed view: those that
+    implement every built-in function not allowed (so a function reached in a way the
+    parsed-plan check did not see is still refused), and user-defined functions."""
+    return _split(_registry(spark))[1]
 
 
 def check_query(spark: SparkSession, query: str) -> Inspection:
@@ -169,11 +235,10 @@ def check_query(spark: SparkSession, query: str) -> Inspection:
         if kind == "UnresolvedRelation":
             found.relations.append(tuple(str(p) for p in _seq(node.multipartIdentifier())))
         elif kind == "UnresolvedWith":
-            for pair in _seq(node.cteRelations()):
-                found.ctes.add(str(pair._1()).lower())
-                plans.append(pair._2())
-        plans += _seq(node.children())
-        plans += _check_expressions(jvm, _seq(node.expressions()), allowed, subqueries=True)
+            found.ctes.update(str(pair._1()).lower() for pair in _seq(node.cteRelations()))
+        expressions, children = jvm.members(node)  # the CTE bodies among them
+        plans += children
+        plans += _check_expressions(jvm, expressions, allowed, subqueries=True)
     return found
 
 
@@ -208,10 +273,8 @@ def _check_expressions(
         kind = expression.getClass().getSimpleName()
         if kind in REFUSED_NODES:
             raise QueryError(REFUSED_NODES[kind])
-        if jvm.subquery.isInstance(expression):
-            if not subqueries:
-                raise QueryError("subqueries are not allowed here")
-            plans.append(expression.plan())
+        if jvm.subquery.isInstance(expression) and not subqueries:
+            raise QueryError("subqueries are not allowed here")
         if kind == "UnresolvedFunction":
             parts = [str(p) for p in _seq(expression.nameParts())]
             name = parts[-1].lower()
@@ -219,7 +282,11 @@ def _check_expressions(
                 raise QueryError(f"function {'.'.join(parts)}(): call built-ins by plain name")
             if name not in allowed:
                 raise QueryError(f"function {name}() is not allowed in governed queries")
-        expressions += _seq(expression.children())
+        inner, held = jvm.members(expression)
+        expressions += inner
+        if held and not subqueries:
+            raise QueryError("subqueries are not allowed here")
+        plans += held
     return plans
 
 
@@ -228,25 +295,28 @@ def check_analysed(df: DataFrame, governed_views: Collection[str]) -> None:
     access policy built it) or inline values; every operator and expression outside them is
     read-only relational work."""
     jvm = _Jvm(df.sparkSession)
+    refused = refused_expressions(df.sparkSession)
     views = {v.lower() for v in governed_views}
     plans = [df._jdf.queryExecution().analyzed()]
     while plans:
         node = plans.pop()
         kind = node.getClass().getSimpleName()
         if kind == "View":
-            name = str(node.desc().identifier().table()).lower()
-            if name not in views:
+            identifier = node.desc().identifier()
+            name = str(identifier.table()).lower()
+            temporary = node.isTempView() and not identifier.database().isDefined()
+            if name not in views or not temporary:
                 raise QueryError(f"the query reads view {name!r}, which is not governed")
             continue  # the governed view: built by the policy, not by the query
         if kind not in ANALYSED_NODES:
             raise QueryError(f"the analysed query holds {kind}, which is not allowed")
-        plans += _seq(node.children())
-        expressions = _seq(node.expressions())
+        expressions, children = jvm.members(node)
+        plans += children
         while expressions:
             expression = expressions.pop()
             ekind = expression.getClass().getSimpleName()
-            if ekind in ANALYSED_REFUSED:
+            if ekind in refused:
                 raise QueryError(f"the analysed query calls {ekind}, which is not allowed")
-            if jvm.subquery.isInstance(expression):
-                plans.append(expression.plan())
-            expressions += _seq(expression.children())
+            inner, held = jvm.members(expression)
+            expressions += inner
+            plans += held

@@ -518,3 +518,16 @@ def test_query_cli_exits_2_with_the_reason_when_denied(
 def test_open_checks_the_role_before_starting_spark(lake: Lake) -> None:
     with pytest.raises(UnknownRoleError, match="analyst_cn, analyst_eu, analyst_us"):
         Lakehouse.open(role="nobody", settings=lake.settings)
+
+
+def test_a_query_that_fails_while_running_is_audited_with_its_error(
+    lake: Lake, spark: SparkSession
+) -> None:
+    """Data can leave in an error message: a failed fetch is recorded like a read."""
+    trail = FakeTrail()
+    lh = _open(lake, spark, "analyst_cn", trail)
+    with pytest.raises(Exception, match="DIVIDE_BY_ZERO"):
+        lh.fetch("SELECT complaint_id, 1 / 0 FROM silver.complaints")
+    (event,) = trail.events
+    assert (event.action, event.table_name, event.row_count) == ("read", "silver.complaints", None)
+    assert event.details["error"] and "1 / 0" in event.details["query"]

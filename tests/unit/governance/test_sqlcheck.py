@@ -70,6 +70,18 @@ def test_read_only_queries_pass_and_name_their_tables(spark: SparkSession, query
         ("SELECT * FROM t |> WHERE reflect('a', 'b') IS NOT NULL", "function reflect()"),
         ("SELECT * FROM t WHERE EXISTS (SELECT * FROM read_files('/x'))", "table-valued"),
         ("SELECT * FROM IDENTIFIER(concat('_vault', '_cn'))", "IDENTIFIER"),
+        # found by a review: window definitions and |> SET replacements sit outside children
+        (
+            "SELECT a, max(b) OVER w FROM t WINDOW w AS (PARTITION BY raise_error(version()))",
+            "function raise_error()",
+        ),
+        ("FROM t |> SET b = current_user() || version()", "is not allowed"),
+        (
+            "FROM t |> SET b = to_json(from_xml('<a>1</a>', 'a INT', "
+            "map('rowValidationXSDPath', 'http://127.0.0.1:1/x.xsd')))",
+            "function from_xml()",
+        ),
+        ("SELECT a FROM t WINDOW w AS (ORDER BY java_method('a', 'b'))", "java_method"),
         ("SELECT * FROM t VERSION AS OF 0", "version="),
     ],
 )
@@ -135,6 +147,19 @@ def governed(spark: SparkSession) -> Iterator[SparkSession]:
 
 
 GOVERNED = ["governed__silver__t"]
+
+
+def test_names_that_resolve_to_refused_functions_are_refused_after_analysis(
+    governed: SparkSession,
+) -> None:
+    """`current_user` without parentheses parses as a column and resolves to the function."""
+    for query in (
+        "SELECT current_user FROM governed__silver__t",
+        "SELECT a FROM governed__silver__t WHERE session_user IS NOT NULL",
+    ):
+        check_query(governed, query)  # nothing to see while parsing
+        with pytest.raises(QueryError, match="the analysed query calls CurrentUser"):
+            check_analysed(governed.sql(query), GOVERNED)
 
 
 def test_a_query_over_governed_views_passes_the_analysed_check(governed: SparkSession) -> None:
