@@ -171,8 +171,20 @@ def _allowed(name: str, group: str) -> bool:
     return group in ALLOWED_GROUPS or name in ALLOWED_EXTRA
 
 
+_REGISTRY: dict[str, tuple[tuple[str, str, str], ...]] = {}
+
+
 def _registry(spark: SparkSession) -> tuple[tuple[str, str, str], ...]:
-    """(name, group, implementing class) of every function in the session's registry."""
+    """(name, group, implementing class) of every function in the registry, listed once per
+    Spark release (about a quarter second of JVM calls): the built-ins are fixed by the
+    release; a function a session adds later is not allowed by name and, run as a
+    user-defined function, refused by class (ANALYSED_REFUSED)."""
+    if spark.version not in _REGISTRY:
+        _REGISTRY[spark.version] = _list_registry(spark)
+    return _REGISTRY[spark.version]
+
+
+def _list_registry(spark: SparkSession) -> tuple[tuple[str, str, str], ...]:
     jvm = _Jvm(spark)
     found = []
     for identifier in _items(jvm.registry.listFunction().iterator()):

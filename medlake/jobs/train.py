@@ -42,14 +42,17 @@ def run(ctx: JobContext) -> JobResult:
     fingerprint = _fingerprint(config, as_of, versions, tolerance)
     registry = ModelRegistry(ctx.settings)
     latest = registry.latest(config.registered_model)
+    about = {  # what every outcome reports first
+        "run_id": ctx.run_id,
+        "model": config.name,
+        "registered_model": config.registered_model,
+        "as_of": as_of.isoformat(),
+    }
     if latest is not None and latest.tags.get("fingerprint") == fingerprint:
         return JobResult.of(
             ctx,
             {
-                "run_id": ctx.run_id,
-                "model": config.name,
-                "registered_model": config.registered_model,
-                "as_of": as_of.isoformat(),
+                **about,
                 "trained": False,
                 "model_version": latest.version,
                 "message": f"version {latest.version} was trained on the same input versions, "
@@ -111,10 +114,7 @@ def run(ctx: JobContext) -> JobResult:
     return JobResult.of(
         ctx,
         {
-            "run_id": ctx.run_id,
-            "model": config.name,
-            "registered_model": config.registered_model,
-            "as_of": as_of.isoformat(),
+            **about,
             "trained": True,
             "model_version": registered.version,
             "alias": "challenger",
