@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.audit import AuditTrail, write_auditor
+from medlake.governance.identity import job_principal
 from medlake.io import CommitContext, TableIO
 from medlake.io.commit import new_run_id  # re-exported: run ids belong to commits
 from medlake.lineage import (
@@ -107,7 +108,13 @@ class JobContext:
         """The table layer; every committed write is appended to the audit trail."""
 
         trail = AuditTrail(self.settings, self.registry)
-        return TableIO(self.spark, self.settings, self.registry, on_write=write_auditor(trail))
+        on_write = write_auditor(trail, self.principal)
+        return TableIO(self.spark, self.settings, self.registry, on_write=on_write)
+
+    @cached_property
+    def principal(self) -> str:
+        """Who the job's writes are recorded for (`identity.job_principal`)."""
+        return job_principal(self.settings)
 
     @property
     def landing(self) -> Path:

@@ -13,9 +13,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from medlake.config import Settings, load_settings
+from medlake.governance.identity import TOKEN_FILE_ENV
 from medlake.io import TableIO
 from medlake.spark import build_spark, delta_spark_jars_present
 from medlake.tables import Registry
+from tests.identities import Identities, write_identities
 
 FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("LAKEHOUSE_CODE_VERSION", "test-code-version")
@@ -95,6 +97,18 @@ def registry() -> Registry:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "lake")
+
+
+@pytest.fixture
+def identities(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Identities:
+    """An identity directory (tests/identities.py) named by $LAKEHOUSE_IDENTITIES; nobody is
+    signed in until a test calls `identities.sign_in(monkeypatch, NAME)`."""
+    folder = tmp_path / "secrets"
+    folder.mkdir(mode=0o700)
+    found = write_identities(folder)
+    found.sign_in(monkeypatch, None)
+    monkeypatch.setenv(TOKEN_FILE_ENV, str(folder / "no-token"))
+    return found
 
 
 @pytest.fixture

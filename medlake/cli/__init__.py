@@ -15,9 +15,10 @@ from typing import Any
 from deltalake.exceptions import DeltaError
 
 from medlake.argtypes import iso_date, non_negative_int
-from medlake.cli import evaluate, governance, metrics, whatif
+from medlake.cli import evaluate, governance, identity, metrics, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
 from medlake.entities import full_registry
+from medlake.governance.identity import AuthError, refuse_principal_override
 from medlake.io import CommitContext, TableIO
 from medlake.io.errors import TableIOError
 from medlake.runtime import EXIT_NOT_READY, JobContext, JobResult, new_run_id
@@ -72,7 +73,7 @@ def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
     trail = None
     if governance.protected_history(args.name):  # everyone's queries, purposes and tokens
         what = f"table history {args.name}"
-        trail = governance.audit_reader(settings, args.role, args.purpose, what=what)
+        trail = governance.audit_reader(settings, args, what=what)
         if trail is None:
             return governance.EXIT_DENIED
     io = _table_io(settings, "lakehouse-table-history", args.name)
@@ -172,6 +173,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         model=args.model,
         entities=[e.strip() for e in args.entities.split(",")] if args.entities else None,
     )
+    ctx.principal  # noqa: B018 (a service token that does not verify stops the job here)
     module = importlib.import_module(f"medlake.jobs.{args.job}")
     result: JobResult = module.run(ctx)
     print(result.render())
@@ -215,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registered table name, e.g. silver.supplier or _audit")
     p.add_argument("--limit", type=non_negative_int, default=None, help="show at most N commits")
     p.add_argument("--json", action="store_true", help="print the raw commit info as JSON")
-    p.add_argument("--role", help="for _audit and _vault_*: a role holding read_audit (audited)")
+    identity.add_identity_args(
+        p, role_help="for _audit and _vault_*: a role holding read_audit (audited)"
+    )
     p.add_argument("--purpose", help="why the history is read (recorded)")
     p.set_defaults(func=cmd_table_history)
 
@@ -296,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _governance_commands(sub: Any) -> None:
     """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
 
+    identity.add_identity_cli(sub)
     governance.add_read_cli(sub)
     governance.add_audit_cli(sub)
     gov = sub.add_parser(
@@ -331,7 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         settings = load_settings(args.env, conf_dir=args.conf)
+        refuse_principal_override(settings, via=f"lakehouse {args.command}")
         return func(args, settings)
+    except AuthError as exc:  # audited where it was raised
+        print(f"error: {exc}", file=sys.stderr)
+        return governance.EXIT_DENIED
     except NotReadyError as exc:
         print(f"not ready: {exc}", file=sys.stderr)
         return EXIT_NOT_READY

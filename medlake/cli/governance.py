@@ -15,6 +15,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException, PySparkException
 
 from medlake.argtypes import non_negative_int, positive_int
+from medlake.cli.identity import add_identity_args, signed_in
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
@@ -41,7 +42,7 @@ def add_read_cli(subparsers: Any) -> None:
         "number of rows returned. Exit 2 when the role may not read a table.",
     )
     p.add_argument("sql", help='the query, e.g. "SELECT * FROM silver.complaints"')
-    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
+    add_identity_args(p)
     p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
     p.add_argument(
         "--limit", type=positive_int, default=1000, help="return at most N rows (default 1000)"
@@ -52,7 +53,8 @@ def add_read_cli(subparsers: Any) -> None:
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
+        who = signed_in(args, settings, via="query")
+        lakehouse = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
         result = lakehouse.fetch(args.sql, limit=args.limit)
     except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -108,22 +110,22 @@ def protected_history(table: str) -> bool:
     return table == "_audit" or table.startswith("_vault")
 
 
-def audit_reader(
-    settings: Settings, role: str | None, purpose: str | None, *, what: str
-) -> AuditTrail | None:
-    """The audit trail, for a role that holds read_audit; otherwise the refusal is printed
-    and audited (who, which role, what was asked) and None is returned."""
+def audit_reader(settings: Settings, args: argparse.Namespace, *, what: str) -> AuditTrail | None:
+    """The audit trail, for a signed-in identity acting in a role that holds read_audit;
+    otherwise the refusal is printed and audited (who, which role, what was asked) and None
+    is returned. Sets `args.principal` for `audited_read`."""
+    who = signed_in(args, settings, via=what)  # a failed sign-in is audited and raised
+    args.principal, args.role = who.principal, who.role
     trail = AuditTrail(settings)
     try:
-        if not role:
-            raise AccessDenied(f"{what} needs --role: a role with the permission read_audit")
-        load_access(settings.conf_dir).require(role, AUDIT_PERMISSION)
+        load_access(settings.conf_dir).require(who.role, AUDIT_PERMISSION)
     except (AccessDenied, UnknownRoleError) as exc:
         refusal = AuditEvent(
             action="refused",
             table_name="_audit",
-            role=role,
-            purpose=purpose,
+            principal=who.principal,
+            role=who.role,
+            purpose=args.purpose,
             row_count=0,
             details={"via": what, "reason": str(exc)},
         )
@@ -136,10 +138,12 @@ def audit_reader(
 def audited_read(
     trail: AuditTrail, args: argparse.Namespace, *, what: str, table: str, rows: int
 ) -> None:
-    """Record that `args.role` read `table` (the audit trail or a vault's history)."""
+    """Record that the signed-in `args.principal` read `table` (the audit trail or a vault's
+    history) as `args.role`."""
     event = AuditEvent(
         action="read",
         table_name=table,
+        principal=args.principal,
         role=args.role,
         purpose=args.purpose,
         row_count=rows,
@@ -171,7 +175,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit_show(args: argparse.Namespace, settings: Settings) -> int:
     """`lakehouse audit show`: the newest events, optionally of one table."""
-    trail = audit_reader(settings, args.role, args.purpose, what="audit show")
+    trail = audit_reader(settings, args, what="audit show")
     if trail is None:
         return EXIT_DENIED
     try:
@@ -252,12 +256,8 @@ def add_audit_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(func=cmd_audit_show)
 
 
-def _add_audit_role(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument(
-        "--role",
-        required=required,
-        help="a role holding read_audit (conf/governance/access.yaml); the read is audited",
-    )
+def _add_audit_role(p: argparse.ArgumentParser) -> None:
+    add_identity_args(p, role_help="a role of yours holding read_audit; the read is audited")
     p.add_argument("--purpose", help="why the trail is read (recorded)")
 
 
@@ -270,21 +270,22 @@ def add_subjects_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="print the clear value behind a pseudonym (permitted roles only; audited)",
     )
     p.add_argument("--token", required=True)
-    p.add_argument("--role", required=True)
+    add_identity_args(p)
     p.add_argument("--purpose", required=True, help="why, e.g. a recall or ticket number")
     p.set_defaults(func=cmd_reidentify)
     p = sub.add_parser(
         "erase", help="remove a data subject from its vault for good (permitted roles; audited)"
     )
     p.add_argument("--subject", required=True, metavar="TOKEN")
-    p.add_argument("--role", required=True)
+    add_identity_args(p)
     p.add_argument("--purpose", required=True, help="e.g. the data-subject request number")
     p.set_defaults(func=cmd_erase)
 
 
 def cmd_reidentify(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        subject = reidentify(settings, role=args.role, token=args.token, purpose=args.purpose)
+        who = signed_in(args, settings, via="governance reidentify")
+        subject = reidentify(settings, who=who, token=args.token, purpose=args.purpose)
     except NotPermittedError as exc:
         raise ConfigError(str(exc)) from None
     if subject.value is None:
@@ -296,7 +297,8 @@ def cmd_reidentify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        removed = erase(settings, role=args.role, token=args.subject, purpose=args.purpose)
+        who = signed_in(args, settings, via="governance erase")
+        removed = erase(settings, who=who, token=args.subject, purpose=args.purpose)
     except NotPermittedError as exc:
         raise ConfigError(str(exc)) from None
     print(f"{args.subject}: {removed} vault row(s) erased; the token stays, unlinkable")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.errors import AnalysisException, ParseException
 
 from medlake.cli.governance import print_result
+from medlake.cli.identity import add_identity_args, signed_in
 from medlake.config import CONF_DIR_VAR, ConfigError, Settings, packaged, source_checkout
 from medlake.gold import facts as gold_facts
 from medlake.gold.metrics import LOCK_FILE, compute, load_dictionary, read_lock, write_lock
@@ -50,7 +51,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("metric", help="metric or variant id")
     p.add_argument("--by", default="", help="dimensions, comma-separated (default: none)")
     p.add_argument("--where", help="SQL condition on the fact's columns")
-    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
+    add_identity_args(p)
     p.add_argument("--purpose", help="why the data is read (recorded in the audit trail)")
     p.add_argument(
         "--as-of",
@@ -156,7 +157,8 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     fact = gold_facts.get(metric.spec.fact)
     asked = {"metric": metric.id, "by": by, "where": args.where}
     try:
-        lh = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
+        who = signed_in(args, settings, via="metrics query")
+        lh = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
     except UnknownRoleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DENIED
@@ -192,7 +194,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     except AnalysisException as exc:
         first = str(exc).splitlines()[0]
         print(
-            f"error: {metric.id} cannot be computed as role {args.role!r}: {first} (a column "
+            f"error: {metric.id} cannot be computed as role {lh.role!r}: {first} (a column "
             "the fact needs may be hidden from this role, or --where names an unknown column)",
             file=sys.stderr,
         )

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from medlake.argtypes import iso_date, positive_int
 from medlake.cli.governance import print_result
+from medlake.cli.identity import add_identity_args, signed_in
 from medlake.config import Settings
 from medlake.gold.cost import BomError, explode_bom, monthly_unit_costs, what_if
 from medlake.governance.access import AccessDenied, UnknownRoleError
@@ -138,7 +139,7 @@ def add_cli(subparsers: Any) -> None:
         help="first day the changed price applies",
     )
     p.add_argument("--plant", help="only this plant (group plant id, e.g. SU)")
-    p.add_argument("--role", required=True, help="role in conf/governance/access.yaml")
+    add_identity_args(p)
     p.add_argument("--purpose", default=DEFAULT_PURPOSE, help="why the data is read (audit trail)")
     p.add_argument(
         "--max-depth", type=positive_int, default=10, help="deepest BOM explored (default 10)"
@@ -155,7 +156,9 @@ def add_cli(subparsers: Any) -> None:
 def cmd_what_if(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
-        lakehouse = Lakehouse.open(role=args.role, settings=settings, purpose=args.purpose)
+        who = signed_in(args, settings, via="gold what-if")
+        args.role = who.role
+        lakehouse = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
         frames = _read_inputs(lakehouse, args.plant)
     except (AccessDenied, UnknownRoleError, TableNotFoundError, WhatIfInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

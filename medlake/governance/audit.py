@@ -21,7 +21,6 @@ from medlake.io.result import WriteResult
 from medlake.tables import Registry
 
 TABLE = "_audit"
-PRINCIPAL_VAR = "LAKEHOUSE_PRINCIPAL"
 GENESIS = "0" * 64
 MAX_ATTEMPTS = 5
 COMPACT_AFTER = 32  # files beyond one per day trigger a compaction (no data change)
@@ -93,9 +92,10 @@ class AuditEvent:
 
 
 def current_principal() -> str:
-    """`$LAKEHOUSE_PRINCIPAL` (set by the orchestrator or a service), else the OS user name."""
-    if value := os.environ.get(PRINCIPAL_VAR, "").strip():
-        return value
+    """The OS account of this process: who a job's writes are recorded for when no signed-in
+    identity is given (jobs run as the service account that owns the storage). Governed
+    reads record the signed-in identity (`medlake.governance.identity`); `$LAKEHOUSE_PRINCIPAL`
+    is no longer read."""
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name and no passwd entry (some containers)
@@ -256,14 +256,18 @@ def _order(event: Mapping[str, Any]) -> tuple[int, bool, str, str]:
     return (position, altered, str(event.get("event_time")), str(event.get("event_id")))
 
 
-def write_auditor(trail: AuditTrail) -> Callable[[str, WriteResult, CommitContext], None]:
-    """The `on_write` hook of a `TableIO` that records every committed write in `trail`."""
+def write_auditor(
+    trail: AuditTrail, principal: str | None = None
+) -> Callable[[str, WriteResult, CommitContext], None]:
+    """The `on_write` hook of a `TableIO` that records every committed write in `trail`, by
+    `principal` (default: the OS account, `current_principal()`)."""
 
     def audit(name: str, result: WriteResult, commit: CommitContext) -> None:
         trail.record(
             AuditEvent(
                 action="write",
                 table_name=name,
+                principal=principal,
                 table_version=result.version,
                 row_count=result.rows_written,
                 job=commit.job,

@@ -19,7 +19,8 @@ from medlake.governance.access import (
     load_access,
     load_plants,
 )
-from medlake.governance.audit import AuditEvent, AuditTrail, current_principal
+from medlake.governance.audit import AuditEvent, AuditTrail
+from medlake.governance.identity import SignedIn, sign_in
 from medlake.governance.sqlcheck import QueryError, check_analysed, check_query
 from medlake.io import TableIO, TableNotFoundError
 from medlake.sources import PlantInfo
@@ -80,16 +81,19 @@ def apply_plan(plan: ReadPlan, df: DataFrame) -> DataFrame:
 class Lakehouse:
     """Registered tables as one role may see them; every read is audited.
 
-    >>> lh = Lakehouse.open(role="analyst_cn", purpose="monthly complaint KPIs")  # doctest: +SKIP
+    >>> lh = Lakehouse.open(purpose="monthly complaint KPIs")  # signed in: doctest: +SKIP
     >>> lh.table("silver.complaints").groupBy("plant_id").count()               # doctest: +SKIP
     >>> lh.sql("SELECT fault_code, count(*) FROM silver.complaints GROUP BY 1")  # doctest: +SKIP
 
-    Every table is read through its `ReadPlan` (medlake.governance.access): rows outside the role's
-    plants are filtered before any column is projected, masked columns are replaced, denied
-    columns are left out. Each `table()` and `sql()` call writes one audit event per table it
-    touches before it returns. Their DataFrames are lazy, so those events carry
-    `row_count=None` (nothing has been counted yet); `fetch()` and `lakehouse query` collect
-    the result and record the number of rows returned.
+    `open()` signs the caller in (`medlake.governance.identity.sign_in`: the token from
+    `lakehouse login` or $LAKEHOUSE_TOKEN, and a role the identity holds); the audit trail
+    records that identity. Every table is read through its `ReadPlan`
+    (medlake.governance.access): rows outside the role's plants are filtered before any
+    column is projected, masked columns are replaced, denied columns are left out. Each
+    `table()` and `sql()` call writes one audit event per table it touches before it returns.
+    Their DataFrames are lazy, so those events carry `row_count=None` (nothing has been
+    counted yet); `fetch()` and `lakehouse query` collect the result and record the number
+    of rows returned.
 
     `sql()` runs in a session of its own (the caller's temporary views are invisible to it,
     SQL on file paths is switched off) and accepts only what `sqlcheck` allows: read-only
@@ -103,23 +107,23 @@ class Lakehouse:
     def __init__(
         self,
         *,
-        role: str,
+        who: SignedIn,
         settings: Settings,
         spark: SparkSession,
         registry: Registry,
         policy: AccessPolicy,
         plants: Mapping[str, PlantInfo],
-        principal: str,
         purpose: str | None = None,
         trail: AuditRecorder | None = None,
     ) -> None:
-        policy.role(role)
-        self.role = role
+        policy.role(who.role)
+        self.who = who
+        self.role = who.role
+        self.principal = who.principal
         self.settings = settings
         self.registry = registry
         self.policy = policy
         self.plants = dict(plants)
-        self.principal = principal
         self.purpose = purpose
         # a session of its own: the caller's temp views are invisible, file paths are no tables
         self._spark = spark.newSession()
@@ -131,31 +135,43 @@ class Lakehouse:
     def open(
         cls,
         *,
-        role: str,
+        role: str | None = None,
+        token: str | None = None,
+        act_as: str | None = None,
         settings: Settings | None = None,
         spark: SparkSession | None = None,
-        principal: str | None = None,
         purpose: str | None = None,
+        who: SignedIn | None = None,
     ) -> Lakehouse:
-        """Load the policy, registry and plants from `settings.conf_dir` and check the role
-        before any Spark session is started."""
+        """Sign in (`token`, else $LAKEHOUSE_TOKEN, else the `lakehouse login` token file) as
+        `role` (default: the identity's only role), load the policy, registry and plants from
+        `settings.conf_dir`, all before any Spark session is started. `who`: a caller that
+        has already signed in (the query service)."""
 
         settings = settings or load_settings()
         policy = load_access(settings.conf_dir)
-        policy.role(role)
+        if who is None:
+            who = sign_in(
+                settings,
+                role=role,
+                token=token,
+                act_as=act_as,
+                purpose=purpose,
+                via="Lakehouse.open",
+                policy=policy,
+            )
         registry = full_registry(settings.conf_dir)
         plants = load_plants(settings.conf_dir)
         policy.check(registry, plants)
         if spark is None:
             spark = build_spark(settings, app_name="lakehouse-governed-read")
         return cls(
-            role=role,
+            who=who,
             settings=settings,
             spark=spark,
             registry=registry,
             policy=policy,
             plants=plants,
-            principal=principal or current_principal(),
             purpose=purpose,
         )
 

@@ -1,12 +1,13 @@
 """Re-identification and erasure of data subjects through the vaults; permitted, purposed, audited.
 
-`lakehouse governance reidentify --token T --role R --purpose P` prints the clear value behind
+`lakehouse governance reidentify --token T --purpose P [--role R]` prints the clear value behind
 a pseudonym (a recall must reach the customers and sometimes the patients concerned);
-`lakehouse governance erase --subject T --role R --purpose P` removes a subject from its
+`lakehouse governance erase --subject T --purpose P [--role R]` removes a subject from its
 vault, records the erasure so silver never vaults the value again, and vacuums the vault so
 no earlier table version keeps it. Silver and gold then keep only an unlinkable token.
-Both need a role with the permission (conf/governance/access.yaml) and a stated purpose,
-and both append an audit event whether they succeed or are refused.
+Both need a signed-in identity acting in a role with the permission
+(conf/governance/access.yaml) and a stated purpose, and both append an audit event whether
+they succeed or are refused.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pyspark.sql import functions as F
 from medlake.config import Settings
 from medlake.entities import full_registry
 from medlake.governance.access import UnknownRoleError, load_access, load_plants
-from medlake.governance.audit import AuditEvent, AuditTrail, current_principal, write_auditor
+from medlake.governance.audit import AuditEvent, AuditTrail, write_auditor
 from medlake.governance.classes import load_classes, vault_table
+from medlake.governance.identity import SignedIn
 from medlake.governance.operators import TOKEN
 from medlake.governance.vault import ERASURES
 from medlake.io import CommitContext, TableIO
@@ -82,29 +84,36 @@ def _check(settings: Settings, role: str, permission: str, token: str, purpose: 
     return jurisdiction
 
 
-def _permitted(settings: Settings, role: str, permission: str, token: str, purpose: str) -> str:
+def _permitted(settings: Settings, who: SignedIn, permission: str, token: str, purpose: str) -> str:
     """`_check`, with a refusal recorded in the audit trail before it is raised."""
     try:
-        return _check(settings, role, permission, token, purpose)
+        return _check(settings, who.role, permission, token, purpose)
     except NotPermittedError as exc:
         why = {"token": token, "why": str(exc)}
-        _audit(settings, f"{permission}_refused", "_vault", role, purpose, details=why)
+        _audit(settings, f"{permission}_refused", "_vault", who, purpose, details=why)
         raise
 
 
 def _audit(
-    settings: Settings, action: str, table: str, role: str, purpose: str, **kw: object
+    settings: Settings, action: str, table: str, who: SignedIn, purpose: str, **kw: object
 ) -> None:
 
     AuditTrail(settings).record(
-        AuditEvent(action=action, table_name=table, role=role, purpose=purpose, **kw)  # type: ignore[arg-type]
+        AuditEvent(
+            action=action,
+            table_name=table,
+            principal=who.principal,
+            role=who.role,
+            purpose=purpose,
+            **kw,  # type: ignore[arg-type]
+        )
     )
 
 
-def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Subject:
+def reidentify(settings: Settings, *, who: SignedIn, token: str, purpose: str) -> Subject:
     """The clear value behind `token`; audited whether allowed or refused."""
 
-    jurisdiction = _permitted(settings, role, "reidentify", token, purpose)
+    jurisdiction = _permitted(settings, who, "reidentify", token, purpose)
     name = vault_table(jurisdiction)
     rows = read_table(settings, name, filter=("token", "=", token))
     value = rows[0]["value"] if rows else None
@@ -113,7 +122,7 @@ def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Su
         settings,
         "reidentify",
         name,
-        role,
+        who,
         purpose,
         columns=("token", "value"),
         row_count=len(rows),
@@ -122,20 +131,21 @@ def reidentify(settings: Settings, *, role: str, token: str, purpose: str) -> Su
     return Subject(token, entity, jurisdiction, value)
 
 
-def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
+def erase(settings: Settings, *, who: SignedIn, token: str, purpose: str) -> int:
     """Remove the subject from its vault for good; returns the vault rows removed."""
 
-    jurisdiction = _permitted(settings, role, "erase", token, purpose)
+    jurisdiction = _permitted(settings, who, "erase", token, purpose)
     name = vault_table(jurisdiction)
     registry = full_registry(settings.conf_dir)
     spark = build_spark(settings, app_name="medlake-erase")
-    io = TableIO(spark, settings, registry, on_write=write_auditor(AuditTrail(settings, registry)))
+    auditor = write_auditor(AuditTrail(settings, registry), who.principal)
+    io = TableIO(spark, settings, registry, on_write=auditor)
     stamp = dt.datetime.now(dt.UTC)
     commit = CommitContext(job="erase", run_id=new_run_id("erase"), logical_date=stamp.date())
     # Recorded first: from here on no silver run vaults the subject again, even if the
     # removal below is interrupted (running erase again finishes it).
     erased = spark.createDataFrame(
-        [(token, jurisdiction, stamp, current_principal(), purpose)],
+        [(token, jurisdiction, stamp, who.principal, purpose)],
         registry.get(ERASURES).spark_schema,
     )
     io.append(ERASURES, erased, ctx=commit)
@@ -146,5 +156,5 @@ def erase(settings: Settings, *, role: str, token: str, purpose: str) -> int:
         if removed:
             io.overwrite(name, current.where(F.col("token") != token), ctx=commit)
             io.vacuum(name, retention_hours=0, ctx=commit)
-    _audit(settings, "erase", name, role, purpose, row_count=removed, details={"token": token})
+    _audit(settings, "erase", name, who, purpose, row_count=removed, details={"token": token})
     return removed

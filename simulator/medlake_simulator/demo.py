@@ -32,7 +32,17 @@ from typing import Any
 import yaml
 
 from medlake.config import Settings
+from medlake.governance.access import load_access
 from medlake.governance.classes import load_classes
+from medlake.governance.identity import (
+    IDENTITIES_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    AuthError,
+    Directory,
+    Identity,
+    save_token,
+)
 from medlake.governance.keys import KEY_ENV, SECRETS_FILE_ENV
 from medlake.jobs import backfill
 from medlake.orchestrate import LocalAirflow
@@ -65,6 +75,51 @@ def demo_keys(settings: Settings) -> Path | None:
         path.chmod(0o600)
     os.environ[SECRETS_FILE_ENV] = str(path)
     return path
+
+
+DEMO_SERVICE = "svc-lakehouse"  # the identity the DAG's tasks run as
+DEMO_ADMIN = "demo.admin"
+DEMO_TOKEN_HOURS = 24.0 * 30
+
+
+def demo_identities(settings: Settings) -> Path | None:
+    """Point $LAKEHOUSE_IDENTITIES at a demo identity directory under var/secrets unless one
+    is configured: the service identity of the DAG (its token is handed to every task
+    through $LAKEHOUSE_TOKEN_FILE), an administrator, and one user `demo.<role>` per role of
+    conf/governance/access.yaml, with a 30-day token each in var/secrets/tokens/ (no
+    passwords: `lakehouse identity passwd NAME` sets one for `lakehouse login`)."""
+
+    if os.environ.get(IDENTITIES_ENV):
+        return None
+    path = Path(settings.resolve("var/secrets/identities.yaml"))
+    tokens = path.parent / "tokens"
+    directory = Directory.open_or_create(path)
+    roles = sorted(load_access(settings.conf_dir).roles)
+    wanted = [
+        Identity(DEMO_SERVICE, "service", ("data_steward",)),
+        Identity(DEMO_ADMIN, "user", ("data_steward", "auditor"), admin=True),
+        *(Identity(f"demo.{role}", "user", (role,)) for role in roles),
+    ]
+    for identity in wanted:
+        if identity.name not in directory.identities:
+            directory.put(identity)
+    directory.save()
+    for identity in wanted:
+        token_file = tokens / f"{identity.name}.token"
+        if not token_file.exists() or _expired(directory, token_file):
+            save_token(directory.issue(identity.name, hours=DEMO_TOKEN_HOURS)[0], token_file)
+    os.environ[IDENTITIES_ENV] = str(path)
+    if not (os.environ.get(TOKEN_ENV) or os.environ.get(TOKEN_FILE_ENV)):
+        os.environ[TOKEN_FILE_ENV] = str(tokens / f"{DEMO_SERVICE}.token")
+    return path
+
+
+def _expired(directory: Directory, token_file: Path) -> bool:
+    try:
+        directory.verify(token_file.read_text(encoding="utf-8"))
+    except AuthError:  # expired, revoked or from an older directory
+        return True
+    return False
 
 
 def run_demo(settings: Settings, night: dt.date | None = None) -> int:
@@ -102,6 +157,12 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
     keys = demo_keys(settings)
     if keys is not None:
         step(f"pseudonymisation keys: demo keys in {keys} (production: env or secret file)")
+    identities = demo_identities(settings)
+    if identities is not None:
+        step(
+            f"identities: demo directory {identities}, the DAG runs as {DEMO_SERVICE}; "
+            f"tokens of demo.<role> users in {identities.parent / 'tokens'}"
+        )
     if night == first_night and _backfill_history(settings, step) != 0:
         return 1
 

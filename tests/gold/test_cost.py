@@ -34,6 +34,7 @@ from medlake.gold.cost import (
 )
 from medlake.io.schema import conform
 from medlake.tables import Registry
+from tests.identities import Identities
 
 D = Decimal
 day = dt.date.fromisoformat
@@ -696,9 +697,11 @@ def test_what_if_cli_reads_silver_as_a_role_and_explains_a_component_it_cannot_f
     spark: SparkSession,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    identities: Identities,
 ) -> None:
     import json
 
+    identities.sign_in(monkeypatch, "group_analyst")
     monkeypatch.setattr("medlake.spark.build_spark", lambda *a, **k: spark)  # the test session
     answers = history["answers"]
     code = answers["price_material_codes"]["SU"]

@@ -15,6 +15,7 @@ from medlake.config import DEFAULT_CONF_DIR
 from medlake.gold.metrics import load_dictionary
 from medlake.jobs import gold as gold_job
 from tests.history import DATES, context
+from tests.identities import Identities
 
 pytestmark = pytest.mark.slow
 
@@ -148,9 +149,14 @@ def test_a_second_run_for_the_same_date_leaves_the_same_tables(
 
 
 def test_metrics_query_as_a_regional_role_sees_its_plants_only(
-    gold: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    gold: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from medlake.cli import metrics as metrics_cli
+
+    identities.sign_in(monkeypatch, "analyst_cn")
 
     ctx = gold["ctx"]
     args = type("Args", (), {})()
@@ -179,7 +185,10 @@ def test_metrics_query_as_a_regional_role_sees_its_plants_only(
 
 
 def test_metrics_query_where_is_checked_like_governed_sql_and_a_refusal_is_audited(
-    gold: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    gold: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    identities: Identities,
 ) -> None:
     """--where once skipped the function checks: java_method() printed an environment
     variable through raise_error(). Now it is refused before anything is read, and audited
@@ -187,6 +196,7 @@ def test_metrics_query_where_is_checked_like_governed_sql_and_a_refusal_is_audit
     from medlake.cli import metrics as metrics_cli
 
     ctx = gold["ctx"]
+    identities.sign_in(monkeypatch, "analyst_cn")
     monkeypatch.setenv("MEDLAKE_TEST_SECRET", "s3cr3t-value")
     where = "raise_error(java_method('java.lang.System', 'getenv', 'MEDLAKE_TEST_SECRET')) IS NULL"
     args = type("Args", (), {})()

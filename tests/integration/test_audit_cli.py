@@ -16,6 +16,7 @@ from medlake.config import Settings, load_settings
 from medlake.governance.audit import AuditEvent, AuditTrail
 from medlake.io import CommitContext, TableIO
 from medlake.tables import Registry
+from tests.identities import Identities
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
@@ -64,8 +65,9 @@ def test_spark_reads_the_trail_as_written_and_a_spark_compaction_keeps_it_intact
 
 
 def test_the_lakehouse_command_verifies_the_trail_quickly_and_names_a_bad_event(
-    lake: Settings,
+    lake: Settings, identities: Identities, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    identities.sign_in(monkeypatch, "auditor")  # the subprocesses inherit the token
     trail = AuditTrail(lake)
     _events(trail, 20)
     started = time.perf_counter()

@@ -16,13 +16,15 @@ from pyspark.sql import Row, SparkSession
 from medlake.cli.governance import add_read_cli as add_cli
 from medlake.config import DEFAULT_CONF_DIR, Settings
 from medlake.entities import full_registry
-from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
+from medlake.governance.access import AccessDenied, load_access, load_plants
 from medlake.governance.audit import AuditTrail
+from medlake.governance.identity import AuthError
 from medlake.governance.read import Lakehouse, QueryError
 from medlake.governance.views import render_views, view_statements
 from medlake.io import CommitContext, TableIO
 from medlake.tables import Registry
 from tests.conftest import make_settings
+from tests.identities import Identities, as_role
 
 CONF = DEFAULT_CONF_DIR
 ALL = {"SZ", "SU", "PN", "GW", "TU", "MN"}
@@ -190,13 +192,12 @@ def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lake:
 
 def _open(lake: Lake, spark: SparkSession, role: str, trail: FakeTrail | None = None) -> Lakehouse:
     return Lakehouse(
-        role=role,
+        who=as_role(role, "tester"),
         settings=lake.settings,
         spark=spark,
         registry=lake.registry,
         policy=load_access(CONF),
         plants=load_plants(CONF),
-        principal="tester",
         purpose="integration test",
         trail=trail or FakeTrail(),
     )
@@ -466,8 +467,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_query_cli_prints_rows_and_audits_the_count(
-    lake: Lake, spark: SparkSession, capsys: pytest.CaptureFixture[str]
+    lake: Lake,
+    spark: SparkSession,
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    identities.sign_in(monkeypatch, "analyst_cn")
     args = _parser().parse_args(
         [
             "query",
@@ -489,13 +495,15 @@ def test_query_cli_prints_rows_and_audits_the_count(
         {"complaint_id": "Q-SU-1", "narrative": "<masked>"},
         {"complaint_id": "Q-SZ-0", "narrative": "<masked>"},
     ]
-    audit = Lakehouse.open(role="auditor", settings=lake.settings, spark=spark, purpose="check")
+    audit = Lakehouse.open(who=as_role("auditor"), settings=lake.settings, spark=spark)
     events = (
         audit.table("_audit")
         .where("action = 'read' AND table_name = 'silver.complaints'")
         .collect()
     )
-    assert [(e.row_count, e.role, e.purpose) for e in events] == [(3, "analyst_cn", "KPI review")]
+    assert [(e.row_count, e.principal, e.role, e.purpose) for e in events] == [
+        (3, "analyst_cn", "analyst_cn", "KPI review")
+    ]
     (event,) = events
     assert event.row_filter == "`plant_id` IN ('SU', 'SZ')"
     # the columns the role's view of the table offers (narrative masked, still present)
@@ -505,19 +513,27 @@ def test_query_cli_prints_rows_and_audits_the_count(
 
 
 def test_query_cli_exits_2_with_the_reason_when_denied(
-    lake: Lake, capsys: pytest.CaptureFixture[str]
+    lake: Lake,
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    identities.sign_in(monkeypatch, "analyst_eu")
     args = _parser().parse_args(["query", "SELECT * FROM _audit", "--role", "analyst_eu"])
     assert args.func(args, lake.settings) == 2
     assert "role 'analyst_eu' may not read _audit" in capsys.readouterr().err
-    args = _parser().parse_args(["query", "SELECT 1", "--role", "analyst_de"])
-    assert args.func(args, lake.settings) == 2
-    assert "unknown role 'analyst_de'" in capsys.readouterr().err
 
 
-def test_open_checks_the_role_before_starting_spark(lake: Lake) -> None:
-    with pytest.raises(UnknownRoleError, match="analyst_cn, analyst_eu, analyst_us"):
+def test_open_signs_in_and_checks_the_role_before_starting_spark(
+    lake: Lake, identities: Identities, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identities.sign_in(monkeypatch, "analyst_cn")
+    with pytest.raises(AuthError, match="analyst_cn, analyst_eu, analyst_us"):
         Lakehouse.open(role="nobody", settings=lake.settings)
+    events = AuditTrail(lake.settings).events()
+    assert [(e["action"], e["principal"]) for e in events if e["role"] == "nobody"] == [
+        ("refused", "analyst_cn")
+    ]
 
 
 def test_a_query_that_fails_while_running_is_audited_with_its_error(

@@ -13,15 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
+from medlake.cli import main
 from medlake.config import DEFAULT_CONF_DIR, load_settings
 from medlake.governance import vault
 from medlake.governance.audit import AuditTrail
 from medlake.governance.classes import load_classes
+from medlake.governance.identity import os_user
 from medlake.governance.keys import Keys
 from medlake.governance.masking import Masker
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
 from medlake.io import CommitContext
 from medlake.runtime import JobContext
+from tests.identities import ADMIN, Identities, as_role
 
 KEY = bytes(range(32))
 PURPOSE = "recall R-2026-014: contact affected patients"
@@ -49,7 +52,7 @@ def test_a_permitted_role_with_a_purpose_reidentifies_and_is_audited(
 ) -> None:
     ctx, tokens = lake
     subject = reidentify(
-        ctx.settings, role="quality_engineer", token=tokens["王秀英"], purpose=PURPOSE
+        ctx.settings, who=as_role("quality_engineer"), token=tokens["王秀英"], purpose=PURPOSE
     )
     assert subject.value == "王秀英"
     assert subject.jurisdiction == "cn"
@@ -74,7 +77,7 @@ def test_reidentification_is_refused_and_the_refusal_audited(
 ) -> None:
     ctx, tokens = lake
     with pytest.raises(NotPermittedError, match=message):
-        reidentify(ctx.settings, role=role, token=tokens["王秀英"], purpose=purpose)
+        reidentify(ctx.settings, who=as_role(role), token=tokens["王秀英"], purpose=purpose)
     event = AuditTrail(ctx.settings).events()[-1]
     assert (event["action"], event["role"]) == ("reidentify_refused", role)
     assert AuditTrail(ctx.settings).verify().ok
@@ -85,9 +88,14 @@ def test_erasure_removes_the_value_from_every_vault_file_for_good(
 ) -> None:
     ctx, tokens = lake
     with pytest.raises(NotPermittedError, match="may not erase"):
-        erase(ctx.settings, role="quality_engineer", token=tokens["王秀英"], purpose=PURPOSE)
+        erase(
+            ctx.settings, who=as_role("quality_engineer"), token=tokens["王秀英"], purpose=PURPOSE
+        )
     removed = erase(
-        ctx.settings, role="data_steward", token=tokens["王秀英"], purpose="DSR-2026-0042 erasure"
+        ctx.settings,
+        who=as_role("data_steward"),
+        token=tokens["王秀英"],
+        purpose="DSR-2026-0042 erasure",
     )
     assert removed == 1
     files = [p for p in (tmp_path / "lake" / "_system" / "_vault_cn").rglob("*") if p.is_file()]
@@ -100,7 +108,9 @@ def test_erasure_removes_the_value_from_every_vault_file_for_good(
     ]
     assert not any("王秀英" in text for text in contents)  # data files, log, checkpoints
     assert any("Lim Wei Ming" in text for text in contents)  # the other subject stays
-    after = reidentify(ctx.settings, role="data_steward", token=tokens["王秀英"], purpose=PURPOSE)
+    after = reidentify(
+        ctx.settings, who=as_role("data_steward"), token=tokens["王秀英"], purpose=PURPOSE
+    )
     assert after.value is None
     # silver running again over the same delivery does not bring the subject back
     masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
@@ -135,8 +145,52 @@ def test_a_regional_role_may_not_reach_another_jurisdictions_vault(
     assert "permissions: [reidentify]" in access.read_text(encoding="utf-8")
     settings = ctx.settings.model_copy(update={"conf_dir": conf})
     with pytest.raises(NotPermittedError, match="does not read the rows of every cn plant"):
-        reidentify(settings, role="analyst_eu", token=tokens["王秀英"], purpose=PURPOSE)
+        reidentify(settings, who=as_role("analyst_eu"), token=tokens["王秀英"], purpose=PURPOSE)
     with pytest.raises(NotPermittedError, match="unknown role"):
-        reidentify(settings, role="intern", token=tokens["王秀英"], purpose=PURPOSE)
+        reidentify(settings, who=as_role("intern"), token=tokens["王秀英"], purpose=PURPOSE)
     actions = [e["action"] for e in AuditTrail(settings).events()[-2:]]
     assert actions == ["reidentify_refused", "reidentify_refused"]
+
+
+def test_a_claimed_role_is_refused_and_audited_and_only_an_administrator_acts_for_another(
+    lake: tuple[JobContext, dict[str, str]],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The finding: a regional analyst claimed quality_engineer and got a clear name."""
+    ctx, tokens = lake
+    monkeypatch.setattr("medlake.cli.load_settings", lambda *a, **k: ctx.settings)
+    ask = ["governance", "reidentify", "--token", tokens["王秀英"], "--purpose", PURPOSE]
+    identities.sign_in(monkeypatch, "analyst_cn")
+    assert main([*ask, "--role", "quality_engineer"]) == 2
+    err = capsys.readouterr().err
+    assert "'analyst_cn' does not hold role 'quality_engineer'" in err and "王秀英" not in err
+    assert main([*ask, "--as", "quality_engineer"]) == 2  # acting for another: admins only
+    assert "only an administrator may" in capsys.readouterr().err
+    monkeypatch.setenv("LAKEHOUSE_PRINCIPAL", "quality_engineer")  # forging the audited name
+    assert main([*ask]) == 2
+    assert "LAKEHOUSE_PRINCIPAL" in capsys.readouterr().err
+    monkeypatch.delenv("LAKEHOUSE_PRINCIPAL")
+    monkeypatch.setenv("LAKEHOUSE_TOKEN", "mlk1.eyJzdWIiOiJxdWFsaXR5X2VuZ2luZWVyIn0.Zm9yZ2Vk")
+    assert main([*ask]) == 2  # a token made up by the caller
+    assert "signature does not match" in capsys.readouterr().err
+    refused = [e for e in AuditTrail(ctx.settings).events() if e["action"] == "refused"]
+    assert [(e["principal"], e["role"]) for e in refused] == [
+        ("analyst_cn", "quality_engineer"),
+        ("analyst_cn", None),
+        (f"os:{os_user()}", None),
+        ("unverified:quality_engineer", None),  # what the forged token claimed
+    ]
+    assert all(json.loads(e["details"])["reason"] for e in refused)
+    assert not [e for e in AuditTrail(ctx.settings).events() if e["action"] == "reidentify"]
+
+    identities.sign_in(monkeypatch, ADMIN)  # an administrator acts for the quality engineer
+    assert main([*ask, "--as", "quality_engineer"]) == 0
+    assert "王秀英" in capsys.readouterr().out
+    events = AuditTrail(ctx.settings).events()
+    assert [(e["action"], e["principal"]) for e in events[-2:]] == [
+        ("impersonate", f"{ADMIN} as quality_engineer"),
+        ("reidentify", f"{ADMIN} as quality_engineer"),
+    ]
+    assert AuditTrail(ctx.settings).verify().ok

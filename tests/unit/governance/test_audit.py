@@ -30,9 +30,11 @@ from medlake.governance.audit import (
     current_principal,
     event_hash,
 )
+from medlake.governance.identity import AuthError, os_user
 from medlake.io import TableConflictError, TableIO
 from medlake.io.arrow import ArrowTable, Snapshot, read_table
 from medlake.tables import Registry
+from tests.identities import TWO_ROLES, Identities
 
 CONF = DEFAULT_CONF_DIR
 Row = dict[str, Any]
@@ -135,7 +137,7 @@ def test_when_nothing_was_recorded_then_the_trail_verifies_with_zero_events(
 def test_record_chains_events_from_64_zeros_with_seq_and_every_field(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LAKEHOUSE_PRINCIPAL", "svc-airflow")
+    monkeypatch.setattr(audit.getpass, "getuser", lambda: "svc-airflow")  # the OS account
     trail = AuditTrail(settings)
     before = dt.datetime.now(dt.UTC)
     first = trail.record(_read(3, job="silver", run_id="r1", logical_date=dt.date(2026, 1, 5)))
@@ -242,13 +244,11 @@ def test_invalid_events_are_refused_before_anything_is_written(
     assert AuditTrail(settings).events() == []
 
 
-def test_principal_is_the_environment_variable_else_the_os_user(
+def test_principal_is_the_os_user_and_the_environment_cannot_forge_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("LAKEHOUSE_PRINCIPAL", "svc-lakehouse")
-    assert current_principal() == "svc-lakehouse"
-    monkeypatch.delenv("LAKEHOUSE_PRINCIPAL")
     monkeypatch.setattr(audit.getpass, "getuser", lambda: "maria")
+    monkeypatch.setenv("LAKEHOUSE_PRINCIPAL", "svc-lakehouse")
     assert current_principal() == "maria"
 
 
@@ -558,8 +558,12 @@ def test_cli_verify_exits_0_when_intact_and_1_naming_the_first_bad_event(
 
 
 def test_cli_show_prints_the_newest_events_of_a_table(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    identities.sign_in(monkeypatch, TWO_ROLES)  # holds analyst_cn and auditor
     auditor = ("--role", "auditor")  # each show is a read of the trail, audited in it
     assert _run(settings, "audit", "show", *auditor) == 0  # seq 0: this read
     assert "no audit events at" in capsys.readouterr().out
@@ -591,23 +595,33 @@ def test_cli_show_prints_the_newest_events_of_a_table(
         ("read", "auditor", 0), ("read", "auditor", 2), ("read", "auditor", 1),
         ("read", "auditor", 0),
     ]  # fmt: skip
+    assert {e["principal"] for e in reads} == {TWO_ROLES}
 
 
 def test_cli_show_and_vault_history_are_for_roles_holding_read_audit_and_refusals_are_audited(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    identities: Identities,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The trail and the vaults' history show everyone's queries, purposes and tokens."""
     trail = _trail_of(settings, 2)
-    with pytest.raises(SystemExit):  # --role is required
+    with pytest.raises(AuthError, match="not signed in"):
         _run(settings, "audit", "show")
-    assert _run(settings, "audit", "show", "--role", "analyst_us", "--purpose", "curious") == 2
+    identities.sign_in(monkeypatch, "analyst_us")
+    assert _run(settings, "audit", "show", "--purpose", "curious") == 2
     assert "read_audit" in capsys.readouterr().err
+    with pytest.raises(AuthError, match="does not hold role 'auditor'"):  # claiming it
+        _run(settings, "audit", "show", "--role", "auditor")
     history = build_parser().parse_args(["table", "history", "_vault_us"])
     assert int(history.func(history, settings)) == 2
-    assert "needs --role" in capsys.readouterr().err
+    assert "may not read_audit" in capsys.readouterr().err
     refused = [e for e in trail.events() if e["action"] == "refused"]
-    assert [(e["role"], e["purpose"], e["table_name"]) for e in refused] == [
-        ("analyst_us", "curious", "_audit"), (None, None, "_audit"),
-    ]  # fmt: skip
-    assert "audit show" in refused[0]["details"]
-    assert "table history _vault_us" in refused[1]["details"]
+    assert [(e["principal"], e["role"], e["purpose"], e["table_name"]) for e in refused] == [
+        (f"os:{os_user()}", None, None, "(identity)"),
+        ("analyst_us", "analyst_us", "curious", "_audit"),
+        ("analyst_us", "auditor", None, "(identity)"),
+        ("analyst_us", "analyst_us", None, "_audit"),
+    ]
+    assert "audit show" in refused[0]["details"] and "audit show" in refused[1]["details"]
+    assert "table history _vault_us" in refused[3]["details"]
