@@ -51,7 +51,7 @@ format: venv
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
 
-bench: venv  ## table-layer, simulator, throughput, night, rebuild, pipeline, governance and gold benchmarks; write bench/RESULTS.md
+bench: venv  ## table-layer, simulator, throughput, night, rebuild, pipeline, governance, gold and query-service benchmarks; write bench/RESULTS.md
 	@$(BIN)/python -m bench.table_io
 	@$(BIN)/python -m bench.generator
 	@$(BIN)/python -m bench.throughput
@@ -60,6 +60,7 @@ bench: venv  ## table-layer, simulator, throughput, night, rebuild, pipeline, go
 	@$(BIN)/python -m bench.pipeline
 	@$(BIN)/python -m bench.governance
 	@$(BIN)/python -m bench.gold
+	@$(BIN)/python -m bench.boundary
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 \

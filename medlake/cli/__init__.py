@@ -14,6 +14,7 @@ from typing import Any
 
 from deltalake.exceptions import DeltaError
 
+from medlake import queryserver
 from medlake.argtypes import iso_date, non_negative_int
 from medlake.cli import evaluate, governance, identity, metrics, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
@@ -301,6 +302,7 @@ def _governance_commands(sub: Any) -> None:
     """`query`, `audit ...` and `governance ...`: governed reads, the audit trail, subjects."""
 
     identity.add_identity_cli(sub)
+    queryserver.add_cli(sub)
     governance.add_read_cli(sub)
     governance.add_audit_cli(sub)
     gov = sub.add_parser(

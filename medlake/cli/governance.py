@@ -4,9 +4,9 @@ the command-line side of the governed read path, the audit trail and the data su
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,13 @@ from pyspark.errors import AnalysisException, PySparkException
 
 from medlake.argtypes import non_negative_int, positive_int
 from medlake.cli.identity import add_identity_args, signed_in
+from medlake.client import SERVER_ENV, Client, ServiceError, print_rows
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.audit import AuditEvent, AuditTrail, AuditTrailError
 from medlake.governance.read import Lakehouse, QueryResult
-from medlake.governance.sqlcheck import QueryError, first_line
+from medlake.governance.sqlcheck import QueryError, failure_condition, first_line
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
 from medlake.governance.views import DEFAULT_OUT, render_views, view_statements
 from medlake.io import TableNotFoundError
@@ -52,6 +53,17 @@ def add_read_cli(subparsers: Any) -> None:
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    if os.environ.get(SERVER_ENV):  # through the query service: no Spark in this process
+        try:
+            client = Client(role=args.role, act_as=args.act_as, purpose=args.purpose)
+            answer = client.sql(args.sql, limit=args.limit)
+        except ServiceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DENIED if exc.status in (400, 401, 403) else 1
+        print_rows(answer.columns, answer.rows, args.format)
+        if args.format == "table":
+            _count_line(len(answer.rows), args.limit)
+        return 0
     try:
         who = signed_in(args, settings, via="query")
         lakehouse = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
@@ -63,13 +75,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {first_line(exc)}", file=sys.stderr)
         return EXIT_DENIED
     except (Py4JJavaError, PySparkException) as exc:
-        # a failure while running: its condition or class, not its message (which can carry
-        # whatever the failing expression read)
-        cause = (
-            exc.getCondition()
-            if isinstance(exc, PySparkException)
-            else exc.java_exception.getClass().getName()
-        )
+        cause = failure_condition(exc)
         print(f"error: the query failed while running ({cause}); the log has the details",
               file=sys.stderr)  # fmt: skip
         return 1
@@ -78,24 +84,20 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_result(result: QueryResult, fmt: str, *, limit: int | None = None) -> None:
-    """Write rows to stdout as an aligned table, CSV or a JSON list of objects."""
-    records = [row.asDict(recursive=True) for row in result.rows]
+    """Write rows to stdout as an aligned table (with a count line), CSV or a JSON list of
+    objects (nested rows as objects)."""
     if fmt == "json":
+        records = [row.asDict(recursive=True) for row in result.rows]
         print(json.dumps(records, indent=2, default=str, ensure_ascii=False))
         return
-    if fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(result.columns)
-        for row in result.rows:
-            writer.writerow(["" if v is None else v for v in row])
-        return
-    cells = [list(result.columns)]
-    cells += [["NULL" if v is None else str(v) for v in row] for row in result.rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(result.columns))]
-    for line in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-    more = " (the limit; --limit N returns more)" if limit and len(result.rows) == limit else ""
-    print(f"({len(result.rows)} rows{more})")
+    print_rows(result.columns, result.rows, fmt)
+    if fmt == "table":
+        _count_line(len(result.rows), limit)
+
+
+def _count_line(rows: int, limit: int | None) -> None:
+    more = " (the limit; --limit N returns more)" if limit and rows == limit else ""
+    print(f"({rows} rows{more})")
 
 
 # --- audit -----------------------------------------------------------------------------------

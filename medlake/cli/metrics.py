@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +12,13 @@ from pyspark.errors import AnalysisException, ParseException
 
 from medlake.cli.governance import print_result
 from medlake.cli.identity import add_identity_args, signed_in
+from medlake.client import SERVER_ENV, Client, ServiceError, print_rows
 from medlake.config import CONF_DIR_VAR, ConfigError, Settings, packaged, source_checkout
-from medlake.gold import facts as gold_facts
-from medlake.gold.metrics import LOCK_FILE, compute, load_dictionary, read_lock, write_lock
-from medlake.gold.panorama import PanoramaConfig, load_gold_config
-from medlake.governance.access import AccessDenied, UnknownRoleError
-from medlake.governance.read import Lakehouse, QueryResult
-from medlake.governance.sqlcheck import QueryError, check_condition, check_names
+from medlake.gold.metrics import LOCK_FILE, load_dictionary, read_lock, write_lock
+from medlake.gold.selfservice import metric_query
+from medlake.governance.access import AccessDenied
+from medlake.governance.read import Lakehouse
+from medlake.governance.sqlcheck import QueryError
 from medlake.io import TableNotFoundError
 
 if TYPE_CHECKING:
@@ -151,42 +152,27 @@ def cmd_lock(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
-    d = _dictionary(settings)
-    metric = d.get(args.metric)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
-    fact = gold_facts.get(metric.spec.fact)
-    asked = {"metric": metric.id, "by": by, "where": args.where}
+    as_of = args.as_of.isoformat() if args.as_of else None
+    if os.environ.get(SERVER_ENV):  # through the query service: no Spark in this process
+        try:
+            client = Client(role=args.role, act_as=args.act_as, purpose=args.purpose)
+            answer = client.metric(args.metric, by=by, where=args.where, as_of=as_of)
+        except ServiceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DENIED if exc.status in (400, 401, 403) else 1
+        print(answer.info.get("title", args.metric))
+        print_rows(answer.columns, answer.rows, args.format)
+        return 0
+    who = signed_in(args, settings, via="metrics query")
+    lh = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
     try:
-        who = signed_in(args, settings, via="metrics query")
-        lh = Lakehouse.open(who=who, settings=settings, purpose=args.purpose)
-    except UnknownRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DENIED
-    try:  # what the analyst wrote is checked like governed SQL before anything is read
-        check_names(by, what="--by")
-        if args.where:
-            check_condition(lh.spark, args.where, what="--where")
-    except QueryError as exc:
-        lh.refuse(exc, via="metrics", details=asked)
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DENIED
-    try:
-        tables = {name: lh.table(name, details=asked) for name in fact.inputs}
+        metric, result = metric_query(
+            lh, settings, args.metric, by=by, where=args.where, as_of=args.as_of
+        )
     except (AccessDenied, QueryError, TableNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DENIED
-    ctx = gold_facts.FactContext(
-        spark=lh.spark,
-        as_of=args.as_of or dt.datetime.now(dt.UTC).date(),
-        regions=gold_facts.plant_regions(settings.conf_dir),
-        params=_fact_params(settings),
-    )
-    try:
-        rows = fact.build(tables, ctx)
-        if args.where:
-            rows = rows.where(args.where)
-        values = compute([metric], rows, by).drop("metric_id")
-        result = QueryResult(tuple(values.columns), values.orderBy(*by).collect())
     except ParseException as exc:
         raise ConfigError(
             f"--where is not a valid SQL condition: {str(exc).splitlines()[0]}"
@@ -194,17 +180,16 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     except AnalysisException as exc:
         first = str(exc).splitlines()[0]
         print(
-            f"error: {metric.id} cannot be computed as role {lh.role!r}: {first} (a column "
+            f"error: {args.metric} cannot be computed as role {lh.role!r}: {first} (a column "
             "the fact needs may be hidden from this role, or --where names an unknown column)",
             file=sys.stderr,
         )
         return EXIT_DENIED
-    print(f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})")
+    print(title(metric))
     print_result(result, args.format)
     return 0
 
 
-def _fact_params(settings: Settings) -> dict[str, Any]:
-
-    conf = load_gold_config(settings.conf_dir, "panorama", PanoramaConfig)
-    return {"safety_stock_days": conf.safety_stock_days.model_dump()}
+def title(metric: Metric) -> str:
+    """The line printed above a metric's values."""
+    return f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})"

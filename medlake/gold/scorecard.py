@@ -1,14 +1,17 @@
 """The supplier scorecard: composite score, rank in category, trend and risk flags.
 
 Per supplier (group id: across every plant that buys from it), material category and
-month, over the rolling window of the last `window_months` months. Each component is a
-metric of the dictionary scored 0-100 between the configured worst and best values; the
-composite is their weighted mean. Flags carry their reason as text a buyer can act on.
+month, over the rolling window of the last `window_months` months, once per scope: `group`
+(every plant) and each plant set a regional role reads (`scoped_scorecards`), so that a
+regional analyst gets scores, ranks and counts computed from her plants' data alone. Each
+component is a metric of the dictionary scored 0-100 between the configured worst and best
+values; the composite is their weighted mean. Flags carry their reason as text a buyer can act on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -188,6 +191,29 @@ def scorecard(
         F.min("supplier_name").alias("supplier_name")
     )
     return df.where(F.col("month").isin(*months)).join(names, "supplier_group_id", "left")
+
+
+def scoped_scorecards(
+    dictionary: MetricDictionary,
+    facts: Mapping[str, DataFrame],
+    config: ScorecardConfig,
+    months: Sequence[str],
+    supplier_names: DataFrame,
+    scopes: Mapping[str, Sequence[str]],
+) -> DataFrame:
+    """`scorecard` once per scope (name -> plant ids), each over the facts of its plants
+    only, with the columns `scope` and `scope_plants` (the plants it was computed over)."""
+
+    parts = []
+    for name, plants in scopes.items():
+        scoped = {n: f.where(F.col("plant_id").isin(*plants)) for n, f in facts.items()}
+        card = scorecard(dictionary, scoped, config, months, supplier_names)
+        parts.append(
+            card.withColumn("scope", F.lit(name)).withColumn(
+                "scope_plants", F.array(*[F.lit(p) for p in sorted(plants)])
+            )
+        )
+    return reduce(lambda a, b: a.unionByName(b), parts)
 
 
 def _single_source(purchases: DataFrame, months: int) -> DataFrame:

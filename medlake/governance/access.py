@@ -24,6 +24,10 @@ Permission = Literal["reidentify", "erase", "read_audit"]
 PERMISSIONS: tuple[str, ...] = ("reidentify", "erase", "read_audit")
 MASKED_TEXT = "<masked>"
 PLANT_COLUMN = "plant_id"
+# a group-level mart row computed over a set of plants names them here (array<string>): a role
+# with a row filter reads the row only when it may read every one of them
+SCOPE_COLUMN = "scope_plants"
+GROUP_SCOPE = "group"
 
 # Tables no role reads through a governed read, whatever access.yaml says: they hold values
 # as delivered or in the clear (only the audited re-identification command opens a vault).
@@ -274,16 +278,38 @@ class AccessPolicy:
     ) -> str | None:
         if spec.rows == "all" or table.name in self.shared_tables:
             return None
-        if PLANT_COLUMN not in {c.name for c in table.columns}:
+        names = {c.name for c in table.columns}
+        if PLANT_COLUMN not in names and SCOPE_COLUMN not in names:
             raise AccessDenied(
                 f"role {role!r} reads rows of {spec.rows.describe()} only, and {table.name} has "
-                f"no {PLANT_COLUMN} column to filter by; it is readable only if it carries no "
-                f"plant's rows and is listed under shared_tables in {self.source}"
+                f"no {PLANT_COLUMN} or {SCOPE_COLUMN} column to filter by; it is readable only "
+                f"if it carries no plant's rows and is listed under shared_tables in "
+                f"{self.source}"
             )
         visible = sorted(p for p, info in plants.items() if spec.rows.admits(info))
         if not visible:
             return "FALSE"
-        return f"{_quote(PLANT_COLUMN)} IN ({', '.join(_literal(p) for p in visible)})"
+        listed = ", ".join(_literal(p) for p in visible)
+        if PLANT_COLUMN in names:
+            return f"{_quote(PLANT_COLUMN)} IN ({listed})"
+        # every plant the row was computed over is one the role may read
+        return (
+            f"size({_quote(SCOPE_COLUMN)}) > 0 AND "
+            f"forall({_quote(SCOPE_COLUMN)}, p -> p IN ({listed}))"
+        )
+
+    def row_scopes(self, plants: Mapping[str, PlantInfo]) -> dict[str, tuple[str, ...]]:
+        """The plant sets that group-level marts are recomputed over: `group` (every plant)
+        and the plants each role with a row filter reads (roles reading the same plants share
+        one), named by their plant ids joined by `+`; roles that read no plant add none."""
+        scopes = {GROUP_SCOPE: tuple(sorted(plants))}
+        for spec in self.roles.values():
+            if spec.rows == "all":
+                continue
+            visible = tuple(sorted(p for p, info in plants.items() if spec.rows.admits(info)))
+            if visible and visible != scopes[GROUP_SCOPE]:
+                scopes.setdefault("+".join(visible), visible)
+        return scopes
 
     def readable(self, role: str, registry: Registry, plants: Mapping[str, PlantInfo]) -> list[str]:
         """Names of the registered tables `role` may read (sorted)."""

@@ -53,13 +53,14 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from medlake import client
 from medlake.config import ConfigError, Settings
 from medlake.governance.access import AccessDenied, AccessPolicy, UnknownRoleError, load_access
 from medlake.governance.audit import AuditEvent, AuditTrail
 
 IDENTITIES_ENV = "LAKEHOUSE_IDENTITIES"
-TOKEN_ENV = "LAKEHOUSE_TOKEN"
-TOKEN_FILE_ENV = "LAKEHOUSE_TOKEN_FILE"
+TOKEN_ENV = client.TOKEN_ENV
+TOKEN_FILE_ENV = client.TOKEN_FILE_ENV
 PRINCIPAL_VAR = "LAKEHOUSE_PRINCIPAL"  # no longer honoured: refused and audited when set
 TOKEN_PREFIX = "mlk1"
 DEFAULT_TOKEN_HOURS = 10.0
@@ -81,10 +82,7 @@ class IdentityConfigError(ConfigError):
 def default_token_file() -> Path:
     """Where `lakehouse login` keeps the token: $LAKEHOUSE_TOKEN_FILE, else
     ~/.config/medlake/token."""
-    named = os.environ.get(TOKEN_FILE_ENV)
-    if named:
-        return Path(named).expanduser()
-    return Path.home() / ".config" / "medlake" / "token"
+    return client.token_file()
 
 
 def os_user() -> str:
@@ -427,18 +425,10 @@ class Directory:
 
 def find_token(explicit: str | None = None) -> str | None:
     """The caller's token: `explicit`, else $LAKEHOUSE_TOKEN, else the token file."""
-    if explicit:
-        return explicit
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
-    path = default_token_file()
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AuthError(f"token file {path} is readable by other users; run `chmod 600 {path}`")
-    return path.read_text(encoding="utf-8").strip() or None
+        return client.find_token(explicit)
+    except PermissionError as exc:
+        raise AuthError(str(exc)) from None
 
 
 def save_token(token: str, path: Path | None = None) -> Path:
@@ -519,13 +509,16 @@ def sign_in(
     via: str,
     source: IdentitySource | None = None,
     policy: AccessPolicy | None = None,
+    ambient: bool = True,
 ) -> SignedIn:
     """Authenticate the caller from its token and bind it to a role it holds.
 
     `act_as` (an administrator only) acts for another identity in one of *its* roles; the
-    audit trail names both. Every refusal is audited before `AuthError` is raised."""
+    audit trail names both. Every refusal is audited before `AuthError` is raised.
+    `ambient=False` (a service signing in its clients) uses `token` only, never this
+    process's own environment or token file."""
     policy = policy or load_access(settings.conf_dir)
-    found = find_token(token)
+    found = find_token(token) if ambient else (token or None)
     claimed = _claimed(found)
     try:
         if found is None:

@@ -111,6 +111,19 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def failure_condition(exc: BaseException) -> str:
+    """What to tell an analyst about a query that failed while running: Spark's error
+    condition (DIVIDE_BY_ZERO) or the Java exception's class, never the message, which can
+    carry whatever the failing expression read."""
+    condition = getattr(exc, "getCondition", None)
+    if callable(condition) and condition():
+        return str(condition())
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        return str(java.getClass().getName())
+    return type(exc).__name__
+
+
 class _Jvm:
     """Spark's parser, function registry and the plan classes the checks test against."""
 

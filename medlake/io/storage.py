@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import posixpath
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -92,5 +94,27 @@ class Storage:
 
 
 def table_location(settings: Settings, spec: TableSpec) -> str:
-    """Where a registered table lives: `<storage.root>/<layer>/<name>`."""
-    return f"{settings.storage_root.rstrip('/')}/{spec.path}"
+    """Where a registered table lives: `<storage.root>/<layer>/<name>` (a local root is made
+    private first: `private_root`)."""
+    root = settings.storage_root.rstrip("/")
+    private_root(root)
+    return f"{root}/{spec.path}"
+
+
+_PRIVATE: set[str] = set()
+
+
+def private_root(root: str) -> None:
+    """Keep a local storage root readable by this account only: created with mode 0700, and
+    an existing one that group or others may enter is closed (chmod go-rwx). Every table,
+    bronze and the vaults included, sits below it, so only the service account that runs the
+    jobs and the query service reads the files; analysts go through the query service. On
+    object storage the bucket's credentials do this (docs/security.md)."""
+    if root in _PRIVATE or ("://" in root and not root.startswith("file://")):
+        return
+    path = Path(root.removeprefix("file://"))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+    _PRIVATE.add(root)

@@ -26,7 +26,8 @@ from medlake.gold.panorama import (
     months_between,
     panorama,
 )
-from medlake.gold.scorecard import ScorecardConfig, scorecard
+from medlake.gold.scorecard import ScorecardConfig, scoped_scorecards
+from medlake.governance.access import load_access, load_plants
 from medlake.io import CommitContext
 from medlake.runtime import JobContext, JobResult, lineage_run
 
@@ -140,7 +141,10 @@ def _marts(
     )
     product_costs = costs.product_costs.withColumn("region", regions[F.col("plant_id")])
     pano = panorama(dictionary, {**facts, "product_costs": product_costs}, grains, months)
-    cards = scorecard(dictionary, facts, score_conf, months, tables["silver.suppliers"])
+    plants = load_plants(ctx.settings.conf_dir)
+    scopes = load_access(ctx.settings.conf_dir).row_scopes(plants)
+    suppliers = tables["silver.suppliers"]
+    cards = scoped_scorecards(dictionary, facts, score_conf, months, suppliers, scopes)
     cost_versions = _versions_map(dictionary, "product_costs")
     return {
         PANORAMA: pano,

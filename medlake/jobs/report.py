@@ -159,7 +159,7 @@ def _plants(panorama: DataFrame | None, regions: dict[str, str]) -> list[dict[st
 def _suppliers(ctx: JobContext, month: str) -> dict[str, Any]:
     """The TOP suppliers to look at: flagged first, then the lowest composite score."""
 
-    cards = _table(ctx, "gold.supplier_scorecard", f"month = '{month}'")
+    cards = _table(ctx, "gold.supplier_scorecard", f"month = '{month}' AND scope = 'group'")
     if cards is None:
         return {"suppliers": [], "scorecard_window": "no scorecard yet"}
     rows = (

@@ -68,8 +68,9 @@ def demo_keys(settings: Settings) -> Path | None:
     ):
         return None
     path = Path(settings.resolve("var/secrets/pseudonym-keys.yaml"))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)  # the secret store: the service account only
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         keys = {j: secrets.token_hex(32) for j in jurisdictions}
         path.write_text(yaml.safe_dump({"pseudonym_keys": keys}), encoding="utf-8")
         path.chmod(0o600)
@@ -146,6 +147,7 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
             progress=False,
             workers=2,
         )
+        deliveries.chmod(0o700)  # delivered data holds personal values: the service only
         summary = json.loads((deliveries / "_truth" / "summary.json").read_text())
         step(
             f"{made.rows:,} rows in {made.files:,} files; "

@@ -13,9 +13,11 @@ from pyspark.sql import functions as F
 
 from medlake.config import DEFAULT_CONF_DIR
 from medlake.gold.metrics import load_dictionary
+from medlake.governance.access import load_access, load_plants
+from medlake.governance.read import Lakehouse
 from medlake.jobs import gold as gold_job
-from tests.history import DATES, context
-from tests.identities import Identities
+from tests.history import DATES, PLANTS, context
+from tests.identities import Identities, as_role
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +47,7 @@ def test_the_degrading_supplier_is_flagged_after_the_planted_date_and_not_before
     assert degrade == dt.date(2026, 5, 1)
     planted = _planted_group_ids(gold)
     assert planted
-    rows = gold["ctx"].io.read("gold.supplier_scorecard").collect()
+    rows = gold["ctx"].io.read("gold.supplier_scorecard").where("scope = 'group'").collect()
     flagged = {
         r["month"]
         for r in rows
@@ -213,3 +215,100 @@ def test_metrics_query_where_is_checked_like_governed_sql_and_a_refusal_is_audit
     details = json.loads(events[0]["details"])
     assert details["where"] == where and details["metric"] == "otd"
     assert "raise_error() is not allowed" in details["reason"]
+
+
+# the plants each regional role reads, worked out by hand from access.yaml (countries) and
+# conf/sources (each plant's country); every other role reads every plant
+REGIONAL = {"analyst_cn": {"SU", "SZ"}, "analyst_eu": {"GW", "TU"}, "analyst_us": {"MN"}}
+
+
+class _Events(list[Any]):
+    def record(self, events: list[Any]) -> None:
+        self.extend(events)
+
+
+def test_every_role_reads_every_gold_table_and_a_regional_role_only_its_plants_figures(
+    gold: dict[str, Any], spark: SparkSession
+) -> None:
+    """A regional analyst is never refused a gold table her plants have data in, never sees
+    another plant's rows, and never a figure computed over the group."""
+    ctx = gold["ctx"]
+    policy = load_access(ctx.settings.conf_dir)
+    plants = load_plants(ctx.settings.conf_dir)
+    written = [t.name for t in ctx.registry if t.layer == "gold" and ctx.io.version(t.name)]
+    assert {
+        "gold.supply_chain_panorama", "gold.supplier_scorecard", "gold.product_cost",
+        "gold.cost_transmission", "gold.metric_catalogue",
+    } <= set(written)  # fmt: skip
+    for role in policy.roles:
+        lh = Lakehouse(
+            who=as_role(role),
+            settings=ctx.settings,
+            spark=spark,
+            registry=ctx.registry,
+            policy=policy,
+            plants=plants,
+            trail=_Events(),
+        )
+        visible = REGIONAL.get(role, set(plants))
+        for name in written:
+            full = ctx.io.read(name)
+            got = lh.table(name).collect()  # never refused
+            where = f"{role} on {name}"
+            if role not in REGIONAL or name == "gold.metric_catalogue":
+                assert len(got) == full.count(), where
+            elif "plant_id" in full.columns:
+                expected = full.where(F.col("plant_id").isin(*visible)).count()
+                assert len(got) == expected, where  # empty only where her plants have none
+                if name == "gold.supply_chain_panorama":  # every plant with data has rows
+                    assert bool(got) == bool(visible & set(PLANTS)), where
+                assert {r["plant_id"] for r in got} <= visible, where
+            else:  # her scope's rows, wherever her plants have receipts (the history: SU, TU)
+                assert bool(got) == bool(visible & set(PLANTS)), where
+                assert {r["scope"] for r in got} <= {"+".join(sorted(visible))}, where
+                assert all(set(r["scope_plants"]) == visible for r in got), where
+
+
+def test_a_regional_scorecard_is_recomputed_from_its_plants_receipts_alone(
+    gold: dict[str, Any],
+) -> None:
+    ctx, io = gold["ctx"], gold["ctx"].io
+    window = 3  # conf/gold/scorecard.yaml window_months
+    cards = io.read("gold.supplier_scorecard")
+    lines = (
+        io.read("silver.goods_receipts")
+        .where(F.col("receipt_date") <= F.lit(ctx.logical_date))
+        .join(
+            io.read("silver.purchase_orders").select(
+                "plant_id", "po_number", "po_line", "supplier_group_id"
+            ),
+            ["plant_id", "po_number", "po_line"],
+            "left",
+        )
+        .where(F.col("supplier_group_id").isNotNull())
+        .select("plant_id", F.date_format("receipt_date", "yyyy-MM").alias("month"))
+        .collect()
+    )
+
+    def receipts_in_window(month: str, plants: set[str]) -> int:
+        end = dt.date.fromisoformat(month + "-01")
+        first = [(end.year * 12 + end.month - 1 - k) for k in range(window)]
+        months = {f"{m // 12}-{m % 12 + 1:02d}" for m in first}
+        return sum(1 for r in lines if r["month"] in months and r["plant_id"] in plants)
+
+    totals = {
+        (r["scope"], r["month"]): r["n"]
+        for r in cards.groupBy("scope", "month").agg(F.sum("receipt_lines").alias("n")).collect()
+    }
+    months = sorted({m for _, m in totals})
+    assert len(months) >= 6
+    for month in months:
+        for role, visible in REGIONAL.items():
+            scope = "+".join(sorted(visible))
+            assert totals.get((scope, month), 0) == receipts_in_window(month, visible), (
+                role,
+                month,
+            )
+        every = set(load_plants(ctx.settings.conf_dir))
+        assert totals[("group", month)] == receipts_in_window(month, every), month
+        assert totals[("group", month)] > totals[("SU+SZ", month)]  # not the group figure

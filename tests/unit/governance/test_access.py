@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pyspark.sql import SparkSession
 
 from medlake.cli.governance import add_views_cli as views_cli
 from medlake.config import DEFAULT_CONF_DIR, ConfigError
@@ -20,6 +21,7 @@ from medlake.governance.access import (
     load_plants,
 )
 from medlake.governance.classes import load_classes
+from medlake.governance.read import apply_plan
 from medlake.governance.views import render_views
 from medlake.sources import PlantInfo
 from medlake.tables import ColumnSpec, Registry, TableSpec
@@ -246,13 +248,55 @@ def test_a_table_without_plant_id_is_refused_to_regional_roles_unless_shared(
     policy: AccessPolicy,
 ) -> None:
     reference = _table("gold.calendar", [_col("day", "date", "public")], plant=False)
-    with pytest.raises(AccessDenied, match=r"no plant_id column.*shared_tables"):
+    with pytest.raises(AccessDenied, match=r"no plant_id or scope_plants column.*shared_tables"):
         policy.plan("analyst_cn", reference, PLANTS)
     assert policy.plan("group_analyst", reference, PLANTS).where_sql is None
     shared = AccessPolicy(policy.roles, ["gold.calendar"])
     plan = shared.plan("analyst_cn", reference, PLANTS)
     assert plan.where_sql is None
     assert plan.columns == ("day",)
+
+
+def test_a_group_level_row_is_read_only_by_roles_that_may_read_every_plant_it_was_computed_over(
+    policy: AccessPolicy, spark: SparkSession
+) -> None:
+    mart = _table(
+        "gold.mart",
+        [_col("scope_plants", "array<string>", "public"), _col("v", "int", "internal")],
+        plant=False,
+    )
+    rows = [(["SU", "SZ"], 1), (["SZ"], 2), (["SU", "SZ", "PN"], 3), ([], 4), (["MN"], 5)]
+    df = spark.createDataFrame(rows, "scope_plants array<string>, v int")
+
+    def seen(role: str) -> list[int]:
+        return sorted(r["v"] for r in apply_plan(policy.plan(role, mart, PLANTS), df).collect())
+
+    assert seen("analyst_cn") == [1, 2]  # never the row that also counts Penang
+    assert seen("analyst_us") == [5]
+    assert seen("analyst_eu") == []
+    assert seen("group_analyst") == [1, 2, 3, 4, 5]
+
+
+def test_marts_are_recomputed_over_each_distinct_plant_set_a_regional_role_reads(
+    tmp_path: Path,
+) -> None:
+    conf = _conf(
+        tmp_path,
+        {
+            "roles": {
+                "all": _role(),
+                "cn": _role(rows={"countries": ["CN"]}),
+                "cn_again": _role(rows={"plants": ["SU", "SZ"]}),
+                "apac": _role(rows={"regions": ["APAC"]}),
+                "nowhere": _role(rows={"countries": ["BR"]}),
+            }
+        },
+    )
+    assert load_access(conf).row_scopes(PLANTS) == {
+        "group": ("GW", "MN", "PN", "SU", "SZ", "TU"),
+        "SU+SZ": ("SU", "SZ"),
+        "PN+SU+SZ": ("PN", "SU", "SZ"),
+    }
 
 
 def test_fx_rates_are_shared_reference_data(

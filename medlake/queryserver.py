@@ -1,0 +1,258 @@
+"""The query service: the process boundary between analysts and storage.
+
+`lakehouse serve` runs as the service identity, the only account that may read the storage
+root and the secret store (docs/security.md). It keeps one warm Spark session, the access
+policy, the table registry and the plants, and answers over HTTP on loopback:
+
+    POST /v1/query   {"sql": ..., "limit": N}                         governed SQL
+    POST /v1/metric  {"metric": ..., "by": [...], "where": ..., "as_of": "YYYY-MM-DD"}
+    POST /v1/whoami  {}
+    (every body may add "role", "as" and "purpose"; the token goes in
+     `Authorization: Bearer <token>`)
+
+Each request is signed in from its own token only (never from the server's environment),
+bound to a role the identity holds, and read through `Lakehouse`: the SQL allow-list on the
+analysed plan, the row filters, masks and the audit trail apply exactly as in process.
+Answers are JSON: `columns`, `rows`, `principal`, `role`; errors are `{"error": message}`
+with 401 (not signed in, bad token, role not held), 403 (refused by the policy or the
+allow-list), 400 (a malformed request or condition) or 500 (the query failed while running:
+its error condition only, never a message that could carry the data it read).
+
+Analysts use `medlake.client` (standard library only): `lakehouse query` and `lakehouse
+metrics query` with $LAKEHOUSE_SERVER set, `Client()` in a notebook. Requests are answered
+one at a time (one Spark session); the HTTP side accepts them concurrently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException, ParseException, PySparkException
+from pyspark.sql import Row, SparkSession
+
+from medlake.config import ConfigError, Settings
+from medlake.entities import full_registry
+from medlake.gold.selfservice import metric_query
+from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
+from medlake.governance.identity import AuthError, sign_in
+from medlake.governance.read import Lakehouse, QueryResult
+from medlake.governance.sqlcheck import QueryError, failure_condition, first_line
+from medlake.io import TableNotFoundError
+from medlake.spark import build_spark
+
+log = logging.getLogger("medlake.queryserver")
+DEFAULT_PORT = 8765
+MAX_BODY = 1 << 20  # bytes of one request
+MAX_ROWS = 100_000  # a larger answer is cut (and says so): the service is for answers
+
+
+class RequestError(Exception):
+    """A request the service cannot take; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Row):
+        return {k: _json_value(v) for k, v in value.asDict().items()}
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    return value
+
+
+def _answer(result: QueryResult, **info: Any) -> dict[str, Any]:
+    rows = [[_json_value(v) for v in row] for row in result.rows[:MAX_ROWS]]
+    cut = {"truncated_at": MAX_ROWS} if len(result.rows) > MAX_ROWS else {}
+    return {"columns": list(result.columns), "rows": rows, **info, **cut}
+
+
+class QueryService:
+    """What the HTTP handler calls: sign the request in and answer it through `Lakehouse`."""
+
+    def __init__(self, settings: Settings, spark: SparkSession | None = None) -> None:
+        conf = settings.conf_dir
+        self.settings = settings
+        self.policy = load_access(conf)
+        self.registry = full_registry(conf)
+        self.plants = load_plants(conf)
+        self.policy.check(self.registry, self.plants)
+        self.spark = spark or build_spark(settings, app_name="medlake-query-service")
+        self._lock = threading.Lock()
+
+    def handle(self, path: str, token: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to one request, or `RequestError`/`AuthError`/... (see `respond`)."""
+        if path not in ("/v1/query", "/v1/metric", "/v1/whoami"):
+            raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}")
+        if not token:
+            raise AuthError("not signed in: send `Authorization: Bearer <token>`")
+        purpose = _text(body, "purpose")
+        who = sign_in(
+            self.settings,
+            role=_text(body, "role"),
+            token=token,
+            act_as=_text(body, "as"),
+            purpose=purpose,
+            via=f"service {path}",
+            policy=self.policy,
+            ambient=False,
+        )
+        info = {"principal": who.principal, "role": who.role}
+        if path == "/v1/whoami":
+            return {**info, "roles": list(who.identity.roles), "kind": who.identity.kind}
+        with self._lock:  # one Spark session: one request at a time
+            lh = Lakehouse(
+                who=who,
+                settings=self.settings,
+                spark=self.spark,
+                registry=self.registry,
+                policy=self.policy,
+                plants=self.plants,
+                purpose=purpose,
+            )
+            if path == "/v1/query":
+                sql = _text(body, "sql", required=True)
+                limit = body.get("limit", 1000)
+                if limit is not None and (not isinstance(limit, int) or limit < 1):
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "limit must be a positive integer")
+                return _answer(lh.fetch(sql or "", limit=limit), **info)
+            by = body.get("by") or []
+            if not isinstance(by, list) or not all(isinstance(b, str) for b in by):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "by must be a list of column names")
+            as_of = _text(body, "as_of")
+            metric, result = metric_query(
+                lh,
+                self.settings,
+                _text(body, "metric", required=True) or "",
+                by=by,
+                where=_text(body, "where"),
+                as_of=dt.date.fromisoformat(as_of) if as_of else None,
+            )
+            title = f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})"
+            return _answer(result, title=title, **info)
+
+    def respond(
+        self, path: str, token: str | None, body: Mapping[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON body) for one request; every error is mapped, none escapes."""
+        try:
+            return 200, self.handle(path, token, body)
+        except RequestError as exc:
+            return exc.status, {"error": str(exc)}
+        except AuthError as exc:  # audited where it was raised
+            return 401, {"error": str(exc)}
+        except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
+            return 403, {"error": str(exc)}
+        except ParseException as exc:
+            return 400, {"error": f"not valid SQL: {first_line(exc)}"}
+        except AnalysisException as exc:
+            return 403, {"error": first_line(exc)}
+        except ConfigError as exc:  # an unknown metric, a bad dimension
+            return 400, {"error": str(exc)}
+        except ValueError as exc:  # a malformed date
+            return 400, {"error": str(exc)}
+        except (Py4JJavaError, PySparkException) as exc:
+            cause = failure_condition(exc)
+            log.warning("request %s failed while running: %s", path, cause)
+            return 500, {"error": f"the query failed while running ({cause})"}
+        except Exception as exc:
+            log.exception("request %s failed", path)
+            return 500, {"error": f"internal error ({type(exc).__name__}); see the service log"}
+
+
+def _text(body: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"{key} must be a non-empty string")
+    return value
+
+
+def make_server(service: QueryService, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server (not yet serving) that hands every POST to `service.respond`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "medlake-query-service"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.info("%s %s", self.address_string(), format % args)
+
+        def _send(self, status: int, body: Mapping[str, Any]) -> None:
+            data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._send(405, {"error": "use POST with a JSON body"})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(413, {"error": f"request larger than {MAX_BODY} bytes"})
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self._send(400, {"error": "the body must be a JSON object"})
+                return
+            auth = self.headers.get("Authorization") or ""
+            token = auth[7:].strip() if auth.startswith("Bearer ") else None
+            self._send(*service.respond(self.path, token, body))
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def add_cli(sub: Any) -> None:
+    """Register `lakehouse serve`."""
+    p = sub.add_parser(
+        "serve",
+        help="run the query service: analysts' governed SQL and metrics over HTTP",
+        description="Run the query service as the service identity (the account that owns "
+        "the storage root and the secret store): analysts connect with medlake.client "
+        "(`lakehouse query` with $LAKEHOUSE_SERVER set, or Client() in a notebook) and never "
+        "hold a Spark session or a path to the files. Listens on loopback by default.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service = QueryService(settings)
+    server = make_server(service, args.host, args.port)
+    port = server.server_address[1]
+    print(f"query service listening on http://{args.host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        service.spark.stop()
+    return 0
