@@ -88,6 +88,16 @@ def find_token(explicit: str | None = None) -> str | None:
     return path.read_text(encoding="utf-8").strip() or None
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is refused: it would carry the bearer token to another address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class Client:
     """A connection to the query service at `url` (default $LAKEHOUSE_SERVER) with `token`
     (default: $LAKEHOUSE_TOKEN or the token file), acting in `role` (default: the identity's
@@ -111,20 +121,20 @@ class Client:
         self.token = find_token(token)
         self.role, self.act_as, self.purpose = role, act_as, purpose
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if not self.token:
-            raise ServiceError(
-                401, f"not signed in: run `lakehouse login --user NAME` or set ${TOKEN_ENV}"
-            )
-        payload = {"role": self.role, "as": self.act_as, "purpose": self.purpose, **body}
+    def _post(self, path: str, body: dict[str, Any], *, signed: bool = True) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            if not self.token:
+                raise ServiceError(
+                    401, f"not signed in: run `lakehouse login --user NAME` or set ${TOKEN_ENV}"
+                )
+            headers["Authorization"] = f"Bearer {self.token}"
+            body = {"role": self.role, "as": self.act_as, "purpose": self.purpose, **body}
         request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(payload).encode("utf-8"),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
+            self.url + path, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            with _OPENER.open(request, timeout=TIMEOUT_S) as response:
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
             try:
@@ -143,6 +153,13 @@ class Client:
         columns = tuple(answer.pop("columns"))
         rows = [tuple(r) for r in answer.pop("rows")]
         return Result(columns, rows, answer)
+
+    def login(self, user: str, password: str, *, hours: float = 10.0) -> dict[str, Any]:
+        """Sign in with a password: the service checks it (the directory is its secret) and
+        answers with `token`, `expires` and `roles`."""
+        return self._post(
+            "/v1/login", {"user": user, "password": password, "hours": hours}, signed=False
+        )
 
     def whoami(self) -> dict[str, Any]:
         """The signed-in identity, the role it acts in and the roles it holds."""

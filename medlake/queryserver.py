@@ -7,6 +7,7 @@ policy, the table registry and the plants, and answers over HTTP on loopback:
     POST /v1/query   {"sql": ..., "limit": N}                         governed SQL
     POST /v1/metric  {"metric": ..., "by": [...], "where": ..., "as_of": "YYYY-MM-DD"}
     POST /v1/whoami  {}
+    POST /v1/login   {"user": ..., "password": ..., "hours": H}          no token: issues one
     (every body may add "role", "as" and "purpose"; the token goes in
      `Authorization: Bearer <token>`)
 
@@ -44,7 +45,7 @@ from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.gold.selfservice import metric_query
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
-from medlake.governance.identity import AuthError, sign_in
+from medlake.governance.identity import AuthError, IdentityConfigError, login, sign_in
 from medlake.governance.read import Lakehouse, QueryResult
 from medlake.governance.sqlcheck import QueryError, failure_condition, first_line
 from medlake.io import TableNotFoundError
@@ -54,6 +55,8 @@ log = logging.getLogger("medlake.queryserver")
 DEFAULT_PORT = 8765
 MAX_BODY = 1 << 20  # bytes of one request
 MAX_ROWS = 100_000  # a larger answer is cut (and says so): the service is for answers
+READ_TIMEOUT_S = 30.0  # a client that sends its request slower than this is dropped
+MAX_PURPOSE = 500  # characters of a stated purpose kept
 
 
 class RequestError(Exception):
@@ -99,22 +102,37 @@ class QueryService:
         self.spark = spark or build_spark(settings, app_name="medlake-query-service")
         self._lock = threading.Lock()
 
-    def handle(self, path: str, token: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+    def handle(
+        self, path: str, token: str | None, body: Mapping[str, Any], client: str = "remote"
+    ) -> dict[str, Any]:
         """The answer to one request, or `RequestError`/`AuthError`/... (see `respond`)."""
-        if path not in ("/v1/query", "/v1/metric", "/v1/whoami"):
+        if path not in ("/v1/query", "/v1/metric", "/v1/whoami", "/v1/login"):
             raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}")
-        if not token:
-            raise AuthError("not signed in: send `Authorization: Bearer <token>`")
-        purpose = _text(body, "purpose")
+        if path == "/v1/login":
+            hours = body.get("hours", 10.0)
+            if not isinstance(hours, int | float):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "hours must be a number")
+            token, expires, identity = login(
+                self.settings,
+                _text(body, "user", required=True) or "",
+                _text(body, "password", required=True) or "",
+                hours=float(hours),
+                via="service /v1/login",
+                anonymous=client,
+            )
+            return {"token": token, "expires": f"{expires:%Y-%m-%d %H:%M} UTC",
+                    "roles": list(identity.roles)}  # fmt: skip
+        purpose = (_text(body, "purpose") or "")[:MAX_PURPOSE] or None
         who = sign_in(
             self.settings,
             role=_text(body, "role"),
-            token=token,
+            token=token or "",
             act_as=_text(body, "as"),
             purpose=purpose,
             via=f"service {path}",
             policy=self.policy,
             ambient=False,
+            anonymous=client,
         )
         info = {"principal": who.principal, "role": who.role}
         if path == "/v1/whoami":
@@ -134,7 +152,8 @@ class QueryService:
                 limit = body.get("limit", 1000)
                 if limit is not None and (not isinstance(limit, int) or limit < 1):
                     raise RequestError(HTTPStatus.BAD_REQUEST, "limit must be a positive integer")
-                return _answer(lh.fetch(sql or "", limit=limit), **info)
+                cap = MAX_ROWS + 1  # one more than is returned, to say the answer was cut
+                return _answer(lh.fetch(sql or "", limit=min(limit or cap, cap)), **info)
             by = body.get("by") or []
             if not isinstance(by, list) or not all(isinstance(b, str) for b in by):
                 raise RequestError(HTTPStatus.BAD_REQUEST, "by must be a list of column names")
@@ -151,29 +170,32 @@ class QueryService:
             return _answer(result, title=title, **info)
 
     def respond(
-        self, path: str, token: str | None, body: Mapping[str, Any]
+        self, path: str, token: str | None, body: Mapping[str, Any], client: str = "remote"
     ) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) for one request; every error is mapped, none escapes."""
         try:
-            return 200, self.handle(path, token, body)
+            return 200, self.handle(path, token, body, client)
         except RequestError as exc:
             return exc.status, {"error": str(exc)}
         except AuthError as exc:  # audited where it was raised
             return 401, {"error": str(exc)}
+        except IdentityConfigError as exc:  # the service's own set-up: logged, not shown
+            log.error("identity directory: %s", exc)
+            return 503, {"error": "the service cannot check identities now; see its log"}
         except (AccessDenied, UnknownRoleError, QueryError, TableNotFoundError) as exc:
             return 403, {"error": str(exc)}
         except ParseException as exc:
             return 400, {"error": f"not valid SQL: {first_line(exc)}"}
         except AnalysisException as exc:
             return 403, {"error": first_line(exc)}
-        except ConfigError as exc:  # an unknown metric, a bad dimension
-            return 400, {"error": str(exc)}
-        except ValueError as exc:  # a malformed date
-            return 400, {"error": str(exc)}
         except (Py4JJavaError, PySparkException) as exc:
             cause = failure_condition(exc)
             log.warning("request %s failed while running: %s", path, cause)
             return 500, {"error": f"the query failed while running ({cause})"}
+        except ConfigError as exc:  # an unknown metric, a bad dimension
+            return 400, {"error": str(exc)}
+        except ValueError as exc:  # a malformed date
+            return 400, {"error": f"bad request: {type(exc).__name__}: {first_line(exc)[:200]}"}
         except Exception as exc:
             log.exception("request %s failed", path)
             return 500, {"error": f"internal error ({type(exc).__name__}); see the service log"}
@@ -193,6 +215,7 @@ def make_server(service: QueryService, host: str, port: int) -> ThreadingHTTPSer
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "medlake-query-service"
+        timeout = READ_TIMEOUT_S  # a slow or silent client does not hold a thread for ever
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
@@ -209,22 +232,25 @@ def make_server(service: QueryService, host: str, port: int) -> ThreadingHTTPSer
             self._send(405, {"error": "use POST with a JSON body"})
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, {"error": f"request larger than {MAX_BODY} bytes"})
+            raw = self.headers.get("Content-Length") or "0"
+            if not raw.isdigit() or int(raw) > MAX_BODY:
+                self._send(413, {"error": f"send a Content-Length of 0 to {MAX_BODY} bytes"})
                 return
             try:
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(self.rfile.read(int(raw)) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("not an object")
-            except ValueError:
+            except Exception:  # bad JSON, bad encoding, nesting too deep, a timeout
                 self._send(400, {"error": "the body must be a JSON object"})
                 return
             auth = self.headers.get("Authorization") or ""
             token = auth[7:].strip() if auth.startswith("Bearer ") else None
-            self._send(*service.respond(self.path, token, body))
+            client = f"remote:{self.client_address[0]}"
+            self._send(*service.respond(self.path, token, body, client))
 
-    return ThreadingHTTPServer((host, port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
 
 
 def add_cli(sub: Any) -> None:

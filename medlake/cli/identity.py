@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from medlake.client import SERVER_ENV, Client, ServiceError
 from medlake.config import Settings
 from medlake.governance.access import load_access
 from medlake.governance.audit import AuditEvent, AuditTrail
@@ -25,9 +27,9 @@ from medlake.governance.identity import (
     Directory,
     Identity,
     SignedIn,
-    audit_refusal,
     default_token_file,
     hash_password,
+    login,
     os_user,
     save_token,
     sign_in,
@@ -80,20 +82,19 @@ def _audit(settings: Settings, action: str, name: str, **details: Any) -> None:
 
 
 def cmd_login(args: argparse.Namespace, settings: Settings) -> int:
-    directory = Directory.load()
     password = _password(args, f"password for {args.user}: ")
-    try:
-        identity = directory.authenticate(args.user, password)
-    except AuthError as exc:
-        audit_refusal(settings, exc, via="login", principal=args.user[:64])
-        raise
-    token, expires = directory.issue(identity.name, hours=args.hours)
+    if os.environ.get(SERVER_ENV):  # the service checks it: analysts cannot read the directory
+        try:
+            answer = Client().login(args.user, password, hours=args.hours)
+        except (ServiceError, PermissionError) as exc:
+            raise AuthError(str(exc)) from None
+        token, until, roles = answer["token"], answer["expires"], answer["roles"]
+    else:  # the directory's own account (the service account, an administrator)
+        token, expires, identity = login(settings, args.user, password, hours=args.hours)
+        until, roles = f"{expires:%Y-%m-%d %H:%M} UTC", list(identity.roles)
     path = save_token(token)
-    _audit(settings, "login", identity.name, principal=identity.name, expires=str(expires))
-    print(
-        f"signed in as {identity.name} (roles: {', '.join(identity.roles) or 'none'}) until "
-        f"{expires:%Y-%m-%d %H:%M} UTC; token in {path}"
-    )
+    print(f"signed in as {args.user} (roles: {', '.join(roles) or 'none'}) until {until}; "
+          f"token in {path}")  # fmt: skip
     return 0
 
 

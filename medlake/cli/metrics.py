@@ -158,9 +158,9 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         try:
             client = Client(role=args.role, act_as=args.act_as, purpose=args.purpose)
             answer = client.metric(args.metric, by=by, where=args.where, as_of=as_of)
-        except ServiceError as exc:
+        except (ServiceError, PermissionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DENIED if exc.status in (400, 401, 403) else 1
+            return EXIT_DENIED if getattr(exc, "status", 403) in (400, 401, 403) else 1
         print(answer.info.get("title", args.metric))
         print_rows(answer.columns, answer.rows, args.format)
         return 0

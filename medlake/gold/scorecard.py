@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from medlake.config import ConfigError
 from medlake.gold.metrics import MetricDictionary, compute
+from medlake.governance.access import GROUP_SCOPE
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -37,6 +38,9 @@ class Component(_Strict):
     weight: float = Field(gt=0, le=1)
     best: float
     worst: float
+    # a commercial component (price): left out of the scorecards of regional scopes, whose
+    # readers may not see commercial terms; their composite weighs the other components
+    central_only: bool = False
 
     @model_validator(mode="after")
     def _distinct(self) -> Component:
@@ -95,10 +99,17 @@ def scorecard(
     config: ScorecardConfig,
     months: Sequence[str],
     supplier_names: DataFrame,
+    *,
+    central: bool = True,
 ) -> DataFrame:
-    """The scorecard rows of `months` (window metrics, scores, rank, trend, flags)."""
+    """The scorecard rows of `months` (window metrics, scores, rank, trend, flags); with
+    `central=False` the `central_only` components are NULL and out of the composite."""
 
-    metrics = {name: dictionary.get(c.metric) for name, c in config.components.items()}
+    metrics = {
+        name: dictionary.get(c.metric)
+        for name, c in config.components.items()
+        if central or not c.central_only
+    }
     needed = {m.spec.fact for m in metrics.values()} | {"receipt_lines", "purchase_lines"}
     missing = sorted(needed - set(facts))
     if missing:
@@ -118,6 +129,10 @@ def scorecard(
             *KEYS, F.col("value").alias(name), F.col("denominator").alias(f"{name}_n")
         )
         base = base.join(values, KEYS, "left")
+    for name in config.components:
+        if name not in metrics:  # left out of this scope
+            base = base.withColumn(name, F.lit(None).cast("double"))
+            base = base.withColumn(f"{name}_n", F.lit(None).cast("double"))
     enough = F.col("receipt_lines") >= config.min_receipt_lines
     weighted, weights = F.lit(0.0), F.lit(0.0)
     for name, c in config.components.items():
@@ -202,12 +217,16 @@ def scoped_scorecards(
     scopes: Mapping[str, Sequence[str]],
 ) -> DataFrame:
     """`scorecard` once per scope (name -> plant ids), each over the facts of its plants
-    only, with the columns `scope` and `scope_plants` (the plants it was computed over)."""
+    only, with the columns `scope` and `scope_plants` (the plants it was computed over).
+    Scopes other than `group` are read by regional roles: their scorecards leave out the
+    `central_only` (commercial) components."""
 
     parts = []
     for name, plants in scopes.items():
         scoped = {n: f.where(F.col("plant_id").isin(*plants)) for n, f in facts.items()}
-        card = scorecard(dictionary, scoped, config, months, supplier_names)
+        names = supplier_names.where(F.col("plant_id").isin(*plants))  # the scope's spelling
+        central = name == GROUP_SCOPE
+        card = scorecard(dictionary, scoped, config, months, names, central=central)
         parts.append(
             card.withColumn("scope", F.lit(name)).withColumn(
                 "scope_plants", F.array(*[F.lit(p) for p in sorted(plants)])

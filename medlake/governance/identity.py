@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import hmac
@@ -46,6 +47,8 @@ import re
 import secrets
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +67,8 @@ TOKEN_FILE_ENV = client.TOKEN_FILE_ENV
 PRINCIPAL_VAR = "LAKEHOUSE_PRINCIPAL"  # no longer honoured: refused and audited when set
 TOKEN_PREFIX = "mlk1"
 DEFAULT_TOKEN_HOURS = 10.0
+MAX_LOGIN_HOURS = 24.0  # a person's sign-in; longer-lived tokens are issued to services
+LOCK_AFTER, LOCK_SECONDS = 5, 300.0  # failed sign-ins of one name in a row, then a pause
 MAX_TOKEN_HOURS = 24.0 * 366
 # scrypt cost: n = 2**15, r = 8, p = 1 uses 32 MiB and about 0.1 s per check on one core
 SCRYPT_LOG2N, SCRYPT_R, SCRYPT_P = 15, 8, 1
@@ -133,7 +138,11 @@ def check_password(password: str, stored: str) -> bool:
 
 
 # a hash of a random password: checked for unknown names too, so timing does not tell them apart
-_DECOY = hash_password(secrets.token_hex(16))
+@functools.cache
+def _decoy() -> str:
+    """A hash of a random password, checked for unknown names too, so that the time of an
+    answer does not tell an unknown name from a wrong password (computed on first use)."""
+    return hash_password(secrets.token_hex(16))
 
 
 # --------------------------------------------------------------------- identities
@@ -348,7 +357,7 @@ class Directory:
         message for an unknown name and a wrong password)."""
         found = self.identities.get(name)
         stored = found.password if found is not None else None
-        matches = check_password(password, stored or _DECOY)
+        matches = check_password(password, stored or _decoy())
         if found is None or found.disabled or stored is None or not matches:
             raise AuthError(f"sign-in refused for {name!r}: unknown identity or wrong password")
         return found
@@ -389,7 +398,8 @@ class Directory:
             raise AuthError("not a medlake token (expected mlk1.<payload>.<signature>)")
         try:
             payload = _unb64(parts[1])
-            signature_ok = hmac.compare_digest(self._sign(payload), parts[2])
+            expected = self._sign(payload).encode("ascii")
+            signature_ok = hmac.compare_digest(expected, parts[2].encode("utf-8"))
         except ValueError:
             signature_ok = False
         if not signature_ok:
@@ -435,10 +445,16 @@ def save_token(token: str, path: Path | None = None) -> Path:
     """Write `token` to the token file (mode 0600) and return where."""
     path = path or default_token_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(token + "\n")
-    os.chmod(path, 0o600)
+    # a fresh file of ours (never through a link, never into someone else's file), then
+    # moved over the old one
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".token-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600, O_EXCL
+            out.write(token + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -510,13 +526,16 @@ def sign_in(
     source: IdentitySource | None = None,
     policy: AccessPolicy | None = None,
     ambient: bool = True,
+    anonymous: str | None = None,
 ) -> SignedIn:
     """Authenticate the caller from its token and bind it to a role it holds.
 
     `act_as` (an administrator only) acts for another identity in one of *its* roles; the
     audit trail names both. Every refusal is audited before `AuthError` is raised.
     `ambient=False` (a service signing in its clients) uses `token` only, never this
-    process's own environment or token file."""
+    process's own environment or token file; `anonymous` is who a refusal without any token
+    is recorded for (default: this process's OS account; the service: the client's
+    address)."""
     policy = policy or load_access(settings.conf_dir)
     found = find_token(token) if ambient else (token or None)
     claimed = _claimed(found)
@@ -547,7 +566,7 @@ def sign_in(
             settings,
             exc,
             via=via,
-            principal=claimed if claimed != "(no identity)" else f"os:{os_user()}",
+            principal=claimed if claimed != "(no identity)" else (anonymous or f"os:{os_user()}"),
             role=role,
             purpose=purpose,
             details={"act_as": act_as} if act_as else None,
@@ -582,6 +601,61 @@ def job_principal(settings: Settings) -> str:
     except AuthError as exc:
         audit_refusal(settings, exc, via="job", principal=_claimed(token))
         raise
+
+
+_failures: dict[str, tuple[int, float]] = {}  # name -> (failures in a row, locked until)
+_failures_lock = threading.Lock()
+
+
+def login(
+    settings: Settings,
+    user: str,
+    password: str,
+    *,
+    hours: float = DEFAULT_TOKEN_HOURS,
+    via: str = "login",
+    anonymous: str | None = None,
+    directory: Directory | None = None,
+) -> tuple[str, dt.datetime, Identity]:
+    """Check `password` for identity `user` and issue a token of at most `MAX_LOGIN_HOURS`.
+
+    Audited either way (a refusal names the user as `unverified:NAME`); after `LOCK_AFTER`
+    failures in a row a name is refused for `LOCK_SECONDS` without its password being
+    checked, so passwords cannot be guessed at speed."""
+    name = user[:64]
+    try:
+        if not 0 < hours <= MAX_LOGIN_HOURS:
+            raise AuthError(
+                f"a sign-in lasts at most {MAX_LOGIN_HOURS:g} hours; services get longer "
+                "tokens from `lakehouse identity token`"
+            )
+        with _failures_lock:
+            failures, until = _failures.get(name, (0, 0.0))
+        if time.monotonic() < until:
+            raise AuthError(f"sign-in for {name!r} paused after {failures} failures; try later")
+        try:
+            identity = (directory or Directory.load()).authenticate(user, password)
+        except AuthError:
+            with _failures_lock:
+                failures += 1
+                locked = time.monotonic() + LOCK_SECONDS if failures >= LOCK_AFTER else 0.0
+                _failures[name] = (failures, locked)
+            raise
+    except AuthError as exc:
+        audit_refusal(settings, exc, via=via, principal=f"unverified:{name}")
+        raise
+    with _failures_lock:
+        _failures.pop(name, None)
+    token, expires = (directory or Directory.load()).issue(identity.name, hours=hours)
+    AuditTrail(settings).record(
+        AuditEvent(
+            action="login",
+            table_name="(identity)",
+            principal=identity.name,
+            details={"via": via, "expires": str(expires), "from": anonymous},
+        )
+    )
+    return token, expires, identity
 
 
 def _override_refused() -> AuthError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from pyarrow import fs as pafs
+
+from medlake.config import ConfigError
 
 if TYPE_CHECKING:
     from medlake.config import Settings
@@ -114,7 +117,14 @@ def private_root(root: str) -> None:
         return
     path = Path(root.removeprefix("file://"))
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        path.chmod(mode & 0o700)
+    info = path.stat()
+    if info.st_mode & 0o077:
+        if info.st_uid != os.geteuid():
+            raise ConfigError(
+                f"storage root {path} is open to other users (mode "
+                f"{stat.S_IMODE(info.st_mode):o}) and owned by another account (uid "
+                f"{info.st_uid}): run the jobs and the query service as its owner, or have it "
+                f"run `chmod go-rwx {path}`"
+            )
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
     _PRIVATE.add(root)

@@ -302,6 +302,10 @@ def test_a_regional_scorecard_is_recomputed_from_its_plants_receipts_alone(
     }
     months = sorted({m for _, m in totals})
     assert len(months) >= 6
+    regional = cards.where("scope <> 'group'").collect()
+    assert regional and all(r["price"] is None and r["price_score"] is None for r in regional)
+    assert any(r["composite_score"] is not None for r in regional)  # from the other components
+    assert cards.where("scope = 'group' AND price_score IS NOT NULL").count() > 0
     for month in months:
         for role, visible in REGIONAL.items():
             scope = "+".join(sorted(visible))

@@ -24,6 +24,7 @@ from pyspark.sql import Row, SparkSession
 
 from medlake.config import DEFAULT_CONF_DIR, Settings
 from medlake.entities import full_registry
+from medlake.governance import identity
 from medlake.governance.audit import AuditTrail
 from medlake.io import CommitContext, TableIO
 from medlake.queryserver import QueryService, make_server
@@ -267,8 +268,14 @@ def test_a_request_is_signed_in_from_its_own_token_never_the_services(boundary: 
     """The service runs with an administrator's token in its environment (the fixture sets
     one): a request without a token, or with a bad one, must not borrow it."""
     service = boundary.service
-    status, body = service.respond("/v1/query", None, {"sql": "SELECT 1 AS one"})
-    assert (status, body) == (401, {"error": "not signed in: send `Authorization: Bearer <token>`"})
+    status, body = service.respond("/v1/query", None, {"sql": "SELECT 1 AS one"}, "remote:10.0.0.9")
+    assert status == 401 and body["error"].startswith("not signed in")
+    (event,) = [
+        e for e in AuditTrail(boundary.settings).events() if e["principal"] == "remote:10.0.0.9"
+    ]
+    assert event["action"] == "refused"  # recorded for the caller's address, not the service
+    status, body = service.respond("/v1/query", "mlk1.e30.c2lnw6k", {"sql": "SELECT 1 AS one"})
+    assert status == 401 and "signature" in body["error"]  # a non-ASCII signature
     status, body = service.respond("/v1/whoami", "", {})
     assert status == 401
     status, body = service.respond("/v1/query", "mlk1.e30.c2ln", {"sql": "SELECT 1 AS one"})
@@ -286,3 +293,53 @@ def test_a_request_is_signed_in_from_its_own_token_never_the_services(boundary: 
     assert status == 500 and body == {"error": "the query failed while running (DIVIDE_BY_ZERO)"}
     status, body = service.respond("/v1/whoami", token, {})
     assert (status, body["principal"], body["role"]) == (200, "analyst_eu", "analyst_eu")
+
+
+def _raw(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.putrequest("POST", "/v1/query", skip_accept_encoding=True)
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    conn.endheaders(body)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_malformed_requests_get_an_answer_and_the_service_keeps_serving(boundary: Boundary) -> None:
+    token = boundary.identities.token("analyst_cn")
+    auth = {"Authorization": f"Bearer {token}"}
+    assert _raw(boundary.url, b"{}", {**auth, "Content-Length": "-1"})[0] == 413
+    assert _raw(boundary.url, b"{}", {**auth, "Content-Length": "abc"})[0] == 413
+    deep = b"[" * 100_000
+    assert _raw(boundary.url, deep, {**auth, "Content-Length": str(len(deep))})[0] == 400
+    status, body = _raw(
+        boundary.url, b'{"sql": "SELECT 1 AS one"}', {**auth, "Content-Length": "26"}
+    )
+    assert (status, body["rows"]) == (200, [[1]])
+
+
+def test_a_password_is_checked_by_the_service_and_guessing_is_paused(boundary: Boundary) -> None:
+    from medlake.client import Client, ServiceError
+    from tests.identities import PASSWORD, TWO_ROLES
+
+    client = Client(boundary.url, token="unused")
+    answer = client.login(TWO_ROLES, PASSWORD, hours=1)
+    assert sorted(answer["roles"]) == ["analyst_cn", "auditor"]
+    assert Client(boundary.url, token=answer["token"], role="auditor").whoami()["role"] == "auditor"
+    with pytest.raises(ServiceError, match="at most 24 hours"):
+        client.login(TWO_ROLES, PASSWORD, hours=24 * 30)
+    for _ in range(5):
+        with pytest.raises(ServiceError, match="unknown identity or wrong password"):
+            client.login(TWO_ROLES, "a wrong guess of a password")
+    with pytest.raises(ServiceError, match="paused after 5 failures"):
+        client.login(TWO_ROLES, PASSWORD)  # even the right one, for a while
+    refused = [
+        e["principal"]
+        for e in AuditTrail(boundary.settings).events()
+        if e["action"] == "refused" and json.loads(e["details"])["via"] == "service /v1/login"
+    ]
+    assert refused == [f"unverified:{TWO_ROLES}"] * 7
+    identity._failures.clear()  # the pause lives in this process: end it for other tests

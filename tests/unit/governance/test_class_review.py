@@ -23,7 +23,7 @@ PRICES = {
     "silver.suppliers": {"payment_terms_days"},
     "gold.product_cost": {"material_cost_group", "revenue_group", "avg_price_group", "margin_pct"},
     "gold.cost_transmission": {"unit_cost_group", "contribution_group", "delta_vs_standard_group"},
-    "gold.supplier_scorecard": {"price", "price_n"},
+    "gold.supplier_scorecard": {"price", "price_n", "price_score"},
 }
 
 

@@ -213,8 +213,8 @@ def test_cli_add_login_whoami_and_a_wrong_password(
     actions = [(e["action"], e["principal"]) for e in AuditTrail(settings).events()]
     assert actions == [
         ("identity_add", f"os:{os_user()}"),
-        ("refused", "maria.rossi"),
-        ("refused", "nobody.here"),
+        ("refused", "unverified:maria.rossi"),
+        ("refused", "unverified:nobody.here"),
         ("login", "maria.rossi"),
     ]
 
