@@ -185,6 +185,12 @@ class Client:
 # --------------------------------------------------------------------- as a script
 
 
+def exit_code(exc: ServiceError | PermissionError) -> int:
+    """2 when the service refused the request (or the token file is too open), 1 when it
+    failed or could not be reached."""
+    return 2 if getattr(exc, "status", 403) in (400, 401, 403) else 1
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
     """Rows to stdout as an aligned table, CSV or a JSON list of objects."""
     if fmt == "json":
@@ -230,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = client.metric(args.metric, by=by, where=args.where)
     except (ServiceError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if getattr(exc, "status", 403) in (400, 401, 403) else 1
+        return exit_code(exc)
     print_rows(result.columns, result.rows, args.format)
     return 0
 

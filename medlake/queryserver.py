@@ -43,7 +43,7 @@ from pyspark.sql import Row, SparkSession
 
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
-from medlake.gold.selfservice import metric_query
+from medlake.gold.selfservice import metric_query, metric_title
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.identity import AuthError, IdentityConfigError, login, sign_in
 from medlake.governance.read import Lakehouse, QueryResult
@@ -166,8 +166,7 @@ class QueryService:
                 where=_text(body, "where"),
                 as_of=dt.date.fromisoformat(as_of) if as_of else None,
             )
-            title = f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})"
-            return _answer(result, title=title, **info)
+            return _answer(result, title=metric_title(metric), **info)
 
     def respond(
         self, path: str, token: str | None, body: Mapping[str, Any], client: str = "remote"

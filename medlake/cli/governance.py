@@ -16,11 +16,12 @@ from pyspark.errors import AnalysisException, PySparkException
 
 from medlake.argtypes import non_negative_int, positive_int
 from medlake.cli.identity import add_identity_args, signed_in
-from medlake.client import SERVER_ENV, Client, ServiceError, print_rows
+from medlake.client import SERVER_ENV, Client, ServiceError, exit_code, print_rows
 from medlake.config import ConfigError, Settings
 from medlake.entities import full_registry
 from medlake.governance.access import AccessDenied, UnknownRoleError, load_access, load_plants
 from medlake.governance.audit import AuditEvent, AuditTrail, AuditTrailError
+from medlake.governance.identity import audit_refusal
 from medlake.governance.read import Lakehouse, QueryResult
 from medlake.governance.sqlcheck import QueryError, failure_condition, first_line
 from medlake.governance.subjects import NotPermittedError, erase, reidentify
@@ -59,7 +60,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             answer = client.sql(args.sql, limit=args.limit)
         except (ServiceError, PermissionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DENIED if getattr(exc, "status", 403) in (400, 401, 403) else 1
+            return exit_code(exc)
         print_rows(answer.columns, answer.rows, args.format)
         if args.format == "table":
             _count_line(len(answer.rows), args.limit)
@@ -122,16 +123,15 @@ def audit_reader(settings: Settings, args: argparse.Namespace, *, what: str) -> 
     try:
         load_access(settings.conf_dir).require(who.role, AUDIT_PERMISSION)
     except (AccessDenied, UnknownRoleError) as exc:
-        refusal = AuditEvent(
-            action="refused",
-            table_name="_audit",
+        audit_refusal(
+            settings,
+            exc,
+            via=what,
             principal=who.principal,
             role=who.role,
             purpose=args.purpose,
-            row_count=0,
-            details={"via": what, "reason": str(exc)},
+            table="_audit",
         )
-        trail.record([refusal])
         print(f"error: {exc}", file=sys.stderr)
         return None
     return trail

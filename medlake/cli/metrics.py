@@ -12,10 +12,10 @@ from pyspark.errors import AnalysisException, ParseException
 
 from medlake.cli.governance import print_result
 from medlake.cli.identity import add_identity_args, signed_in
-from medlake.client import SERVER_ENV, Client, ServiceError, print_rows
+from medlake.client import SERVER_ENV, Client, ServiceError, exit_code, print_rows
 from medlake.config import CONF_DIR_VAR, ConfigError, Settings, packaged, source_checkout
 from medlake.gold.metrics import LOCK_FILE, load_dictionary, read_lock, write_lock
-from medlake.gold.selfservice import metric_query
+from medlake.gold.selfservice import metric_query, metric_title
 from medlake.governance.access import AccessDenied
 from medlake.governance.read import Lakehouse
 from medlake.governance.sqlcheck import QueryError
@@ -160,7 +160,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             answer = client.metric(args.metric, by=by, where=args.where, as_of=as_of)
         except (ServiceError, PermissionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DENIED if getattr(exc, "status", 403) in (400, 401, 403) else 1
+            return exit_code(exc)
         print(answer.info.get("title", args.metric))
         print_rows(answer.columns, answer.rows, args.format)
         return 0
@@ -185,11 +185,6 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_DENIED
-    print(title(metric))
+    print(metric_title(metric))
     print_result(result, args.format)
     return 0
-
-
-def title(metric: Metric) -> str:
-    """The line printed above a metric's values."""
-    return f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})"

@@ -58,6 +58,11 @@ def metric_query(
     return metric, QueryResult(tuple(values.columns), values.orderBy(*by).collect())
 
 
+def metric_title(metric: Metric) -> str:
+    """The line shown above a metric's values."""
+    return f"{metric.id} v{metric.version}: {metric.spec.name.en} ({metric.spec.unit})"
+
+
 def fact_params(settings: Settings) -> dict[str, Any]:
     """The facts' parameters from the gold configuration (safety-stock days)."""
     conf = load_gold_config(settings.conf_dir, "panorama", PanoramaConfig)

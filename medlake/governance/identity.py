@@ -634,7 +634,8 @@ def login(
         if time.monotonic() < until:
             raise AuthError(f"sign-in for {name!r} paused after {failures} failures; try later")
         try:
-            identity = (directory or Directory.load()).authenticate(user, password)
+            directory = directory or Directory.load()
+            identity = directory.authenticate(user, password)
         except AuthError:
             with _failures_lock:
                 failures += 1
@@ -646,7 +647,7 @@ def login(
         raise
     with _failures_lock:
         _failures.pop(name, None)
-    token, expires = (directory or Directory.load()).issue(identity.name, hours=hours)
+    token, expires = directory.issue(identity.name, hours=hours)
     AuditTrail(settings).record(
         AuditEvent(
             action="login",
