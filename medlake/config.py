@@ -2,15 +2,16 @@
 
 Where it comes from is explicit: `conf_dir=` in code, the `--conf` option of the command line,
 `$LAKEHOUSE_CONF`, else the defaults packaged with medlake (`conf/`, the simulated
-group's plants). Relative paths in it (tables, landing, MLflow, reports, keys) resolve against
-the home folder: `$LAKEHOUSE_HOME`, else the current directory when the settings are loaded.
+group's plants). Relative paths in it (tables, landing, scratch, lineage, MLflow, reports,
+keys) resolve against the home folder: `$LAKEHOUSE_HOME`, else a configuration folder of
+one's own, else (the packaged configuration) the current directory when settings load.
 Nothing is found through where the package sits on disk."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, Literal
@@ -65,10 +66,17 @@ DAGS_DIR = packaged(
 )  # the Airflow DAG file (an Airflow deployment points its dags folder here)
 
 
-def home_dir() -> Path:
-    """The folder relative paths of the configuration resolve against: `$LAKEHOUSE_HOME`,
-    else the current directory."""
-    return Path(os.environ.get(HOME_VAR) or Path.cwd()).resolve()
+def home_dir(conf_dir: Path | None = None) -> Path:
+    """The folder relative paths of the configuration (tables, landing, scratch, lineage,
+    MLflow, reports) resolve against: `$LAKEHOUSE_HOME`; else, for a configuration folder of
+    one's own (`--conf`, `$LAKEHOUSE_CONF`), that folder, so a group's configuration says
+    where its data lives wherever the command runs; else (the packaged configuration of the
+    simulated group) the current directory."""
+    if os.environ.get(HOME_VAR):
+        return Path(os.environ[HOME_VAR]).resolve()
+    if conf_dir is not None and Path(conf_dir).resolve() != DEFAULT_CONF_DIR.resolve():
+        return Path(conf_dir).resolve()
+    return Path.cwd().resolve()
 
 
 Engine = Literal["delta-rs", "delta-spark", "auto"]
@@ -101,6 +109,9 @@ class SparkSettings(_Strict):
     driver_memory: str = "4g"
     shuffle_partitions: int = Field(default=4, ge=1)
     ui_enabled: bool = True
+    local_dir: str = Field(
+        default="var/spark-local", description="Spark's scratch folder (spills, shuffle files)"
+    )
     conf: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("driver_memory")
@@ -130,10 +141,28 @@ class GroupSettings(_Strict):
     )
 
 
+class SilverSettings(_Strict):
+    plausible_years_before: int = Field(
+        default=30, ge=0, description="a date this many years before its delivery is flagged"
+    )
+    plausible_years_after: int = Field(
+        default=10, ge=0, description="a date this many years after its delivery is flagged"
+    )
+
+    @property
+    def date_window(self) -> tuple[int, int]:
+        return self.plausible_years_before, self.plausible_years_after
+
+
 class LandingSettings(_Strict):
     root: str = Field(
         default="var/deliveries",
         description="folder holding <plant>/<YYYY-MM-DD>/<file> deliveries",
+    )
+    fail_on_refused: bool = Field(
+        default=False,
+        description="an ingest that refuses a whole file exits 1 (the file is still reported "
+        "and its rows quarantined); false: it is reported and the run succeeds",
     )
 
 
@@ -163,6 +192,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = MlflowSettings()
     landing: LandingSettings = LandingSettings()
     group: GroupSettings = GroupSettings()
+    silver: SilverSettings = SilverSettings()
     reports: ReportSettings = ReportSettings()
     backfill: BackfillSettings = BackfillSettings()
     lineage: dict[str, Any] | None = None  # validated by medlake.lineage.emitter_from_config
@@ -179,26 +209,177 @@ class Settings(_Strict):
         return self.resolve(self.storage.root)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _dotted(location: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _explicit_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The key/value pairs written in the mapping itself (not its `<<:` merge keys)."""
+    return [(key, value) for key, value in node.value if key.tag != _MERGE_TAG]
+
+
+def _merged_mappings(node: yaml.MappingNode) -> list[yaml.Node]:
+    """The mappings merged in by `<<:` keys, the one whose keys win first (PyYAML's order: a
+    later `<<:` key wins over an earlier one; in `<<: [*a, *b]` the first listed wins)."""
+    found: list[yaml.Node] = []
+    for key, value in reversed(node.value):
+        if key.tag == _MERGE_TAG:
+            found.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
+    return found
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a mapping key written twice (the plain loader keeps the
+    last value and drops the other silently). Keys a `<<:` merge brings in are no duplicates:
+    an explicit key overriding one of them is what merge keys are for.
+
+    The check runs on the composed document before anything is constructed: PyYAML flattens
+    merged mappings in place while constructing, after which written and merged keys can no
+    longer be told apart, and a node does not know the path it sits at."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._refuse_duplicate_keys(node, (), set())
+        return super().construct_document(node)
+
+    def _key_identity(self, key: yaml.Node) -> Hashable:
+        """What the key becomes in the loaded dict (`1` and `0x1` are the same key), else its
+        text (a key that does not construct fails in the real construction, with its own
+        message)."""
+        if isinstance(key, yaml.ScalarNode) and key.tag in self.yaml_constructors:
+            try:
+                value = self.construct_object(key)
+                hash(value)
+            except Exception:
+                self.recursive_objects.pop(key, None)  # let the real construction retry it
+            else:
+                return (True, value)
+        return (False, key.tag, str(key.value))
+
+    def _refuse_duplicate_keys(
+        self, node: yaml.Node, location: tuple[str | int, ...], seen: set[int]
+    ) -> None:
+        if id(node) in seen:  # an alias of a node already checked where it is written
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._refuse_duplicate_keys(item, (*location, index), seen)
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[Hashable, int] = {}
+            for key, value in _explicit_pairs(node):
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                identity = self._key_identity(key)
+                if identity in first_line:
+                    raise _DuplicateKeyError(
+                        _dotted((*location, name)), first_line[identity], _line(key)
+                    )
+                first_line[identity] = _line(key)
+                self._refuse_duplicate_keys(value, (*location, name), seen)
+            for merged in _merged_mappings(node):
+                self._refuse_duplicate_keys(merged, location, seen)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML mapping, turning every failure into a `ConfigError` naming the file."""
+    """Read one YAML mapping, turning every failure into a `ConfigError` naming the file.
+
+    A key written twice in one mapping is an error (plain YAML loaders keep the last value
+    silently); keys brought in by a `<<:` merge may be overridden."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    loader = _StrictLoader(text)
     try:
-        data = yaml.safe_load(text)
+        data = loader.get_single_data()
+    except _DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.second}: key '{exc.key}' is given twice "
+            f"(first on line {exc.first}); remove one"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+@functools.lru_cache(maxsize=64)
+def _composed(path: str, mtime_ns: int, size: int) -> yaml.Node | None:
+    """The node tree of a YAML file (every node knows its line), cached per file version;
+    None when the file cannot be read or parsed."""
+    del mtime_ns, size  # part of the cache key only
+    try:
+        return yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def _child(node: yaml.Node, part: str | int, seen: set[int]) -> tuple[yaml.Node, yaml.Node] | None:
+    """(the node to take the line of, the node below it) for one step of a location."""
+    if isinstance(node, yaml.SequenceNode):
+        if isinstance(part, int) and not isinstance(part, bool) and 0 <= part < len(node.value):
+            item: yaml.Node = node.value[part]
+            return item, item
+        return None
+    if not isinstance(node, yaml.MappingNode) or id(node) in seen:
+        return None
+    seen.add(id(node))
+    written = [
+        (key, value)
+        for key, value in _explicit_pairs(node)
+        if isinstance(key, yaml.ScalarNode) and key.value == str(part)
+    ]
+    if written:
+        return written[-1]  # the last one is what loads
+    for merged in _merged_mappings(node):
+        if (found := _child(merged, part, seen)) is not None:
+            return found
+    return None
+
+
+def key_line(path: Path, location: Sequence[str | int]) -> int | None:
+    """The 1-based line of `path` where the key at `location` (mapping keys and list indexes,
+    like a pydantic error's `loc`) is written, else where its deepest existing ancestor is
+    (the document's first line when not even the first key exists); None when the file
+    cannot be read or parsed, or holds no document. A key a `<<:` merge brings in is found
+    where the merged mapping writes it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    node = _composed(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if node is None:
+        return None
+    line = _line(node)
+    for part in location:
+        found = _child(node, part, set())
+        if found is None:
+            break
+        marker, node = found
+        line = _line(marker)
+    return line
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,15 +411,19 @@ def format_validation_error(
     """One message: every invalid field, the file it came from, what was expected and found.
 
     `sources` lists the files whose data was merged, last one wins, so a field is attributed
-    to the last file that sets it (or to the first file when no file sets it).
+    to the last file that sets it (or to the first file when no file sets it). For a file
+    given as a `Path` the message names the line the field (or its closest written parent)
+    is on: `FILE: line N: field 'a.b': ...`.
     """
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         origin = next((p for p, data in reversed(sources) if _has_path(data, loc)), sources[0][0])
-        field = ".".join(str(part) for part in loc) or "(top level)"
+        field = _dotted(loc) or "(top level)"
         found = "" if err["type"] == "missing" else f"; found {err.get('input')!r}"
-        lines.append(f"{origin}: field '{field}': {err['msg']}{found}")
+        line = key_line(origin, loc) if isinstance(origin, Path) else None
+        where = f"{origin}: line {line}" if line is not None else str(origin)
+        lines.append(f"{where}: field '{field}': {err['msg']}{found}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -276,7 +461,7 @@ def load_settings(
     raw.pop("pipeline", None)  # an overlay's DAG settings: medlake.pipeline reads them
     try:
         return Settings.model_validate(
-            {**raw, "env": env_name, "conf_dir": directory, "home": home_dir()}
+            {**raw, "env": env_name, "conf_dir": directory, "home": home_dir(directory)}
         )
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, sources)) from None

@@ -317,7 +317,7 @@ def require_interval(**context: Any) -> str:
 def alert_file() -> Path:
 
     conf = Path(os.environ.get(CONF_DIR_VAR) or DEFAULT_CONF_DIR)
-    return load_pipeline(conf).alerts_path()
+    return load_pipeline(conf).alerts_path(conf)
 
 
 def record_alert(context: Any) -> None:

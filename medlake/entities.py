@@ -10,12 +10,15 @@ anomalies, cross-entity checks) live in the entity's quality rule file (`conf/qu
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medlake.config import ConfigError, format_validation_error, read_yaml
+from medlake.config import ConfigError, format_validation_error, key_line, read_yaml
+from medlake.sources import PlantSource, as_list
 from medlake.tables import ColumnSpec, Registry, TableSpec
 
 SourceType = Literal["string", "int", "decimal", "date", "datetime", "bool"]
@@ -358,3 +361,72 @@ def full_registry(conf_dir: Path) -> Registry:
         for spec in load_specs(silver_dir).values():
             derived += [spec.table_spec(), spec.quarantine_spec()]
     return Registry([*declared, *derived])
+
+
+def check_source_mappings(
+    plants: Mapping[str, PlantSource],
+    specs: Mapping[str, EntitySpec],
+    origin: Mapping[str, Path] | Path | None = None,
+) -> None:
+    """Strict checks of every mapping against the silver model, before anything runs: each
+    entity feeds a silver table, each target is a column of it (a mapping to a column that
+    does not exist would leave the real column empty), each key and mandatory column has a
+    source, formats and number extraction apply to columns of the right type. One error
+    lists every problem with its file, line and field."""
+    by_source = {spec.source: spec for spec in specs.values()}
+    problems: list[str] = []
+    for plant_id, source in plants.items():
+        if isinstance(origin, Path):  # the sources folder: <PLANT>.yaml (load_sources checks)
+            path = origin / f"{plant_id}.yaml"
+        else:
+            path = (origin or {}).get(plant_id, Path(f"conf/sources/{plant_id}.yaml"))
+
+        def problem(location: list[str | int], text: str, path: Path = path) -> None:
+            line = key_line(path, location)
+            at = f"{path}: line {line}" if line else f"{path}"
+            problems.append(f"{at}: field '{'.'.join(map(str, location))}': {text}")
+
+        for name, entity in source.entities.items():
+            spec = by_source.get(name)
+            if spec is None:
+                problem(
+                    ["entities", name],
+                    f"no silver entity reads {name!r}; known sources: "
+                    f"{', '.join(sorted(by_source))}",
+                )
+                continue
+            known = {c.name: c for c in spec.columns}
+
+            def unknown(target: str, spec: EntitySpec = spec, known: dict = known) -> str:  # type: ignore[type-arg]
+                close = difflib.get_close_matches(target, list(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return (
+                    f"{spec.table} has no column {target!r}{hint}; its columns: {', '.join(known)}"
+                )
+
+            for local, targets in entity.columns.items():
+                for target in as_list(targets):
+                    if target not in known:
+                        problem(["entities", name, "columns", local], unknown(target))
+            for target, rule in entity.fields.items():
+                where: list[str | int] = ["entities", name, "fields", target]
+                column = known.get(target)
+                if column is None:
+                    problem(where, unknown(target))
+                    continue
+                if rule.formats and column.type not in ("date", "datetime"):
+                    problem(where, f"formats apply to dates; {target} is {column.type}")
+                if rule.number and column.type not in ("int", "decimal"):
+                    problem(where, f"number: extract applies to numbers; {target} is {column.type}")
+                if (rule.formats or rule.number) and target not in entity.sourced():
+                    problem(where, f"no local column, value or expr feeds {target}")
+            needed = [c.name for c in spec.columns if c.name in spec.keys or c.missing == "reject"]
+            absent = [c for c in needed if c not in entity.sourced()]
+            if absent:
+                problem(
+                    ["entities", name, "columns"],
+                    f"maps nothing to {', '.join(absent)}, required by {spec.table} "
+                    f"(conf/silver/{spec.entity}.yaml: business key or missing: reject)",
+                )
+    if problems:
+        raise ConfigError("invalid source mapping:\n  " + "\n  ".join(problems))

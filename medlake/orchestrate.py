@@ -80,7 +80,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": "",
             f"AIRFLOW_CONN_{pipeline.connection.upper()}": json.dumps(connection),
             CONF_DIR_VAR: str(self.conf_dir),
-            HOME_VAR: str(home_dir()),
+            HOME_VAR: str(home_dir(self.conf_dir)),
             ENV_VAR: self.env_name,
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,

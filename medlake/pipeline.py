@@ -107,9 +107,11 @@ class Pipeline(_Strict):
             pending.remove(ready[0])
         return done
 
-    def alerts_path(self) -> Path:
+    def alerts_path(self, conf_dir: Path | None = None) -> Path:
+        """The alert file; relative: against the home folder of the configuration in
+        `conf_dir` (medlake.config.home_dir)."""
         path = Path(self.alerts)
-        return path if path.is_absolute() else home_dir() / path
+        return path if path.is_absolute() else home_dir(conf_dir) / path
 
 
 def load_pipeline(conf_dir: Path, env: str | None = None) -> Pipeline:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlake.config import ConfigError, Settings
-from medlake.entities import full_registry
+from medlake.entities import check_source_mappings, full_registry, load_specs
 from medlake.governance.audit import AuditTrail, write_auditor
 from medlake.governance.identity import job_principal
 from medlake.io import CommitContext, TableIO
@@ -95,7 +95,11 @@ class JobContext:
     @cached_property
     def all_sources(self) -> dict[str, PlantSource]:
 
-        return load_sources(self.settings.conf_dir / "sources")
+        conf = self.settings.conf_dir
+        sources = load_sources(conf / "sources")
+        if (conf / "silver").is_dir():  # every mapping against the model, before anything runs
+            check_source_mappings(sources, load_specs(conf / "silver"), conf / "sources")
+        return sources
 
     @property
     def spark(self) -> SparkSession:

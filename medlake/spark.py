@@ -45,7 +45,7 @@ def use_delta_spark(settings: Settings) -> bool:
 def spark_conf(settings: Settings, *, app_name: str | None = None) -> dict[str, str]:
     """The full Spark configuration for `settings`, as plain strings (easy to test and log)."""
     s = settings.spark
-    local_dir = Path(settings.resolve("var/spark-local"))
+    local_dir = Path(settings.resolve(s.local_dir))
     conf = {
         "spark.master": s.master,
         "spark.app.name": app_name or s.app_name,

@@ -11,19 +11,21 @@ partition of `_bronze_quarantine`. Every file's outcome is appended to the manif
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io as io_module
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -62,6 +64,7 @@ class FileTask:
     size: int | None
     version: int | None  # version this delivery gets (None when skipped or missing)
     spec: FileSpec
+    first: bool = True  # no file of this plant, date and entity was read before
 
 
 @dataclass
@@ -90,9 +93,77 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_spec(source: PlantSource, entity: str) -> FileSpec:
-    d = source.delivery
-    return FileSpec(d.format, d.encoding, d.delimiter, tuple(source.entities[entity].columns))
+def file_spec(source: PlantSource, entity: str, *, expected_rows: int | None = None) -> FileSpec:
+    """How `entity`'s file is read: its format and the local columns every entity that the
+    same file feeds reads (one file may feed several entities; it is read once)."""
+    d, mapped = source.delivery, source.entities[entity]
+    sharing = [o for o in source.entities.values() if o.file == mapped.file]
+    # the file is refused as a whole only for columns every entity reads; a column only some
+    # entities read refuses those entities alone (`_entity_header_problems`)
+    common = [c for c in mapped.local_columns if all(c in o.local_columns for o in sharing)]
+    return FileSpec(
+        mapped.format or d.format, d.encoding, d.delimiter, tuple(common), expected_rows
+    )
+
+
+def read_columns(source: PlantSource, file: str) -> list[str]:
+    """Every local column some entity reads from `file`."""
+    found: dict[str, None] = {}
+    for mapped in source.entities.values():
+        if mapped.file == file:
+            found.update(dict.fromkeys(mapped.local_columns))
+    return list(found)
+
+
+def _entity_header_problems(
+    todo: Sequence[FileTask],
+    sources: dict[str, PlantSource],
+    summaries: dict[tuple[str, str], dict[str, Any]],
+) -> dict[tuple[str, str], str]:
+    """Tasks of a shared file whose entity reads a column the file lacks: refused alone, its
+    rows quarantined with the reason (the other entities of the file land as usual)."""
+    refused = {}
+    for t in todo:
+        s = summaries[(t.relative, t.entity)]
+        header = s.get("header") or []
+        if s.get("file_error") or s.get("empty") or not header:
+            continue
+        wanted = sources[t.plant_id].entities[t.entity].local_columns
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            reason = (
+                f"header lacks columns {missing} that {t.entity} reads (conf/sources/"
+                f"{t.plant_id}.yaml); the file's other entities are not affected"
+            )
+            s["file_error"] = reason
+            s["errors"] = int(s.get("errors", 0)) + int(s.get("rows", 0))
+            s["rows"] = 0
+            refused[(t.relative, t.entity)] = reason
+    return refused
+
+
+CONTROL_FILE = "_control.csv"
+
+
+def read_control(folder: Path) -> tuple[dict[str, tuple[int, str | None]], str | None]:
+    """The delivery's control totals (`_control.csv`: file, rows, sha256; docs/onboarding.md):
+    file name -> (data rows, sha256 or None), and a problem when the control file is unusable
+    (then no file of the delivery is vouched for)."""
+    path = folder / CONTROL_FILE
+    if not path.is_file():
+        return {}, None
+    try:
+        rows = list(csv.DictReader(io_module.StringIO(path.read_text(encoding="utf-8-sig"))))
+        totals = {}
+        for row in rows:
+            sha = (row.get("sha256") or "").strip().lower() or None
+            totals[row["file"].strip()] = (int(row["rows"]), sha)
+    except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError, csv.Error) as exc:
+        return (
+            {},
+            f"{CONTROL_FILE} is not usable ({exc}); expected a CSV with columns file,rows,sha256",
+        )
+    return totals, None
 
 
 # ----------------------------------------------------------------------------- planning
@@ -101,21 +172,25 @@ def file_spec(source: PlantSource, entity: str) -> FileSpec:
 def previous_deliveries(
     io: TableIO, plants: Sequence[str], dates: Sequence[dt.date]
 ) -> dict[tuple[str, dt.date, str], tuple[str, int]]:
-    """Latest (sha256, version) per (plant, date, entity) that reached bronze before."""
+    """Latest (sha256, version) per (plant, date, entity) read before; the sha256 of a file
+    that was refused as a whole is marked so that the same file is read again."""
     if io.version(MANIFEST) is None:
         return {}
     rows = (
         io.read(MANIFEST)
         .where(F.col("plant_id").isin(list(plants)) & F.col("delivery_date").isin(list(dates)))
         .where(F.col("status").isin("ingested", "quarantined"))
-        .select("plant_id", "delivery_date", "entity", "sha256", "file_version")
+        .select("plant_id", "delivery_date", "entity", "sha256", "file_version", "status")
         .collect()
     )
     latest: dict[tuple[str, dt.date, str], tuple[str, int]] = {}
     for r in rows:
         key = (r.plant_id, r.delivery_date, r.entity)
+        # a file refused as a whole is read again next time: the reason may lie outside it
+        # (control totals, the mapping, the declared encoding or empty policy)
+        sha = r.sha256 if r.status == "ingested" else f"refused:{r.sha256}"
         if key not in latest or r.file_version > latest[key][1]:
-            latest[key] = (r.sha256, r.file_version)
+            latest[key] = (sha, r.file_version)
     return latest
 
 
@@ -127,43 +202,76 @@ def plan(
     *,
     force: bool = False,
 ) -> tuple[list[FileTask], list[FileTask], list[tuple[str, dt.date, str]]]:
-    """Files to ingest, files to skip (identical or missing), and unexpected files."""
+    """Files to ingest, files to skip (identical or missing), and unexpected files. A file
+    that feeds several entities is one task per entity (parsed once, see `parse`)."""
     todo: list[FileTask] = []
     skip: list[FileTask] = []
     unexpected: list[tuple[str, dt.date, str]] = []
     for plant_id, source in sources.items():
         for day in dates:
             folder = landing / plant_id / day.isoformat()
-            configured = {cfg.file: entity for entity, cfg in source.entities.items()}
+            configured: dict[str, list[str]] = defaultdict(list)
+            for entity, cfg in sorted(source.entities.items()):
+                configured[cfg.file].append(entity)
+            control: dict[str, tuple[int, str | None]] = {}
+            control_problem = None
             if folder.is_dir():
                 unexpected += [
                     (plant_id, day, p.name)
                     for p in sorted(folder.iterdir())
-                    if p.name not in configured
+                    if p.name not in configured and p.name != CONTROL_FILE
                 ]
-            for name, entity in sorted(configured.items(), key=lambda kv: kv[1]):
+                control, control_problem = read_control(folder)
+            for name, entities in sorted(configured.items(), key=lambda kv: kv[1]):
                 path = folder / name
                 relative = f"{plant_id}/{day.isoformat()}/{name}"
-                spec = file_spec(source, entity)
-                if not path.is_file():
-                    skip.append(
-                        FileTask(plant_id, day, entity, path, relative, None, None, None, spec)
+                sha = sha256_of(path) if path.is_file() else None
+                size = path.stat().st_size if sha else None
+                rows, vouched = control.get(name, (None, None))
+                for entity in entities:
+                    spec = file_spec(source, entity, expected_rows=rows)
+                    if control_problem:
+                        spec = replace(spec, control_problem=control_problem)
+                    elif vouched and sha and vouched == sha:
+                        spec = replace(spec, vouched=True)
+                    elif vouched and sha and vouched != sha:
+                        spec = replace(
+                            spec,
+                            control_problem=f"sha256 {sha[:12]}... differs from the control "
+                            f"total {vouched[:12]}... in {CONTROL_FILE}: damaged or cut in "
+                            "transfer; ask the plant to re-deliver it",
+                        )
+                    if sha is None:
+                        skip.append(
+                            FileTask(plant_id, day, entity, path, relative, None, None, None, spec)
+                        )
+                        continue
+                    before = previous.get((plant_id, day, entity))
+                    if before and before[0] == sha and not force:
+                        skip.append(
+                            FileTask(plant_id, day, entity, path, relative, sha, size, None, spec)
+                        )
+                        continue
+                    version = (
+                        before[1] + 1
+                        if before and before[0] != sha
+                        else (before[1] if before else 1)
                     )
-                    continue
-                sha = sha256_of(path)
-                before = previous.get((plant_id, day, entity))
-                size = path.stat().st_size
-                if before and before[0] == sha and not force:
-                    skip.append(
-                        FileTask(plant_id, day, entity, path, relative, sha, size, None, spec)
+                    first = before is None
+                    todo.append(
+                        FileTask(
+                            plant_id,
+                            day,
+                            entity,
+                            path,
+                            relative,
+                            sha,
+                            size,
+                            version,
+                            spec,
+                            first,
+                        )
                     )
-                    continue
-                version = (
-                    before[1] + 1 if before and before[0] != sha else (before[1] if before else 1)
-                )
-                todo.append(
-                    FileTask(plant_id, day, entity, path, relative, sha, size, version, spec)
-                )
     return todo, skip, unexpected
 
 
@@ -204,9 +312,7 @@ def _parse_partition(
             except OSError as exc:  # gone or unreadable since planning: the file is refused
                 parsed = Parsed(file_error=f"could not read the delivered file: {exc}")
             else:
-                parsed = (
-                    read_file(content, spec) if content else Parsed(file_error=_empty_error(spec))
-                )
+                parsed = read_file(content, spec)
             for number, record, raw, reason in iter_rows(parsed):
                 out["_kind"].append("row" if record is not None else "error")
                 out["_source_file"].append(relative)
@@ -219,6 +325,7 @@ def _parse_partition(
                 "file_error": parsed.file_error,
                 "rows": len(parsed.rows),
                 "errors": len(parsed.errors),
+                "empty": parsed.empty,
             }
             for name, value in (
                 ("_kind", "file"),
@@ -269,20 +376,43 @@ def ingest(
     result = IngestResult(run_id)
     previous = previous_deliveries(io, list(sources), dates)
     todo, skipped, unexpected = plan(landing, sources, dates, previous, force=force)
-    log.info("ingest: %d files to read, %d unchanged or missing", len(todo), len(skipped))
-    summaries: dict[str, dict[str, Any]] = {}
+    log.info(
+        "ingest: %d files to read (%d MiB) for %d tables, %d unchanged or missing",
+        len({t.relative for t in todo}),
+        sum(t.size or 0 for t in {t.relative: t for t in todo}.values()) >> 20,
+        len({t.entity for t in todo}),
+        len(skipped),
+    )
+    summaries: dict[tuple[str, str], dict[str, Any]] = {}
     if todo:
         parsed = parse(spark, todo).persist()
         try:
-            summaries = {
+            by_file = {
                 r._source_file: json.loads(r._raw)
-                for r in parsed.where("_kind = 'file'").select("_source_file", "_raw").collect()
+                for r in parsed.where("_kind = 'file'")
+                .select("_source_file", "_raw")
+                .distinct()
+                .collect()
             }
+            log.info(
+                "ingest: %d files parsed: %d rows read, %d quarantined; writing bronze",
+                len(by_file),
+                sum(int(v.get("rows", 0)) for v in by_file.values()),
+                sum(int(v.get("errors", 0)) for v in by_file.values()),
+            )
+            summaries = _apply_empty_policy(todo, sources, by_file)
+            refused = _entity_header_problems(todo, sources, summaries)
             # a file refused as a whole leaves its bronze partition as it was (a bad
-            # re-delivery must not empty the good version already landed)
-            usable = [t for t in todo if not summaries.get(t.relative, {}).get("file_error")]
+            # re-delivery must not empty the good version already landed); an empty
+            # re-delivery too: "nothing today" never retracts what an earlier file landed
+            usable = [
+                t
+                for t in todo
+                if not summaries[(t.relative, t.entity)].get("file_error")
+                and not (summaries[(t.relative, t.entity)].get("empty") and not t.first)
+            ]
             _write_bronze(io, parsed, usable, started, run_id, result, dates)
-            _write_quarantine(io, parsed, todo, started, run_id, result, dates)
+            _write_quarantine(io, parsed, todo, started, run_id, result, dates, refused)
         finally:
             parsed.unpersist()
     result.manifest = _manifest_rows(todo, skipped, unexpected, summaries, run_id, started)
@@ -295,9 +425,28 @@ def ingest(
     return result
 
 
-def _empty_error(spec: FileSpec) -> str | None:
-    """A zero-byte delivery: no rows (JSON Lines), or a CSV/Parquet file without a header."""
-    return None if spec.format == "jsonl" else f"empty file (0 bytes): no {spec.format} header"
+def _apply_empty_policy(
+    todo: Sequence[FileTask],
+    sources: dict[str, PlantSource],
+    summaries: dict[str, dict[str, Any]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each task's outcome: a delivery with no rows is refused unless its contract says the
+    plant may have nothing to deliver (`empty: nothing_today`); either way it lands nothing,
+    so it never retracts rows an earlier delivery of the date landed."""
+    outcome: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in todo:
+        s = dict(summaries.get(t.relative, {}))
+        s["known"] = read_columns(sources[t.plant_id], t.path.name)
+        if s.get("empty"):
+            policy = sources[t.plant_id].entities[t.entity].empty
+            if policy == "refuse":
+                s["file_error"] = (
+                    f"empty delivery: no rows (the source contract of {t.entity} does not "
+                    f"allow one; set entities.{t.entity}.empty: nothing_today in "
+                    f"conf/sources/{t.plant_id}.yaml if the plant may have nothing to send)"
+                )
+        outcome[(t.relative, t.entity)] = s
+    return outcome
 
 
 def _write_bronze(
@@ -375,12 +524,18 @@ def write_concurrently(
     for table, frame, target in jobs:
         by_table[table].append((frame, target))
 
+    done: list[str] = []
+
     def run(table: str) -> tuple[str, int]:
-        version = -1
+        version, rows = -1, 0
         for frame, target in by_table[table]:
-            version = io.replace_partitions(table, frame, ctx=ctx, **target).version
+            written = io.replace_partitions(table, frame, ctx=ctx, **target)
+            version, rows = written.version, rows + (written.rows_written or 0)
+        done.append(table)
+        log.info("ingest: %s written, %d rows (%d of %d tables)", table, rows, len(done), total)
         return table, version
 
+    total = len(by_table)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         return dict(pool.map(run, sorted(by_table)))
 
@@ -393,23 +548,37 @@ def _write_quarantine(
     run_id: str,
     result: IngestResult,
     dates: Sequence[dt.date],
+    refused: dict[tuple[str, str], str] | None = None,
 ) -> None:
     blocks: dict[tuple[tuple[str, ...], tuple[dt.date, ...]], list[str]] = defaultdict(list)
     for entity, tasks in by_entity(todo).items():
         for plants, days in partition_groups(tasks):
             blocks[(tuple(plants), tuple(days))].append(entity)
-    errors = parsed.where(F.col("_kind") == "error").select(
-        F.col("_entity").alias("entity"),
-        F.col("_plant_id").alias("plant_id"),
-        F.col("_delivery_date").alias("delivery_date"),
-        F.col("_source_file").alias("source_file"),
-        F.col("_file_sha256").alias("file_sha256"),
-        F.col("_file_row").alias("file_row"),
-        F.col("_raw").alias("raw"),
-        F.col("_reason").alias("reason"),
-        F.lit(run_id).alias("run_id"),
-        F.lit(started).cast("timestamp").alias("ingested_at"),
-    )
+
+    def quarantined(rows: DataFrame, raw: Column, reason: Column) -> DataFrame:
+        return rows.select(
+            F.col("_entity").alias("entity"),
+            F.col("_plant_id").alias("plant_id"),
+            F.col("_delivery_date").alias("delivery_date"),
+            F.col("_source_file").alias("source_file"),
+            F.col("_file_sha256").alias("file_sha256"),
+            F.col("_file_row").alias("file_row"),
+            raw.alias("raw"),
+            reason.alias("reason"),
+            F.lit(run_id).alias("run_id"),
+            F.lit(started).cast("timestamp").alias("ingested_at"),
+        )
+
+    errors = quarantined(parsed.where(F.col("_kind") == "error"), F.col("_raw"), F.col("_reason"))
+    if refused:  # the good rows of an entity refused alone are its quarantine too
+        reasons = io.spark.createDataFrame(
+            [(f, e, r) for (f, e), r in refused.items()], "__f string, __e string, __r string"
+        )
+        rows = parsed.where(F.col("_kind") == "row").join(
+            F.broadcast(reasons),
+            (F.col("_source_file") == F.col("__f")) & (F.col("_entity") == F.col("__e")),
+        )
+        errors = errors.unionByName(quarantined(rows, F.to_json("_record"), F.col("__r")))
     for (block_plants, block_days), entities in sorted(blocks.items()):
         plants, days = list(block_plants), list(block_days)
         block = errors.where(
@@ -432,7 +601,7 @@ def _manifest_rows(
     todo: Sequence[FileTask],
     skipped: Sequence[FileTask],
     unexpected: Sequence[tuple[str, dt.date, str]],
-    summaries: dict[str, dict[str, Any]],
+    summaries: dict[tuple[str, str], dict[str, Any]],
     run_id: str,
     at: dt.datetime,
 ) -> list[dict[str, Any]]:
@@ -454,13 +623,19 @@ def _manifest_rows(
 
     out = []
     for t in todo:
-        if t.relative not in summaries:
+        if (t.relative, t.entity) not in summaries:
             raise RuntimeError(f"{t.relative}: the reader produced no summary; nothing recorded")
-        s = summaries[t.relative]
+        s = summaries[(t.relative, t.entity)]
         good, bad = int(s.get("rows", 0)), int(s.get("errors", 0))
-        extra = [c for c in s.get("header", []) if c not in t.spec.columns]
+        known = s.get("known", t.spec.columns)
+        extra = [c for c in s.get("header", []) if c not in known]
         status = "quarantined" if s.get("file_error") else "ingested"
         message = s.get("file_error") or (f"{bad} rows quarantined" if bad else None)
+        if s.get("empty") and not s.get("file_error"):
+            message = (
+                "no rows: the contract allows an empty delivery (nothing today); rows an "
+                "earlier delivery of this date landed are kept"
+            )
         if extra and not s.get("file_error"):
             note = f"new columns (schema drift): {', '.join(extra)}"
             message = f"{message}; {note}" if message else note

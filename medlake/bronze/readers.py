@@ -30,6 +30,9 @@ class FileSpec:
     encoding: str
     delimiter: str
     columns: tuple[str, ...]  # local column names configured for the entity
+    expected_rows: int | None = None  # data rows per the delivery's control totals
+    control_problem: str | None = None  # the control totals refuse the file (checksum)
+    vouched: bool = False  # the control totals' checksum matches: the file arrived whole
 
 
 @dataclass
@@ -40,6 +43,13 @@ class Parsed:
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # row, raw, reason
     header: list[str] = field(default_factory=list)
     file_error: str | None = None  # set when the whole file was refused
+    lines: int | None = None  # data lines, where a reader gives several records per line
+
+    @property
+    def empty(self) -> bool:
+        """No data row at all (0 bytes, a header only, blank lines): the delivery's empty
+        policy decides (conf/sources `empty`), whatever the format."""
+        return not self.rows and not self.errors and not self.file_error
 
 
 Reader = Callable[[bytes, FileSpec], Parsed]
@@ -55,12 +65,48 @@ def reader(name: str) -> Callable[[Reader], Reader]:
 
 
 def read_file(content: bytes, spec: FileSpec) -> Parsed:
+    """The file's rows, checked against the delivery's control totals when it has them."""
+    if spec.control_problem:
+        return _refuse_all(content, spec.control_problem)
+    if not content:
+        return Parsed()  # 0 bytes: empty in every format (the empty policy decides)
     try:
-        return READERS[spec.format](content, spec)
+        parsed = READERS[spec.format](content, spec)
     except Exception as exc:  # a reader bug or an unreadable file must not lose the file
         reason = f"could not read the file as {spec.format}: {exc}"
         raw = content[:10_000].decode("utf-8", "backslashreplace")
         return Parsed(file_error=reason, errors=[(1, raw, reason)])
+    found = parsed.lines if parsed.lines is not None else len(parsed.rows) + len(parsed.errors)
+    if spec.expected_rows is not None and not parsed.file_error and found != spec.expected_rows:
+        reason = (
+            f"the file has {found} data rows, its control total says {spec.expected_rows}: "
+            "rows were lost or added in transfer; ask the plant to re-deliver it"
+        )
+        parsed.file_error = reason
+        parsed.errors = [
+            (n, json.dumps(record, ensure_ascii=False), reason) for n, record in parsed.rows
+        ] + [(n, raw, f"{reason}; {why}") for n, raw, why in parsed.errors]
+        parsed.rows = []
+    return parsed
+
+
+def _refuse_all(content: bytes, reason: str) -> Parsed:
+    text = content.decode("utf-8", "backslashreplace")
+    lines = [line for line in text.splitlines() if line] or [""]
+    return Parsed(file_error=reason, errors=[(i, ln, reason) for i, ln in enumerate(lines, 1)])
+
+
+TRUNCATED = (
+    "possibly truncated: the file's last line has no line terminator, so it may have been cut "
+    "inside this row; deliver files with a final newline, or with control totals that give "
+    "their sha256 (_control.csv, docs/onboarding.md)"
+)
+
+
+def _unterminated(text: str, spec: FileSpec) -> bool:
+    """A text file whose last line lacks its terminator (in the decoded text: UTF-16 ends in
+    two bytes), unless a control checksum vouches that the file arrived whole."""
+    return not spec.vouched and not text.endswith(("\n", "\r"))
 
 
 # ----------------------------------------------------------------------------- text decoding
@@ -120,11 +166,15 @@ def read_csv(content: bytes, spec: FileSpec) -> Parsed:
     text, bad_bytes = _decode(content, spec)
     if bad_bytes:
         return _refuse_lines(text, bad_bytes, skip_header=True)
+    if not text.strip():
+        return Parsed()  # nothing but blank space: empty (the empty policy decides)
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=True)
     try:
         header = next(rows)
-    except (StopIteration, csv.Error):
-        return Parsed(file_error="empty file: no header line")
+    except StopIteration:
+        return Parsed()  # nothing but blank space: empty (the empty policy decides)
+    except csv.Error as exc:
+        return _refuse_lines(text, f"the header line is not valid CSV ({exc})", skip_header=False)
     header = [h.lstrip("\ufeff") if i == 0 else h for i, h in enumerate(header)]
     problem = _header_problem(header, spec, content)
     if problem:
@@ -159,6 +209,9 @@ def read_csv(content: bytes, spec: FileSpec) -> Parsed:
         parsed.rows.append(
             (number, {h: (v if v != "" else None) for h, v in zip(header, values, strict=True)})
         )
+    if _unterminated(text, spec) and parsed.rows and parsed.rows[-1][0] == number - 1:
+        last, _ = parsed.rows.pop()
+        parsed.errors.append((last, text.splitlines()[-1], TRUNCATED))
     return parsed
 
 
@@ -182,7 +235,10 @@ def read_jsonl(content: bytes, spec: FileSpec) -> Parsed:
         return _refuse_lines(text, bad_bytes, skip_header=False)
     parsed = Parsed()
     seen: dict[str, None] = {}
-    for number, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if lines and _unterminated(text, spec) and text.splitlines()[-1].strip():
+        parsed.errors.append((len(lines), lines.pop(), TRUNCATED))
+    for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -196,6 +252,7 @@ def read_jsonl(content: bytes, spec: FileSpec) -> Parsed:
         seen.update(dict.fromkeys(record))
         parsed.rows.append((number, {str(k): _text(v) for k, v in record.items()}))
     parsed.header = list(seen)
+    parsed.errors.sort()
     if parsed.rows:
         problem = _header_problem(parsed.header, spec, b"")
         if problem:
@@ -207,11 +264,17 @@ def read_jsonl(content: bytes, spec: FileSpec) -> Parsed:
 def read_parquet(content: bytes, spec: FileSpec) -> Parsed:
 
     table = pq.read_table(io.BytesIO(content))
+    if table.num_rows == 0:
+        return Parsed()  # no rows, whatever the schema: empty (the empty policy decides)
     parsed = Parsed(header=list(table.column_names))
     problem = _header_problem(parsed.header, spec, b"")
     if problem:
-        raw = ",".join(parsed.header)
-        return Parsed(file_error=problem, errors=[(1, f"columns: {raw}", problem)])
+        # every row is quarantined (as JSON), so the manifest counts what the file held
+        refused = Parsed(file_error=problem, header=parsed.header)
+        for i, row in enumerate(table.to_pylist(), start=1):
+            raw = json.dumps({k: _text(v) for k, v in row.items()}, ensure_ascii=False)
+            refused.errors.append((i, raw, problem))
+        return refused
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
     for i in range(table.num_rows):
         parsed.rows.append((i + 1, {name: _text(values[i]) for name, values in columns.items()}))
@@ -226,3 +289,7 @@ def iter_rows(
         yield number, record, None, None
     for number, raw, reason in parsed.errors:
         yield number, None, raw, reason
+
+
+# formats registered in modules of their own (imported for their @reader registration)
+from medlake.bronze import fxref  # noqa: E402, F401

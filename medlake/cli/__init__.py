@@ -16,7 +16,7 @@ from deltalake.exceptions import DeltaError
 
 from medlake import queryserver
 from medlake.argtypes import iso_date, non_negative_int
-from medlake.cli import evaluate, governance, identity, metrics, whatif
+from medlake.cli import evaluate, governance, identity, metrics, sources, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
 from medlake.entities import full_registry
 from medlake.governance.identity import AuthError, refuse_principal_override
@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _governance_commands(sub)
     _gold_commands(sub)
+    sources.add_cli(sub)
 
     return parser
 

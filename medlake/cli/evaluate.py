@@ -67,7 +67,7 @@ def load_narratives(landing: Path, conf_dir: Path) -> list[Narrative]:
         for entity, canonical in FREE_TEXT.items():
             if entity not in source.entities:
                 continue
-            local = {v: k for k, v in source.entities[entity].columns.items()}
+            local = source.entities[entity].targets
             spec = file_spec(source, entity)
             for path in sorted((landing / plant).glob(f"*/{entity}.*")):
                 relative = path.relative_to(landing).as_posix()

@@ -14,6 +14,9 @@ Four pure steps, each a DataFrame -> DataFrame function of silver (or of the pre
 4. `what_if`: a relative price change of one component from a date, and the products whose
    cost it moves, by how much per unit and over the last twelve months' sales.
 
+Given the date each plant's data ends (`cost_facts(ends=...)`), the months after it are not
+computed: a price carried forward past the last order is no evidence that prices held.
+
 Conventions: months are `yyyy-MM` strings; a BOM line, path or standard cost applies to a
 month when it is in effect on the month's last day (so a change during a month counts for
 the whole month); money is `decimal(18,6)` EUR per unit of the product or component; a
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -53,18 +57,24 @@ from medlake.gold.bom import (
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "MONEY_TYPE",
+    "OPTIONAL_INPUTS",
     "QTY_TYPE",
+    "REQUIRED_INPUTS",
     "BomCycleError",
     "BomDepthError",
     "BomError",
     "CostFacts",
     "cost_contributions",
     "cost_facts",
+    "covered",
+    "data_through",
     "explode_bom",
     "monthly_unit_costs",
+    "plant_ends",
     "previous_month",
     "product_costs",
     "what_if",
+    "without_sales",
 ]
 
 MONEY_TYPE = "decimal(18,6)"  # EUR, like silver's *_group amounts
@@ -72,6 +82,13 @@ _INPUT_QTY = "decimal(18,6)"
 _RATIO = "decimal(18,10)"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 SALES_WINDOW_MONTHS = 12
+
+# The silver tables of the cost-transmission marts (gold.product_cost, gold.cost_transmission):
+# without a BOM and purchase prices there is nothing to roll up, so a plant lacking either is
+# left out; without standard costs a component without orders has no cost and the standard
+# columns are NULL; without sales orders the sales columns are NULL (`without_sales`).
+REQUIRED_INPUTS = ("silver.boms", "silver.purchase_orders")
+OPTIONAL_INPUTS = ("silver.standard_costs", "silver.sales_orders")
 
 
 class CostFacts(NamedTuple):
@@ -123,6 +140,38 @@ def _money(value: Column) -> Column:
 def _ratio(numerator: Column, denominator: Column) -> Column:
     """numerator / denominator as a double, null when the denominator is null or zero."""
     return F.when(denominator != 0, numerator.cast("double") / denominator.cast("double"))
+
+
+# --------------------------------------------------------------------------- data coverage
+# Shared by the monthly marts (panorama, scorecard, the gold job): a plant's months after its
+# data ends are not computed, and a month its data does not cover to the end says so.
+
+
+def covered(df: DataFrame, ends: Mapping[str, dt.date]) -> DataFrame:
+    """The rows of `df` (with `plant_id` and a yyyy-MM `month`) of the plants in `ends`, in
+    the months up to the one each plant's data ends in: a month after it has no data, and
+    must not read as a month without events."""
+
+    if not ends:
+        return df.where(F.lit(False))
+    last = F.create_map(*[F.lit(x) for p, d in sorted(ends.items()) for x in (p, f"{d:%Y-%m}")])
+    return df.where(
+        F.col("plant_id").isin(*sorted(ends)) & (F.col("month") <= last[F.col("plant_id")])
+    )
+
+
+def data_through(end: Column, month: Column) -> Column:
+    """`end` (a date) when it falls before the last day of `month` (yyyy-MM): the month's data
+    ends early (or the month is still running); NULL when its data covers the whole month."""
+
+    return F.when(end < F.last_day(F.to_date(F.concat(month, F.lit("-01")))), end)
+
+
+def plant_ends(ends: Mapping[str, dt.date]) -> Column:
+    """`ends` (plant -> date) as a map column looked up by `plant_id`."""
+
+    pairs = [x for p, d in sorted(ends.items()) for x in (F.lit(p), F.lit(d))]
+    return F.create_map(*pairs)[F.col("plant_id")] if pairs else F.lit(None).cast("date")
 
 
 # --------------------------------------------------------------------------- unit costs
@@ -455,11 +504,18 @@ def cost_facts(
     start_month: str,
     end_month: str,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    ends: Mapping[str, dt.date] | None = None,
 ) -> CostFacts:
     """Both facts for the months `start_month`..`end_month` from the silver tables.
 
     `prev_*` columns need the month before `start_month`: it is computed and dropped, so
     every returned month has its previous month (when the data has it).
+
+    `ends` (plant -> the date its purchase-order and sales data ends) keeps only those plants
+    and, for each, the months up to the one its data ends in: the months after are not
+    computed (a carried-forward price is no evidence of a price, and no sales data is not
+    zero sales); `data_through` is the plant's date where it falls before the month's last
+    day. Without `ends` every plant and month is kept and `data_through` is NULL.
     """
     exploded = explode_bom(boms, max_depth=max_depth)
     costs = monthly_unit_costs(
@@ -471,7 +527,33 @@ def cost_facts(
     contributions = cost_contributions(exploded, costs)
     products = product_costs(contributions, sales_orders)
     first = F.col("month") >= start_month
-    return CostFacts(products.where(first), contributions.where(first))
+    products, contributions = products.where(first), contributions.where(first)
+    if ends is None:
+        through = F.lit(None).cast("date")
+    else:
+        products, contributions = covered(products, ends), covered(contributions, ends)
+        through = data_through(plant_ends(ends), F.col("month"))
+    return CostFacts(
+        products.withColumn("data_through", through),
+        contributions.withColumn("data_through", through),
+    )
+
+
+SALES_COLUMNS = ("units_sold", "revenue_group", "avg_price_group", "margin_group", "margin_pct")
+
+
+def without_sales(products: DataFrame, plants: list[str]) -> DataFrame:
+    """`product_costs` rows with the sales columns NULL at `plants`, which deliver no sales
+    orders: nothing known about their sales is not zero sales."""
+    if not plants:
+        return products
+    lacking = F.col("plant_id").isin(*plants)
+    return products.select(
+        *[
+            F.when(~lacking, F.col(c)).alias(c) if c in SALES_COLUMNS else F.col(c)
+            for c in products.columns
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- what-if

@@ -4,12 +4,19 @@ A fact is a pure function of silver DataFrames, registered by name; a metric nam
 fact it is computed from (conf/metrics). Every fact carries `plant_id`, `region` and
 `month` (yyyy-MM of its business date), and only rows dated on or before the as-of date,
 so a gold run for a date computes the same numbers however much later data silver holds.
+
+A fact declares the silver tables it reads: without one of its required `inputs` it is not
+built (at a plant, or at all); an `optional` one may be missing (read as empty), leaving
+only the columns that come from it NULL. `Holdings` says what silver holds: which plants
+have rows in each input and, for a dated input (events, partitioned by month: not master
+data), when each plant's data ends, so that a month after it is never reported as a month
+of data (`medlake.gold.cost.covered`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +24,8 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from medlake.config import ConfigError
+from medlake.gold.cost import OPTIONAL_INPUTS as COST_OPTIONAL
+from medlake.gold.cost import REQUIRED_INPUTS as COST_REQUIRED
 from medlake.gold.cost import cost_facts
 from medlake.sources import load_sources
 
@@ -42,18 +51,30 @@ class Fact:
     name: str
     description: str
     grain: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # every silver table the builder reads
     build: Builder
+    optional: tuple[str, ...] = ()  # those of `inputs` it can do without (read as empty)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(t for t in self.inputs if t not in self.optional)
 
 
 FACTS: dict[str, Fact] = {}
 
 
-def fact(name: str, *, grain: str, inputs: tuple[str, ...]) -> Callable[[Builder], Builder]:
-    """Register a fact builder under `name` (its docstring is the fact's description)."""
+def fact(
+    name: str, *, grain: str, inputs: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> Callable[[Builder], Builder]:
+    """Register a fact builder under `name` (its docstring is the fact's description).
+    `inputs` are the silver tables it reads; `optional` those of them it can do without."""
+
+    unknown = [t for t in optional if t not in inputs]
+    if unknown:
+        raise ValueError(f"fact {name}: optional inputs {unknown} are not among its inputs")
 
     def register(fn: Builder) -> Builder:
-        FACTS[name] = Fact(name, (fn.__doc__ or "").strip(), grain, inputs, fn)
+        FACTS[name] = Fact(name, (fn.__doc__ or "").strip(), grain, inputs, fn, optional)
         return fn
 
     return register
@@ -76,7 +97,87 @@ def build_facts(
 
 
 def inputs_of(names: set[str]) -> list[str]:
+    """Every silver table the named facts read, required or optional."""
     return sorted({t for n in names for t in get(n).inputs})
+
+
+# --------------------------------------------------------------------------- holdings
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What silver holds for gold: per input table the plants with rows in it and, for a dated
+    input (one of events, partitioned by month; master data is not dated), the date of each
+    plant's last delivery (`_delivery_date`): the date its data ends.
+
+    >>> held = Holdings.of(tables, dated={"silver.purchase_orders"}, as_of=day)  # doctest: +SKIP
+    >>> held.ends(["silver.purchase_orders", "silver.materials"], {"SU"})  # doctest: +SKIP
+    {'SU': datetime.date(2026, 3, 20)}
+    """
+
+    plants: Mapping[str, frozenset[str]]  # table -> plants with rows (only tables read)
+    last: Mapping[str, Mapping[str, dt.date]]  # dated table -> plant -> last delivery
+    as_of: dt.date
+
+    @classmethod
+    def of(cls, tables: Mapping[str, DataFrame], dated: set[str], as_of: dt.date) -> Holdings:
+        """From the silver tables read (by registry name), in one Spark job."""
+
+        parts = [
+            df.select(F.lit(name).alias("_table"), "plant_id", "_delivery_date")
+            for name, df in sorted(tables.items())
+        ]
+        plants: dict[str, set[str]] = {name: set() for name in tables}
+        last: dict[str, dict[str, dt.date]] = {name: {} for name in tables if name in dated}
+        if parts:
+            union = parts[0]
+            for part in parts[1:]:
+                union = union.unionByName(part)
+            rows = (
+                union.groupBy("_table", "plant_id")
+                .agg(F.max("_delivery_date").alias("last"))
+                .collect()
+            )
+            for row in rows:
+                plants[row["_table"]].add(row["plant_id"])
+                if row["_table"] in last and row["last"] is not None:
+                    last[row["_table"]][row["plant_id"]] = row["last"]
+        return cls(
+            plants={t: frozenset(p) for t, p in plants.items()},
+            last=last,
+            as_of=as_of,
+        )
+
+    @property
+    def every_plant(self) -> frozenset[str]:
+        """The plants with rows in any table read."""
+        return frozenset(p for plants in self.plants.values() for p in plants)
+
+    def having(self, required: Iterable[str]) -> frozenset[str]:
+        """The plants with rows in every one of `required` (every plant when none)."""
+        out = self.every_plant
+        for table in required:
+            out &= self.plants.get(table, frozenset())
+        return out
+
+    def lacking(self, required: Iterable[str], plants: Iterable[str]) -> dict[str, list[str]]:
+        """Plant -> the tables of `required` it has no rows in (plants lacking none left out)."""
+        out: dict[str, list[str]] = {}
+        for plant in sorted(plants):
+            gaps = [t for t in required if plant not in self.plants.get(t, frozenset())]
+            if gaps:
+                out[plant] = gaps
+        return out
+
+    def ends(self, inputs: Iterable[str], plants: Iterable[str]) -> dict[str, dt.date]:
+        """Plant -> the date its data of `inputs` ends: the earliest last delivery of the
+        dated ones it has rows in, and never after the as-of date."""
+        dated = [t for t in inputs if t in self.last]
+        out = {}
+        for plant in sorted(plants):
+            dates = [self.last[t][plant] for t in dated if plant in self.last[t]]
+            out[plant] = min([*dates, self.as_of])
+        return out
 
 
 # --------------------------------------------------------------------------- helpers
@@ -230,6 +331,7 @@ def inspection_lots(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFr
     "purchase_lines",
     grain="purchase-order line",
     inputs=("silver.purchase_orders", "silver.standard_costs", "silver.materials"),
+    optional=("silver.standard_costs",),  # without it: no PPV, spend and fluctuation still
 )
 def purchase_lines(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFrame:
     """Purchase-order lines with the standard cost valid on the order date, all in group
@@ -362,12 +464,8 @@ def wip_days(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFrame:
 @fact(
     "product_costs",
     grain="plant x product x month",
-    inputs=(
-        "silver.boms",
-        "silver.purchase_orders",
-        "silver.standard_costs",
-        "silver.sales_orders",
-    ),
+    inputs=(*COST_REQUIRED, *COST_OPTIONAL),
+    optional=COST_OPTIONAL,
 )
 def product_costs(tables: Mapping[str, DataFrame], ctx: FactContext) -> DataFrame:
     """Per plant, product and month: material cost per unit at the month's purchase prices

@@ -2,8 +2,11 @@
 
 A metric is data: which fact it is computed from, its numerator and denominator (or one
 aggregate expression) in Spark SQL over the fact's columns, filters, parameters, the
-dimensions it may be cut by, its unit, direction and alert thresholds. Regional variants
-are named metrics of their own (`otd.eu`), never a silent change of the canonical one.
+dimensions it may be cut by, its unit, direction and alert thresholds. Variants are named
+metrics of their own (`otd.emea`), never a silent change of the canonical one: other
+parameters or filters for the rows they `applies_to` (plants by region or id, suppliers by
+group id, purchase orders by plant and number; see Scope), reported next to the canonical
+value under their own id.
 
 >>> d = load_dictionary(Path("conf"))                                         # doctest: +SKIP
 >>> compute(d.resolve_many(["otd", "otif"]), facts["receipt_lines"], ["plant_id", "month"])
@@ -23,6 +26,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,21 +65,91 @@ class Change(_Strict):
     note: str = Field(min_length=1)
 
 
+SCOPE_KEYS = ("regions", "plants", "suppliers", "purchase_orders")
+_SCOPE_HINTS = {
+    "contracts": "the facts carry no contract column; scope a supply agreement by its "
+    "purchase_orders",
+    "supplier_codes": "the facts carry the group supplier id, not the plant's supplier code; "
+    "list group ids under suppliers (silver.supplier_xref maps codes to them)",
+}
+
+
 class Scope(_Strict):
-    """Where a regional variant applies: plants in these regions or these plant ids."""
+    """Where a variant applies: the rows of some plants, suppliers or purchase orders.
+
+    `regions` and `plants` pick plants (a plant in either list; every plant when both are
+    empty); `suppliers` (supplier_group_id values) and `purchase_orders` (plant id -> the
+    plant's PO numbers) narrow those rows further: a row is in scope when it passes every
+    key given. So `{plants: [SU], suppliers: [SUP-3f9a1c2b4d]}` is that supplier's lines at Suzhou.
+    """
 
     regions: list[str] = Field(default_factory=list)
     plants: list[str] = Field(default_factory=list)
+    suppliers: list[str] = Field(
+        default_factory=list, description="supplier_group_id values (silver.supplier_xref)"
+    )
+    purchase_orders: dict[str, list[str]] = Field(
+        default_factory=dict, description="plant id -> its purchase-order numbers (po_number)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [str(k) for k in data if k not in SCOPE_KEYS]
+            if unknown:
+                hints = "".join(f"; {k}: {_SCOPE_HINTS[k]}" for k in unknown if k in _SCOPE_HINTS)
+                raise ValueError(
+                    f"applies_to has unknown key {', '.join(unknown)}; it takes "
+                    f"{', '.join(SCOPE_KEYS)}{hints}"
+                )
+        return data
 
     @model_validator(mode="after")
     def _not_empty(self) -> Scope:
-        if not self.regions and not self.plants:
-            raise ValueError("applies_to needs regions or plants")
+        if not (self.regions or self.plants or self.suppliers or self.purchase_orders):
+            raise ValueError(f"applies_to needs at least one of {', '.join(SCOPE_KEYS)}")
+        given = {
+            "regions": self.regions,
+            "plants": self.plants,
+            "suppliers": self.suppliers,
+            "purchase_orders": [*self.purchase_orders, *chain(*self.purchase_orders.values())],
+        }
+        blank = [k for k, values in given.items() if any(not v.strip() for v in values)]
+        if blank:
+            raise ValueError(f"applies_to.{blank[0]} has an empty value")
+        no_orders = sorted(p for p, numbers in self.purchase_orders.items() if not numbers)
+        if no_orders:
+            raise ValueError(f"applies_to.purchase_orders.{no_orders[0]} lists no order")
+        if self.plants and not self.regions:
+            outside = sorted(set(self.purchase_orders) - set(self.plants))
+            if outside:
+                raise ValueError(
+                    f"applies_to.purchase_orders names plants outside applies_to.plants: "
+                    f"{', '.join(outside)} (their orders could never be in scope)"
+                )
         return self
+
+    def columns(self) -> list[str]:
+        """The fact columns the scope filter reads."""
+        needed = {
+            "region": bool(self.regions),
+            "plant_id": bool(self.plants or self.purchase_orders),
+            "supplier_group_id": bool(self.suppliers),
+            "po_number": bool(self.purchase_orders),
+        }
+        return [c for c, used in needed.items() if used]
+
+    def fingerprint_body(self) -> dict[str, Any]:
+        """What the fingerprint reads: regions and plants always (as before suppliers and
+        purchase orders existed, so released fingerprints stay), the other keys when set."""
+        body = self.model_dump()
+        return {k: v for k, v in body.items() if k in ("regions", "plants") or v}
 
 
 class Variant(_Strict):
-    """A named regional variant: the canonical metric with other parameters or filters."""
+    """A named variant: the canonical metric with other parameters or filters where it
+    `applies_to` (some regions, plants, suppliers or purchase orders)."""
 
     id: str = Field(pattern=rf"^{_ID}\.{_ID}$")
     version: int = Field(ge=1)
@@ -131,6 +205,11 @@ class MetricSpec(_Strict):
                 raise ValueError(
                     f"variant {variant.id} sets parameters the metric does not have: "
                     f"{', '.join(unknown)}"
+                )
+            if variant.applies_to.suppliers and "supplier_group_id" not in self.dimensions:
+                raise ValueError(
+                    f"variant {variant.id}: applies_to.suppliers needs supplier_group_id, which "
+                    f"is not a dimension of {self.id} (fact {self.fact})"
                 )
         used = _placeholders([*self._texts(), *(f for v in self.variants for f in v.filters)])
         undefined = sorted(used - set(self.params))
@@ -200,7 +279,7 @@ class Metric:
             "unit": self.spec.unit,
             "currency": self.spec.currency,
             "empty_denominator": self.spec.empty_denominator,
-            "scope": self.scope.model_dump() if self.scope else None,
+            "scope": self.scope.fingerprint_body() if self.scope else None,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -288,13 +367,29 @@ def _resolve(spec: MetricSpec, variant: Variant | None) -> Metric:
 
 
 def _scope_filter(scope: Scope) -> str:
-    """The rows a variant applies to, as SQL over the fact's region and plant_id columns."""
-    parts = []
+    """The rows a variant applies to, as SQL over the fact's columns (Scope.columns())."""
+    plants = []
     if scope.regions:
-        parts.append(f"region IN ({', '.join(_sql_text(r) for r in scope.regions)})")
+        plants.append(f"region IN ({_sql_list(scope.regions)})")
     if scope.plants:
-        parts.append(f"plant_id IN ({', '.join(_sql_text(p) for p in scope.plants)})")
-    return " OR ".join(parts)
+        plants.append(f"plant_id IN ({_sql_list(scope.plants)})")
+    clauses = [" OR ".join(plants)] if plants else []
+    if scope.suppliers:
+        clauses.append(f"supplier_group_id IN ({_sql_list(scope.suppliers)})")
+    if scope.purchase_orders:
+        clauses.append(
+            " OR ".join(
+                f"(plant_id = {_sql_text(plant)} AND po_number IN ({_sql_list(numbers)}))"
+                for plant, numbers in sorted(scope.purchase_orders.items())
+            )
+        )
+    if len(clauses) == 1:
+        return clauses[0]
+    return " AND ".join(f"({c})" for c in clauses)
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join(_sql_text(v) for v in values)
 
 
 def _sql_text(value: str) -> str:
@@ -319,7 +414,8 @@ def load_dictionary(conf_dir: Path, *, check_lock: bool = True) -> MetricDiction
         try:
             parsed = _MetricFile.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, [(path, data)])) from None
+            message = format_validation_error(exc, [(path, data)])
+            raise ConfigError(_name_metrics(message, data)) from None
         for spec in parsed.metrics:
             if spec.id in seen:
                 raise ConfigError(
@@ -331,6 +427,29 @@ def load_dictionary(conf_dir: Path, *, check_lock: bool = True) -> MetricDiction
     if check_lock:
         _check_lock(dictionary, folder / LOCK_FILE)
     return dictionary
+
+
+def _name_metrics(message: str, data: Mapping[str, Any]) -> str:
+    """`field 'metrics.0.variants.1.applies_to'` -> the same, then `(metric otd, variant
+    otd.x)`: the id of the metric (and variant) each invalid field belongs to."""
+    metrics = data.get("metrics")
+
+    def entry(items: Any, index: str) -> Mapping[str, Any]:
+        if isinstance(items, list) and int(index) < len(items):
+            item = items[int(index)]
+            if isinstance(item, Mapping):
+                return item
+        return {}
+
+    def name(match: re.Match[str]) -> str:
+        metric = entry(metrics, match[2])
+        ids = [f"metric {metric['id']}"] if "id" in metric else []
+        if match[3] is not None:
+            variant = entry(metric.get("variants"), match[3])
+            ids += [f"variant {variant['id']}"] if "id" in variant else []
+        return f"{match[1]} ({', '.join(ids)})" if ids else match[1]
+
+    return re.sub(r"(field 'metrics\.(\d+)(?:\.variants\.(\d+))?[^']*')", name, message)
 
 
 def read_lock(path: Path) -> dict[str, str]:
@@ -403,6 +522,8 @@ def compute_sets(
     absent = [d for d in dims if d not in fact.columns]
     if absent:
         raise ConfigError(f"the fact has no column {', '.join(absent)}")
+    for m in metrics:
+        _check_scope(m, fact.columns)
     # grouping_id(): one bit per dimension, first dimension highest, 1 = not grouped
     gid_of = {
         sum(1 << (len(dims) - 1 - i) for i, d in enumerate(dims) if d not in cut): n
@@ -496,6 +617,17 @@ def _check_cut(m: Metric, by: Sequence[str], columns: Sequence[str]) -> None:
     absent = [d for d in by if d not in columns]
     if absent:
         raise ConfigError(f"fact {m.spec.fact} has no column {', '.join(absent)}")
+
+
+def _check_scope(m: Metric, columns: Sequence[str]) -> None:
+    """A variant's applies_to must name columns its fact has (suppliers: supplier_group_id,
+    purchase_orders: po_number)."""
+    absent = [c for c in (m.scope.columns() if m.scope else []) if c not in columns]
+    if absent:
+        raise ConfigError(
+            f"metric {m.id}: applies_to reads {', '.join(absent)}, which fact {m.spec.fact} "
+            "does not have"
+        )
 
 
 def in_scope(metric: Metric, by: Sequence[str]) -> bool:

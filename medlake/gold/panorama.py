@@ -3,6 +3,10 @@
 One long table (gold.supply_chain_panorama): a row is one metric's value for one cut
 (`grain`, e.g. `plant_id+supplier_group_id+month`) and its dimension values; dimensions
 outside the cut are NULL. BI tools filter by grain and pivot by metric.
+
+It is computed from the facts there are (`FACTS`; any of them may be missing, and with them
+their metrics), and a row whose month the data does not cover to its end says the date the
+data ends (`data_through`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pyspark.sql import functions as F
 
 from medlake.config import ConfigError, format_validation_error, read_yaml
+from medlake.gold.cost import data_through
 from medlake.gold.metrics import MetricDictionary, compute_sets, in_scope
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
+# the facts the panorama reads, each optional: product_costs comes from the cost marts
+FACTS = (
+    "inspection_lots",
+    "inventory_days",
+    "product_costs",
+    "purchase_lines",
+    "receipt_lines",
+    "wip_days",
+)
 DIMENSIONS = (
     "region",
     "plant_id",
@@ -82,11 +96,19 @@ def panorama(
     facts: Mapping[str, DataFrame],
     grains: Sequence[Sequence[str]],
     months: Sequence[str],
+    *,
+    ends: Mapping[str, Mapping[str, dt.date]] | None = None,
+    regions: Mapping[str, str] | None = None,
 ) -> DataFrame:
     """Metric values for each grain and month in `months`, every fact's active metrics.
 
     Columns: month, grain, the DIMENSIONS (NULL outside the grain), metric_id,
-    metric_version, numerator, denominator, value, status.
+    metric_version, numerator, denominator, value, status, data_through.
+
+    `ends` (fact -> plant -> the date the plant's data of the fact ends; `regions` maps
+    plants to regions) gives `data_through`: for a row the earliest date among the plants it
+    covers (its plant, its region's plants, else every plant of the fact), when that is
+    before the month's last day; NULL when the data covers the month, or without `ends`.
     """
 
     parts = []
@@ -105,13 +127,33 @@ def panorama(
         for d in DIMENSIONS:
             if d not in values.columns:
                 values = values.withColumn(d, F.lit(None).cast("string"))
-        parts.append(values)
+        end = _row_end((ends or {}).get(fact_name, {}), regions or {})
+        parts.append(values.withColumn("data_through", data_through(end, F.col("month"))))
     if not parts:
         raise ConfigError("the panorama has no metric for any configured grain")
     out = parts[0]
     for part in parts[1:]:
         out = out.unionByName(part)
     return out
+
+
+def _row_end(ends: Mapping[str, dt.date], regions: Mapping[str, str]) -> Column:
+    """The date a row's data ends: its plant's, else the earliest of its region's plants,
+    else the earliest of every plant (NULL when `ends` is empty)."""
+
+    if not ends:
+        return F.lit(None).cast("date")
+    by_region: dict[str, dt.date] = {}
+    for plant, day in ends.items():
+        region = regions.get(plant)
+        if region is not None:
+            by_region[region] = min(day, by_region.get(region, day))
+    plant_map = F.create_map(*[F.lit(x) for kv in sorted(ends.items()) for x in kv])
+    end = F.when(F.col("plant_id").isNotNull(), plant_map[F.col("plant_id")])
+    if by_region:
+        region_map = F.create_map(*[F.lit(x) for kv in sorted(by_region.items()) for x in kv])
+        end = end.when(F.col("region").isNotNull(), region_map[F.col("region")])
+    return end.otherwise(F.lit(min(ends.values())))
 
 
 def months_between(first: dt.date, last: dt.date) -> list[str]:

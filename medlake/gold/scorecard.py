@@ -6,10 +6,16 @@ month, over the rolling window of the last `window_months` months, once per scop
 regional analyst gets scores, ranks and counts computed from her plants' data alone. Each
 component is a metric of the dictionary scored 0-100 between the configured worst and best
 values; the composite is their weighted mean. Flags carry their reason as text a buyer can act on.
+
+It needs the receipt and purchase lines (`REQUIRED_FACTS`); a component whose fact is not
+there (no incoming inspections delivered) is NULL and out of the composite. Given the date
+each plant's data ends (`ends`), it writes no window ending after the month the last of them
+falls in, and marks a window whose last month is not covered by every plant (`data_through`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import TYPE_CHECKING
@@ -19,6 +25,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from medlake.config import ConfigError
+from medlake.gold.cost import data_through
 from medlake.gold.metrics import MetricDictionary, compute
 from medlake.governance.access import GROUP_SCOPE
 
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 
 KEYS = ["month", "supplier_group_id", "material_category"]
 COMPONENTS = ("quality", "delivery", "price", "responsiveness")
+REQUIRED_FACTS = ("receipt_lines", "purchase_lines")  # lines per window, single sourcing
+OPTIONAL_INPUTS = ("silver.suppliers",)  # supplier names (NULL without)
 
 
 class _Strict(BaseModel):
@@ -63,6 +72,10 @@ class ScorecardConfig(_Strict):
     components: dict[str, Component] = Field(min_length=1)
     trend_months: int = Field(ge=1, le=24)
     flags: Flags
+
+    def component_facts(self, dictionary: MetricDictionary) -> dict[str, str]:
+        """Component -> the fact its metric is computed from."""
+        return {n: dictionary.get(c.metric).spec.fact for n, c in self.components.items()}
 
     @model_validator(mode="after")
     def _weights(self) -> ScorecardConfig:
@@ -101,19 +114,26 @@ def scorecard(
     supplier_names: DataFrame,
     *,
     central: bool = True,
+    ends: Mapping[str, dt.date] | None = None,
 ) -> DataFrame:
     """The scorecard rows of `months` (window metrics, scores, rank, trend, flags); with
-    `central=False` the `central_only` components are NULL and out of the composite."""
+    `central=False` the `central_only` components are NULL and out of the composite, and so
+    is a component whose fact is not in `facts`.
 
+    `ends` (plant -> the date its data ends) leaves out the windows ending after the month
+    of the latest, and sets `data_through` to the earliest where it falls before the
+    window's last month ends (NULL: every plant's data covers it); without `ends`
+    `data_through` is NULL.
+    """
+
+    missing = sorted(set(REQUIRED_FACTS) - set(facts))
+    if missing:
+        raise ConfigError(f"the scorecard needs the facts {', '.join(missing)}")
     metrics = {
         name: dictionary.get(c.metric)
         for name, c in config.components.items()
-        if central or not c.central_only
+        if (central or not c.central_only) and dictionary.get(c.metric).spec.fact in facts
     }
-    needed = {m.spec.fact for m in metrics.values()} | {"receipt_lines", "purchase_lines"}
-    missing = sorted(needed - set(facts))
-    if missing:
-        raise ConfigError(f"the scorecard needs the facts {', '.join(missing)}")
     windowed = {n: in_windows(f, config.window_months) for n, f in facts.items()}
     rl = windowed["receipt_lines"]
     base = (
@@ -147,7 +167,9 @@ def scorecard(
         has = F.col(f"{name}_score").isNotNull()
         weighted = weighted + F.when(has, F.col(f"{name}_score") * c.weight).otherwise(0.0)
         weights = weights + F.when(has, F.lit(c.weight)).otherwise(0.0)
-    base = base.withColumn("composite_score", F.when(weights > 0, weighted / weights)).cache()
+    # not cached: the self-join below shares base's exchanges within its one job, while a
+    # cached plan stays registered until unpersisted (it would outlive the run on a shared driver)
+    base = base.withColumn("composite_score", F.when(weights > 0, weighted / weights))
 
     prev = base.select(
         _shift(F.col("month"), config.trend_months).alias("month"),
@@ -205,7 +227,17 @@ def scorecard(
     names = supplier_names.groupBy("supplier_group_id").agg(
         F.min("supplier_name").alias("supplier_name")
     )
-    return df.where(F.col("month").isin(*months)).join(names, "supplier_group_id", "left")
+    df = df.where(F.col("month").isin(*months))
+    if ends is None:
+        df = df.withColumn("data_through", F.lit(None).cast("date"))
+    elif not ends:
+        df = df.where(F.lit(False)).withColumn("data_through", F.lit(None).cast("date"))
+    else:
+        last = f"{max(ends.values()):%Y-%m}"
+        df = df.where(F.col("month") <= last).withColumn(
+            "data_through", data_through(F.lit(min(ends.values())), F.col("month"))
+        )
+    return df.join(names, "supplier_group_id", "left")
 
 
 def scoped_scorecards(
@@ -215,23 +247,31 @@ def scoped_scorecards(
     months: Sequence[str],
     supplier_names: DataFrame,
     scopes: Mapping[str, Sequence[str]],
+    *,
+    ends: Mapping[str, dt.date] | None = None,
 ) -> DataFrame:
     """`scorecard` once per scope (name -> plant ids), each over the facts of its plants
     only, with the columns `scope` and `scope_plants` (the plants it was computed over).
     Scopes other than `group` are read by regional roles: their scorecards leave out the
-    `central_only` (commercial) components."""
+    `central_only` (commercial) components. `ends` (plant -> the date its data ends; a
+    plant not in it has none) bounds each scope's months by its own plants' dates."""
 
     parts = []
     for name, plants in scopes.items():
         scoped = {n: f.where(F.col("plant_id").isin(*plants)) for n, f in facts.items()}
         names = supplier_names.where(F.col("plant_id").isin(*plants))  # the scope's spelling
         central = name == GROUP_SCOPE
-        card = scorecard(dictionary, scoped, config, months, names, central=central)
+        own = None if ends is None else {p: d for p, d in ends.items() if p in plants}
+        if own == {}:  # no plant of the scope has data: no rows, not even a plan to run
+            continue
+        card = scorecard(dictionary, scoped, config, months, names, central=central, ends=own)
         parts.append(
             card.withColumn("scope", F.lit(name)).withColumn(
                 "scope_plants", F.array(*[F.lit(p) for p in sorted(plants)])
             )
         )
+    if not parts:
+        raise ConfigError("no scope of the scorecard has a plant with data (ends)")
     return reduce(lambda a, b: a.unionByName(b), parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,20 +43,40 @@ def _where(jurisdiction: str) -> str:
     )
 
 
+_HOW = (
+    f"write {MIN_KEY_BYTES} or more random bytes as hex, two hex digits per byte "
+    "(for example `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+)
+
+
 def _parse(jurisdiction: str, text: str, origin: str) -> bytes:
+    """The key's bytes, or a `SecretError` saying what is wrong with it (never the key)."""
     value = text.strip()
-    if not _HEX.match(value) or len(value) % 2:
+    which = f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin}"
+    if not value:
+        raise SecretError(f"{which} is empty; {_HOW}")
+    if not _HEX.match(value):
+        bad = [i for i, char in enumerate(value, start=1) if char not in string.hexdigits]
+        prefix = " (drop the 0x prefix)" if value[:2].lower() == "0x" else ""
         raise SecretError(
-            f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin} is not "
-            f"hexadecimal; write {MIN_KEY_BYTES} or more random bytes as hex "
-            "(for example `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            f"{which} is not hexadecimal: {len(bad)} of its {len(value)} characters "
+            + (
+                f"is a non-hex character (not 0-9, a-f), at position {bad[0]}"
+                if len(bad) == 1
+                else f"are non-hex characters (not 0-9, a-f), the first at position {bad[0]}"
+            )
+            + f"{prefix}; {_HOW}"
+        )
+    if len(value) % 2:
+        raise SecretError(
+            f"{which} has an odd number of hex digits ({len(value)}): each byte is two, so "
+            f"an even count is needed, at least {2 * MIN_KEY_BYTES} ({MIN_KEY_BYTES} bytes); "
+            "was a digit lost in copying? For a new key: "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
     key = bytes.fromhex(value)
     if len(key) < MIN_KEY_BYTES:
-        raise SecretError(
-            f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin} has "
-            f"{len(key)} bytes; at least {MIN_KEY_BYTES} are required"
-        )
+        raise SecretError(f"{which} has {len(key)} bytes; at least {MIN_KEY_BYTES} are required")
     return key
 
 

@@ -38,13 +38,20 @@ def latest(frame: DataFrame, key: list[str], order: str) -> DataFrame:
 
 def latest_results(ctx: JobContext, table: str, first: dt.date, last: dt.date) -> DataFrame | None:
     """The latest evaluation of each result of `_dq` or `_reconciliation` for the dates
-    first..last; None when the table was never written."""
+    first..last, by the nights' own runs or by range runs that covered them; None when the
+    table was never written."""
 
     if ctx.io.version(table) is None:
         return None
     key, order = RESULT_KEYS[table]
     frame = ctx.io.read(table)
-    return latest(frame.where(F.col("logical_date").between(F.lit(first), F.lit(last))), key, order)
+    # a night's own run, or a range run that covered the dates (first_date..logical_date)
+    covered = F.col("logical_date").between(F.lit(first), F.lit(last))
+    if "first_date" in frame.columns:  # lakes recorded before it was kept lack the column
+        covered = covered | (
+            (F.col("logical_date") > F.lit(last)) & (F.col("first_date") <= F.lit(last))
+        )
+    return latest(frame.where(covered), key, order)
 
 
 def run(ctx: JobContext) -> JobResult:

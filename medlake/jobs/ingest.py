@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
 from medlake.bronze.ingest import MANIFEST, ingest
 from medlake.lineage import LineageRecorder
 from medlake.runtime import JobContext, JobResult, lineage_run
+
+log = logging.getLogger("medlake.bronze")
 
 
 def run(ctx: JobContext) -> JobResult:
@@ -17,10 +20,25 @@ def run(ctx: JobContext) -> JobResult:
             ctx.io, ctx.sources, ctx.landing, ctx.dates, run_id=ctx.run_id, force=ctx.force
         )
         _record_lineage(ctx, recorder, result.manifest, result.versions)
+    refused = [
+        f"{m['source_file']} ({m['entity']}): {m['message']}"
+        for m in result.manifest
+        if m["status"] == "quarantined"
+    ]
+    partly = [
+        f"{m['source_file']} ({m['entity']}): {m['rows_quarantined']} of {m['rows_read']} rows "
+        "quarantined"
+        for m in result.manifest
+        if m["status"] == "ingested" and m["rows_quarantined"]
+    ]
+    failed = bool(refused) and ctx.settings.landing.fail_on_refused
+    if refused:
+        log.warning("ingest: %d files refused:\n  %s", len(refused), "\n  ".join(refused))
     return JobResult.of(
         ctx,
         {
             "run_id": ctx.run_id,
+            "exit_code": 1 if failed else 0,
             "files_ingested": result.count("ingested"),
             "files_quarantined": result.count("quarantined"),
             "files_skipped": result.count("skipped"),
@@ -28,6 +46,8 @@ def run(ctx: JobContext) -> JobResult:
             "files_unexpected": result.count("unexpected"),
             "rows_ingested": result.rows_ingested,
             "rows_quarantined": result.rows_quarantined,
+            "refused_files": refused,
+            "files_with_quarantined_rows": partly,
             "manifest": result.manifest,
         },
     )

@@ -38,6 +38,7 @@ def run(ctx: JobContext) -> JobResult:
         dates=ctx.dates,
         run_id=ctx.run_id,
         group_currency=ctx.settings.group.currency,
+        date_window=ctx.settings.silver.date_window,
         masker=masker,
     )
     with lineage_run(ctx) as recorder:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medlake.bronze.ingest import months_of, read_bronze
@@ -46,12 +46,13 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
     ordered = order(names, run.rules)
     check_mappings(run.specs, run.sources, ordered)
     result = SilverResult(run.run_id)
-    refs = Refs(run.group_currency, fx=fx_table(run), xref=xrefs(run))
+    refs = Refs(run.group_currency, fx=fx_table(run), xref=xrefs(run), date_window=run.date_window)
     for name in [n for n in ordered if n in FIRST]:
         spec = run.specs[name]
         if name in {"suppliers", "materials"}:
             refs = Refs(
                 run.group_currency,
+                date_window=run.date_window,
                 fx=refs.fx,
                 xref={**(refs.xref or {}), **match(run, spec)},
                 fx_note=refs.fx_note,
@@ -65,7 +66,13 @@ def build(run: SilverRun, entities: Sequence[str] | None = None) -> SilverResult
                 if failed
                 else ""
             )
-            refs = Refs(run.group_currency, fx=fx_table(run), xref=refs.xref, fx_note=note)
+            refs = Refs(
+                run.group_currency,
+                fx=fx_table(run),
+                xref=refs.xref,
+                fx_note=note,
+                date_window=run.date_window,
+            )
     rest = [n for n in ordered if n not in FIRST]
     done = _in_parallel(run, rest, needs(names, run.rules), refs)
     result.entities += [done[n] for n in rest]
@@ -125,6 +132,7 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     key = ["__usable", "plant_id", *spec.keys]
     order = Window.partitionBy(*key).orderBy(F.col("_seq").desc(), F.col("_file_row").asc())
     ranked = rows.withColumn("__usable", usable).withColumn("__rank", F.row_number().over(order))
+    ranked = conflicts(ranked, spec, key)
     # Materialised once: every count and write below starts from this small plan.
     ranked = checkpoint = ranked.localCheckpoint()
     try:
@@ -143,6 +151,49 @@ def _entity(run: SilverRun, spec: EntitySpec, refs: Refs) -> EntityOutcome:
     return out
 
 
+def conflicts(ranked: DataFrame, spec: EntitySpec, key: list[str]) -> DataFrame:
+    """Mark key conflicts: usable rows of a key's latest version that differ in content. A
+    duplicate is the same record twice (removed; text compared without padding and case);
+    two different records under one key and version are a conflict that someone must
+    resolve, so every row of it is quarantined (`__conflict` holds the reason, naming the
+    differing columns and the rows involved)."""
+    latest = Window.partitionBy(*key)
+    same = Window.partitionBy(*key, "_seq")
+    hashes = {c.name: F.xxhash64(comparable(c.name, c.type)) for c in spec.columns}
+    differs = [
+        F.when(F.min(h).over(same) != F.max(h).over(same), F.lit(n)) for n, h in hashes.items()
+    ]
+    rows = F.array_sort(
+        F.collect_list(F.concat_ws(":", "_source_file", F.col("_file_row").cast("string"))).over(
+            same
+        )
+    )
+    shown = F.concat_ws(", ", *[F.format_string(f"{k}=%s", F.col(k)) for k in spec.keys])
+    columns = F.array_compact(F.array(*differs))
+    return ranked.withColumn(
+        "__conflict",
+        F.when(
+            F.col("__usable")
+            & (F.col("_seq") == F.max("_seq").over(latest))
+            & (F.size(columns) > 0),
+            F.format_string(
+                "key conflict: %d rows share the key (%s) and version but differ in %s; every "
+                "version is kept here (%s): decide which is right and re-deliver it",
+                F.size(rows),
+                shown,
+                F.array_join(columns, ", "),
+                F.array_join(rows, ", "),
+            ),
+        ),
+    )
+
+
+def comparable(name: str, kind: str) -> Column:
+    """A value as two versions of one record are compared: text without its padding and
+    case (a re-keyed `abc ` is the same record as `ABC`), everything else as it is."""
+    return F.upper(F.trim(F.col(name))) if kind == "string" else F.col(name)
+
+
 def _personal_columns(run: SilverRun, spec: EntitySpec) -> dict[str, tuple[str, str]]:
     """Columns of the entity that silver must mask: name -> (classification, Spark type)."""
     personal = run.masker.classes.personal
@@ -152,15 +203,18 @@ def _personal_columns(run: SilverRun, spec: EntitySpec) -> dict[str, tuple[str, 
 
 def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOutcome) -> None:
     io = run.io
+    conflict = F.col("__conflict").isNotNull()
     counts = plant_counts(
         ranked,
         read=F.lit(True),
         unusable=~F.col("__usable"),
-        duplicates=F.col("__usable") & (F.col("__rank") > 1),
+        conflicts=conflict,
+        duplicates=F.col("__usable") & (F.col("__rank") > 1) & ~conflict,
     )
     bad = ranked.where(~F.col("__usable"))
-    latest = ranked.where(F.col("__usable") & (F.col("__rank") == 1))
-    latest = latest.drop("__usable", "__rank", "_errors", "_text")
+    conflicting = ranked.where(conflict)
+    latest = ranked.where(F.col("__usable") & (F.col("__rank") == 1) & ~conflict)
+    latest = latest.drop("__usable", "__rank", "__conflict", "_errors", "_text")
     table_spec = io.registry.get(spec.table)
     rules = run.rules.get(spec.table)
     outcome = None
@@ -178,7 +232,11 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
         latest, quality_bad = outcome.kept, outcome.quarantined
         out.failed = outcome.failed_gates
         out.dq_rows = results_rows(
-            outcome, table=spec.table, run_id=run.run_id, logical_date=run.logical_date
+            outcome,
+            table=spec.table,
+            run_id=run.run_id,
+            logical_date=run.logical_date,
+            first_date=min(run.dates),
         )
     try:
         ruled: dict[str, int] = {}
@@ -189,7 +247,11 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
             dropped = plant_counts(outcome.dropped_rows(), n=F.lit(True))["n"]
         partition = {"plant_id": list(run.plants), "delivery_month": months_of(run.dates)}
         days = {"_delivery_date": list(run.dates)}
-        quarantined = sum(counts["unusable"].values()) + sum(ruled.values())
+        quarantined = (
+            sum(counts["unusable"].values())
+            + sum(counts["conflicts"].values())
+            + sum(ruled.values())
+        )
         if (
             quarantined
             or io.version(spec.quarantine_table) is None
@@ -197,7 +259,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
         ):
             out.versions_written[spec.quarantine_table] = io.replace_partitions(
                 spec.quarantine_table,
-                quarantine_rows(bad, ranked, quality_bad, run.run_id),
+                quarantine_rows(bad, ranked, quality_bad, run.run_id, conflicting),
                 partition=partition,
                 where=days,
                 ctx=run.ctx(),
@@ -241,6 +303,7 @@ def _promote(run: SilverRun, spec: EntitySpec, ranked: DataFrame, out: EntityOut
                 inserted=inserted,
                 updated=updated,
                 duplicates=counts["duplicates"].get(plant, 0) + superseded,
+                conflicts=counts["conflicts"].get(plant, 0),
                 quarantined=counts["unusable"].get(plant, 0) + ruled.get(plant, 0),
                 dropped=dropped.get(plant, 0),
                 held=held.get(plant, 0),

@@ -9,16 +9,19 @@ carry their reasons in `_errors`; the caller quarantines them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from medlake import expressions
 from medlake.entities import DECIMAL, Column, EntitySpec
-from medlake.sources import PlantSource
+from medlake.sources import REGEX_MARKER, EntitySource, PlantSource, day_month_order
 
 PLANT_COLUMN = "_plant_id"
 FX_LOOKBACK_DAYS = 7  # weekends and holidays have no rate: use the last one before
@@ -33,6 +36,9 @@ class Refs:
     fx: DataFrame | None = None  # rate_date, currency, rate_to_group
     fx_note: str = ""  # why rates may be missing in this run (e.g. fx_rates failed its gate)
     xref: Mapping[str, DataFrame] | None = None  # lookup -> plant_id, local_code, group_id
+    # plausible dates: from this many years before to this many after the delivery date;
+    # a date outside is kept and flagged implausible_date:<column>
+    date_window: tuple[int, int] = (30, 10)
 
 
 def _by_plant(plants: Mapping[str, PlantSource], value: dict[str, SparkColumn]) -> SparkColumn:
@@ -56,17 +62,200 @@ def _literal_map(pairs: dict[str, str | float]) -> SparkColumn:
     )
 
 
-def _raw(plants: Mapping[str, PlantSource], spec: EntitySpec, column: str) -> SparkColumn:
-    """The column's text at each plant (by its local name), trimmed, '' as missing."""
-    value = {}
+def _raw(plants: Mapping[str, PlantSource], spec: EntitySpec, column: str) -> _Read:
+    """The column's text at each plant, trimmed, '' and declared markers as missing: copied
+    from its local column, a constant or an expression (conf/sources `fields`)."""
+    value: dict[str, SparkColumn] = {}
+    marker: dict[str, SparkColumn] = {}
+    error: dict[str, SparkColumn] = {}
     for plant_id, source in plants.items():
-        local = {v: k for k, v in source.entities[spec.source].columns.items()}.get(column)
-        value[plant_id] = F.col("_record").getItem(local) if local else F.lit(None).cast("string")
+        entity = source.entities[spec.source]
+        rule = entity.fields.get(column)
+        reasons: list[SparkColumn] = []
+
+        def read(
+            local: str, entity: EntitySource = entity, reasons: list[SparkColumn] = reasons
+        ) -> SparkColumn:
+            text, reason = _local(entity, local)
+            if reason is not None:
+                reasons.append(reason)
+            return text
+
+        mark = entity.decimal or source.delivery.decimal
+        problems: list[SparkColumn] = []
+        if rule is not None and rule.value is not None:
+            text = F.lit(rule.value)
+        elif rule is not None and rule.expr:
+            node = expressions.parse(rule.expr)
+            compiled = _compile(node, read, mark, problems)
+            text = _as_text(compiled, mark) if _numeric(node) else compiled
+        elif column in entity.targets:
+            text = read(entity.targets[column])
+        else:
+            text = F.lit(None).cast("string")
+        if rule is not None and rule.number == "extract":
+            text = _extract_number(text, mark)
+        value[plant_id] = text
+        marker[plant_id] = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
+        joined = F.concat_ws("; ", *problems) if problems else F.lit("")
+        error[plant_id] = F.when(joined != "", F.concat(F.lit(f"{column}: "), joined))
     text = F.trim(_by_plant(plants, value))
-    return F.when(text != "", text)
+    return _Read(F.when(text != "", text), _by_plant(plants, marker), _by_plant(plants, error))
 
 
-def _parse(plants: Mapping[str, PlantSource], c: Column, raw: SparkColumn) -> SparkColumn:
+@dataclass(frozen=True)
+class _Read:
+    text: SparkColumn  # the value's text, None when missing
+    marker: SparkColumn  # reason code of a declared missing-value marker that was met
+    error: SparkColumn  # why an expression could not compute the value (None: it could)
+
+
+def _local(entity: EntitySource, local: str) -> tuple[SparkColumn, SparkColumn | None]:
+    """A local column's trimmed text with its declared missing-value markers read as missing,
+    and the reason code of the marker met (None when the column declares no markers)."""
+    text = F.trim(F.col("_record").getItem(local))
+    markers = entity.missing.get(local)
+    if not markers:
+        return text, None
+    reason: SparkColumn | None = None
+    for marker, code in markers.items():
+        if marker.startswith(REGEX_MARKER):
+            hit = text.rlike(marker.removeprefix(REGEX_MARKER))
+        else:
+            hit = text == marker.strip()
+        reason = F.when(hit, F.lit(code)) if reason is None else reason.when(hit, F.lit(code))
+    assert reason is not None
+    return F.when(reason.isNull(), text), reason
+
+
+def _number_in_text(decimal: str) -> tuple[str, str]:
+    """Java regexes for the one number in a text such as `approx. 1,234.5 kg`: digits grouped
+    in threes or not, an optional decimal part, a minus sign only at the start or after a
+    space; text around it without digits. Two patterns (signed, unsigned), group 1."""
+    group, point = (",", r"\.") if decimal == "." else (r"\.", ",")
+    number = f"(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)(?:{point}[0-9]+)?"
+    suffix = r"(?:[^0-9.,][^0-9]*)?"  # ` kg`, `%`: no digit, not a decimal part
+    return (
+        f"^(?:[^0-9]*\\s)?(-{number}){suffix}$",  # a sign at the start or after a space
+        f"^(?:[^0-9]*[^0-9.,\\-])?({number}){suffix}$",  # not `.5`, `,5`, `ASN-93`
+    )
+
+
+def _extract_number(text: SparkColumn, decimal: str) -> SparkColumn:
+    """The one number in a text (`approx. 1,234.5 kg` -> 1234.5, grouping removed); the text
+    unchanged when it holds none or several (`See ASN-93 (ID#:1281)`), so the parse
+    quarantines it unless a missing-value marker says what it means."""
+    signed, unsigned = _number_in_text(decimal)
+    found = F.coalesce(
+        F.nullif(F.regexp_extract(text, signed, 1), F.lit("")),
+        F.nullif(F.regexp_extract(text, unsigned, 1), F.lit("")),
+    )
+    grouping = "," if decimal == "." else r"\."
+    return F.when(found.isNotNull(), F.regexp_replace(found, grouping, "")).otherwise(text)
+
+
+_NUMERIC_OPS = {"number", "round", "convert", "+", "-", "*", "/", "neg"}
+_NUMBER = "decimal(30,10)"
+
+
+def _numeric(node: expressions.Node) -> bool:
+    return node.op in _NUMERIC_OPS or (node.op == "lit" and not isinstance(node.value, str))
+
+
+def _as_text(number: SparkColumn, decimal: str) -> SparkColumn:
+    """A computed number as the plant writes numbers: no trailing zeros, its decimal mark."""
+    text = F.regexp_replace(
+        F.regexp_replace(number.cast("string"), r"(\.[0-9]*?)0+$", "$1"), r"\.$", ""
+    )
+    return F.regexp_replace(text, r"\.", ",") if decimal == "," else text
+
+
+def _compile(
+    node: expressions.Node,
+    read: Callable[[str], SparkColumn],
+    decimal: str = ".",
+    problems: list[SparkColumn] | None = None,
+) -> SparkColumn:
+    """The Spark column of an expression tree (`medlake.expressions`). Text read as a number
+    follows the plant's decimal mark; a text that is not a number, or a division by zero,
+    adds a reason to `problems` (the row is quarantined, never given a silent null)."""
+    op, args = node.op, node.args
+    found = problems if problems is not None else []
+
+    def sub(n: expressions.Node) -> SparkColumn:
+        return _compile(n, read, decimal, found)
+
+    def num(n: expressions.Node) -> SparkColumn:
+        value = sub(n)
+        if _numeric(n) and n.op != "lit":
+            return value
+        if n.op == "lit":
+            return value.try_cast(_NUMBER)
+        usable = (
+            F.when(~value.contains("."), F.regexp_replace(value, ",", "."))
+            if decimal == ","
+            else value
+        )
+        number = usable.try_cast(_NUMBER)
+        found.append(
+            F.when(
+                value.isNotNull() & number.isNull(),
+                F.format_string("'%s' is not a number in the plant's format", value),
+            )
+        )
+        return number
+
+    def text(n: expressions.Node) -> SparkColumn:
+        value = sub(n)
+        return _as_text(value, ".") if _numeric(n) and n.op != "lit" else value
+
+    def literal(n: expressions.Node) -> Any:
+        return n.value
+
+    if op == "col":
+        return read(str(node.value))
+    if op == "lit":
+        return F.lit(str(node.value))
+    if op in ("+", "-", "*"):
+        left, right = num(args[0]), num(args[1])
+        return left + right if op == "+" else left - right if op == "-" else left * right
+    if op == "/":
+        divisor = num(args[1])
+        found.append(F.when(divisor == 0, F.lit("division by zero")))
+        return F.try_divide(num(args[0]), divisor)
+    if op == "neg":
+        return -num(args[0])
+    if op == "number":
+        return num(args[0])
+    if op == "round":
+        return F.round(num(args[0]), int(literal(args[1])))
+    if op == "convert":
+        factor = expressions.factor(str(literal(args[1])), str(literal(args[2])))
+        return num(args[0]) * F.lit(str(factor)).cast(_NUMBER)
+    if op == "concat":
+        return F.concat(*map(text, args))
+    if op == "coalesce":
+        return F.coalesce(*map(text, args))
+    if op in ("upper", "lower", "trim"):
+        return getattr(F, op)(text(args[0]))  # type: ignore[no-any-return]
+    if op == "substring":
+        return F.substring(text(args[0]), int(literal(args[1])), int(literal(args[2])))
+    if op == "split":
+        part = F.split_part(
+            text(args[0]), F.lit(str(literal(args[1]))), F.lit(int(literal(args[2])))
+        )
+        return F.when(part != "", part)
+    if op == "regex":
+        pattern = str(literal(args[1]))
+        group = int(literal(args[2])) if len(args) > 2 else (1 if re.compile(pattern).groups else 0)
+        extracted = F.regexp_extract(text(args[0]), pattern, group)
+        return F.when(extracted != "", extracted)
+    raise AssertionError(f"unhandled expression operation {op}")  # parse() admits no other
+
+
+def _parse(
+    plants: Mapping[str, PlantSource], spec: EntitySpec, c: Column, raw: SparkColumn
+) -> SparkColumn:
     if c.type == "string":
         return raw
     if c.type in ("int", "decimal"):
@@ -75,7 +264,7 @@ def _parse(plants: Mapping[str, PlantSource], c: Column, raw: SparkColumn) -> Sp
             {
                 # a dot at a decimal-comma plant is a grouping or a typo: not a number
                 p: F.when(~raw.contains("."), F.regexp_replace(raw, ",", "."))
-                if s.delivery.decimal == ","
+                if (s.entities[spec.source].decimal or s.delivery.decimal) == ","
                 else raw
                 for p, s in plants.items()
             },
@@ -91,12 +280,50 @@ def _parse(plants: Mapping[str, PlantSource], c: Column, raw: SparkColumn) -> Sp
                 for p, s in plants.items()
             },
         )
-    pattern = {
-        p: s.delivery.date_format if c.type == "date" else s.delivery.datetime_format
-        for p, s in plants.items()
-    }
-    stamp = _by_plant(plants, {p: F.try_to_timestamp(raw, F.lit(f)) for p, f in pattern.items()})
+    stamp = _by_plant(plants, {p: _stamp(raw, _formats(s, spec, c)) for p, s in plants.items()})
     return F.to_date(stamp) if c.type == "date" else stamp
+
+
+def _formats(source: PlantSource, spec: EntitySpec, c: Column) -> list[str]:
+    """The date or timestamp patterns a plant's value of `c` is read with, in order."""
+    rule = source.entities[spec.source].fields.get(c.name)
+    if rule is not None and rule.formats:
+        return list(rule.formats)
+    return [source.delivery.date_format if c.type == "date" else source.delivery.datetime_format]
+
+
+def _stamp(raw: SparkColumn, formats: list[str]) -> SparkColumn:
+    tried = [F.try_to_timestamp(raw, F.lit(f)) for f in formats]
+    return tried[0] if len(tried) == 1 else F.coalesce(*tried)
+
+
+def _ambiguous(
+    plants: Mapping[str, PlantSource],
+    spec: EntitySpec,
+    c: Column,
+    raw: SparkColumn,
+    parsed: SparkColumn,
+) -> SparkColumn:
+    """A flag for a numeric date whose day and month could be swapped (10-09-2014): read by
+    the plant's declared order, and counted so that a wrong order is noticed."""
+    branches: dict[str, SparkColumn] = {}
+    for p, s in plants.items():
+        rule = s.entities[spec.source].fields.get(c.name)
+        formats = list(rule.formats) if rule else []
+        numeric = [f for f in formats if day_month_order(f)]
+        if not numeric:
+            branches[p] = F.lit(None).cast("string")
+            continue
+        named = [f for f in formats if not day_month_order(f)]
+        by_name = _stamp(raw, named) if named else F.lit(None)
+        order = day_month_order(numeric[0])
+        branches[p] = F.when(
+            by_name.isNull()
+            & (F.dayofmonth(parsed) <= 12)
+            & (F.dayofmonth(parsed) != F.month(parsed)),
+            F.lit(f"ambiguous_date:{c.name}:{order}"),
+        )
+    return _by_plant(plants, branches)
 
 
 def _problem(raw: SparkColumn, parsed: SparkColumn, c: Column) -> SparkColumn:
@@ -131,23 +358,54 @@ def conform(
         "_source_file",
         "_file_row",
         "_file_version",
-        F.create_map(*chain.from_iterable((F.lit(k), v) for k, v in raws.items())).alias("_text"),
-        *[v.alias(f"__raw_{k}") for k, v in raws.items()],
+        F.create_map(
+            *chain.from_iterable(
+                (F.lit(k), F.coalesce(v.text, F.concat(F.lit("(missing: "), v.marker, F.lit(")"))))
+                for k, v in raws.items()
+            )
+        ).alias("_text"),
+        *[v.text.alias(f"__raw_{k}") for k, v in raws.items()],
+        *[v.marker.alias(f"__mark_{k}") for k, v in raws.items()],
+        *[v.error.alias(f"__fail_{k}") for k, v in raws.items()],
     )
     errors: list[SparkColumn] = []
     flags: list[SparkColumn] = []
     values: dict[str, SparkColumn] = {}
+    earliest, latest = refs.date_window
     for c in spec.columns:
-        raw = F.col(f"__raw_{c.name}")
-        parsed = _parse(plants, c, raw)
+        raw, marker = F.col(f"__raw_{c.name}"), F.col(f"__mark_{c.name}")
+        parsed = _parse(plants, spec, c, raw)
         errors.append(_problem(raw, parsed, c))
+        errors.append(F.col(f"__fail_{c.name}"))
+        # a declared marker: the value is missing for a stated reason, counted as a flag
+        flags.append(
+            F.when(raw.isNull() & marker.isNotNull(), F.concat(F.lit(f"missing:{c.name}:"), marker))
+        )
         if c.missing == "reject":
-            errors.append(F.when(raw.isNull(), F.lit(f"{c.name} is missing (mandatory)")))
+            errors.append(
+                F.when(
+                    raw.isNull(),
+                    F.concat(
+                        F.lit(f"{c.name} is missing (mandatory)"),
+                        F.coalesce(F.concat(F.lit(": marked "), marker), F.lit("")),
+                    ),
+                )
+            )
         elif c.missing == "flag":
-            flags.append(F.when(raw.isNull(), F.lit(f"missing:{c.name}")))
+            flags.append(F.when(raw.isNull() & marker.isNull(), F.lit(f"missing:{c.name}")))
         elif c.missing == "impute":
             flags.append(F.when(raw.isNull(), F.lit(f"imputed:{c.name}:{c.impute_method}")))
             parsed = F.coalesce(parsed, F.lit(c.impute).try_cast(_spark_type(c)))
+        if c.type in ("date", "datetime"):
+            day = F.to_date(parsed)
+            flags.append(
+                F.when(
+                    (day < F.add_months(F.col("_delivery_date"), -12 * earliest))
+                    | (day > F.add_months(F.col("_delivery_date"), 12 * latest)),
+                    F.lit(f"implausible_date:{c.name}"),
+                )
+            )
+            flags.append(_ambiguous(plants, spec, c, raw, parsed))
         values[c.name] = parsed
     df = df.select(
         "*",

@@ -27,7 +27,7 @@ def check_mappings(
             entity = source.entities.get(spec.source)
             if entity is None:
                 continue
-            missing = [c for c in needed if c not in entity.columns.values()]
+            missing = [c for c in needed if c not in entity.sourced()]
             if missing:
                 problems.append(
                     f"conf/sources/{plant_id}.yaml: entities.{spec.source}.columns maps no "

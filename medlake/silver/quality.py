@@ -848,13 +848,16 @@ def results_rows(
     run_id: str,
     logical_date: dt.date,
     evaluated_at: dt.datetime | None = None,
+    first_date: dt.date | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the `_dq` system table, one per rule result (`evaluated_at` defaults to now)."""
+    """Rows for the `_dq` system table, one per rule result (`evaluated_at` defaults to now;
+    `first_date`: the first date a range run covered, else the logical date)."""
     at = evaluated_at or dt.datetime.now(dt.UTC)
     return [
         {
             "run_id": run_id,
             "logical_date": logical_date,
+            "first_date": first_date or logical_date,
             "table_name": table,
             "rule_id": r.rule_id,
             "check": r.check,

@@ -1,6 +1,6 @@
 """Reconciliation: every row a silver run read is accounted for, per entity and plant
-(inserted + updated + duplicates + quarantined + dropped + held = read), and the rows it could
-not use go to the entity's quarantine table with their reasons."""
+(inserted + updated + duplicates + conflicts + quarantined + dropped + held = read), and the
+rows it could not use go to the entity's quarantine table with their reasons."""
 
 from __future__ import annotations
 
@@ -37,19 +37,30 @@ def plant_counts(df: DataFrame, **conditions: SparkColumn) -> dict[str, dict[str
 
 
 def quarantine_rows(
-    bad: DataFrame, rows: DataFrame, quality_bad: DataFrame | None, run_id: str
+    bad: DataFrame,
+    rows: DataFrame,
+    quality_bad: DataFrame | None,
+    run_id: str,
+    conflicts: DataFrame | None = None,
 ) -> DataFrame:
-    conformance = bad.select(
-        "plant_id",
-        "_delivery_date",
-        F.date_format("_delivery_date", "yyyy-MM").alias("delivery_month"),
-        "_source_file",
-        "_file_row",
-        F.col("_text").alias("record"),
-        F.lit("conformance").alias("rule_id"),
-        F.array_join("_errors", "; ").alias("reason"),
-        F.lit(run_id).alias("_run_id"),
-    )
+    def kept_out(frame: DataFrame, rule_id: str, reason: SparkColumn) -> DataFrame:
+        return frame.select(
+            "plant_id",
+            "_delivery_date",
+            F.date_format("_delivery_date", "yyyy-MM").alias("delivery_month"),
+            "_source_file",
+            "_file_row",
+            F.col("_text").alias("record"),
+            F.lit(rule_id).alias("rule_id"),
+            reason.alias("reason"),
+            F.lit(run_id).alias("_run_id"),
+        )
+
+    conformance = kept_out(bad, "conformance", F.array_join("_errors", "; "))
+    if conflicts is not None:
+        conformance = conformance.unionByName(
+            kept_out(conflicts, "key_conflict", F.col("__conflict"))
+        )
     if quality_bad is None:
         return conformance
     texts = rows.select(
@@ -87,22 +98,25 @@ def recon_row(
     inserted: int,
     updated: int,
     duplicates: int,
+    conflicts: int,
     quarantined: int,
     dropped: int,
     held: int,
     retracted: int,
     promoted: bool,
 ) -> dict[str, Any]:
-    accounted = inserted + updated + duplicates + quarantined + dropped + held
+    accounted = inserted + updated + duplicates + conflicts + quarantined + dropped + held
     return {
         "run_id": run.run_id,
         "logical_date": run.logical_date,
+        "first_date": min(run.dates),
         "entity": spec.entity,
         "plant_id": plant,
         "rows_read": read,
         "rows_inserted": inserted,
         "rows_updated": updated,
         "duplicates_removed": duplicates,
+        "rows_conflicting": conflicts,
         "rows_quarantined": quarantined,
         "rows_dropped": dropped,
         "rows_held": held,

@@ -103,7 +103,13 @@ def match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
         return {}
     bronze = _newest_snapshots(io, bronze_name, run.logical_date)
     delivering = {p: s for p, s in run.sources.items() if spec.source in s.entities}
-    rows = conform(bronze, spec, delivering, Refs(run.group_currency), run_id=run.run_id)
+    rows = conform(
+        bronze,
+        spec,
+        delivering,
+        Refs(run.group_currency, date_window=run.date_window),
+        run_id=run.run_id,
+    )
     picked = [c for c in (code, name, reg, country, ref) if c]
     records = []
     newest_first = rows.where(F.size("_errors") == 0).orderBy(
@@ -152,6 +158,18 @@ def match(run: SilverRun, spec: EntitySpec) -> dict[str, DataFrame]:
         io.registry.get(CANDIDATES).spark_schema,
     )
     io.replace_partitions(CANDIDATES, candidates, partition={"domain": lookup}, ctx=run.ctx())
-    for c in result.candidates:
-        log.warning("master data %s %s/%s: %s", c.status, c.plant_id, c.local_code, c.reason)
+    if result.candidates:  # one line per status, examples; every case is in the table
+        by_status: dict[str, list[str]] = {}
+        for c in result.candidates:
+            by_status.setdefault(c.status, []).append(f"{c.plant_id}/{c.local_code}")
+        for status, codes in sorted(by_status.items()):
+            log.warning(
+                "master data %s: %d %s codes (%s%s); see %s for each with its candidates",
+                status,
+                len(codes),
+                lookup,
+                ", ".join(codes[:5]),
+                ", ..." if len(codes) > 5 else "",
+                CANDIDATES,
+            )
     return {lookup: io.read(XREF[lookup]).select("plant_id", "local_code", "group_id")}

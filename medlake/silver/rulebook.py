@@ -15,7 +15,7 @@ import datetime as dt
 import sys
 from collections.abc import Iterable, Mapping
 
-from medlake.config import DEFAULT_CONF_DIR
+from medlake.config import DEFAULT_CONF_DIR, SilverSettings
 from medlake.entities import EntitySpec, load_specs
 from medlake.silver.conform import FX_LOOKAHEAD_DAYS, FX_LOOKBACK_DAYS
 from medlake.silver.quality import (
@@ -87,6 +87,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+WINDOW = SilverSettings().date_window
+
+
 def conformance(spec: EntitySpec) -> list[str]:
     """Why a row of this entity is quarantined before the quality rules run."""
     required = [c.name for c in spec.columns if c.name in spec.keys or c.missing == "reject"]
@@ -94,6 +97,19 @@ def conformance(spec: EntitySpec) -> list[str]:
     lines = [f"{_names(required)} present (key or `missing: reject`)"] if required else []
     if typed:
         lines.append(f"values of {_names(typed)} parse as their type in the plant's format")
+    lines.append(
+        "a value the plant's mapping marks as missing (`missing` markers in conf/sources): "
+        "null, kept, flagged `missing:<column>:<reason>`"
+    )
+    dates = [c.name for c in spec.columns if c.type in ("date", "datetime")]
+    if dates:
+        lines.append(
+            f"{_names(dates)} within {WINDOW[0]} years before to {WINDOW[1]} years after the "
+            "delivery date (`silver.plausible_years_before|after` in lakehouse.yaml): else "
+            "kept, flagged `implausible_date:<column>`; a numeric date read by the mapping's "
+            "stated day/month order that the other order would read differently: kept, "
+            "flagged `ambiguous_date:<column>:<order>`"
+        )
     for c in spec.columns:
         if c.missing == "flag":
             lines.append(f"`{c.name}` missing: kept, flagged `missing:{c.name}`")
@@ -129,6 +145,13 @@ def _entity(spec: EntitySpec, rules: RuleSet | None) -> list[str]:
     out = [f"### `{spec.table}`", "", f"{spec.description}. Key: {_names(spec.keys)}.", ""]
     out += ["Conformance (`medlake/conf/silver/" + spec.entity + ".yaml`), rule id `conformance`:"]
     out += [""] + [f"- {line}" for line in conformance(spec)] + [""]
+    out += [
+        f"Key conflicts, rule id `key_conflict`: rows with the same {_names(spec.keys)} and "
+        "version that differ in content (text compared without padding and case) are all "
+        "quarantined, with the differing columns and every row involved; exact duplicates "
+        "are removed (one kept).",
+        "",
+    ]
     if rules is None:
         return [*out, "No quality rules.", ""]
     out += [

@@ -47,6 +47,7 @@ class SilverRun:
     run_id: str
     group_currency: str
     masker: Masker  # masks personal data before anything is ranked or written
+    date_window: tuple[int, int] = (30, 10)  # plausible years before / after the delivery
 
     @property
     def logical_date(self) -> dt.date:

@@ -61,6 +61,7 @@ def test_rows_read_equal_inserted_updated_duplicates_and_quarantined_per_entity_
             r["rows_inserted"]
             + r["rows_updated"]
             + r["duplicates_removed"]
+            + r["rows_conflicting"]
             + r["rows_quarantined"]
             + r["rows_dropped"]
             + r["rows_held"]
@@ -88,7 +89,7 @@ def test_rows_read_equal_inserted_updated_duplicates_and_quarantined_per_entity_
             p = r["plant_id"]
             assert r["rows_read"] == bronze.get(p, 0)
             assert r["rows_inserted"] == silver.get(p, 0)  # first run into an empty table
-            assert r["rows_quarantined"] == quarantine.get(p, 0)
+            assert r["rows_quarantined"] + r["rows_conflicting"] == quarantine.get(p, 0)
 
 
 def test_exact_and_near_duplicates_leave_one_row_per_business_key(built: dict[str, Any]) -> None:
@@ -373,7 +374,9 @@ def test_a_failed_gate_stops_promotion_and_names_the_rule(
     assert recon and all(not r["promoted"] and r["balanced"] for r in recon)
     for r in recon:
         assert r["rows_inserted"] == r["rows_updated"] == 0, r
-        assert r["rows_held"] == r["rows_read"] - r["duplicates_removed"] - r["rows_quarantined"]
+        assert r["rows_held"] == (
+            r["rows_read"] - r["duplicates_removed"] - r["rows_conflicting"] - r["rows_quarantined"]
+        )
     assert sum(r["rows_held"] for r in recon) > 0
 
 

@@ -46,7 +46,8 @@ def test_configuration_comes_from_the_argument_then_lakehouse_conf_then_the_pack
     for folder, root in ((mine, "mine-tables"), (theirs, "their-tables")):
         shutil.copytree(DEFAULT_CONF_DIR, folder)
         base = folder / "lakehouse.yaml"
-        base.write_text(base.read_text(encoding="utf-8") + f"\nstorage:\n  root: {root}\n")
+        text = base.read_text(encoding="utf-8")
+        base.write_text(text.replace("root: var/lakehouse", f"root: {root}", 1))
     monkeypatch.delenv("LAKEHOUSE_CONF", raising=False)
     packaged = load_settings("local")
     assert packaged.conf_dir == DEFAULT_CONF_DIR
@@ -163,7 +164,7 @@ def test_when_base_file_is_broken_then_the_base_file_is_named(tmp_path: Path) ->
     base.write_text(base.read_text().replace("checkpoint_interval: 10", "checkpoint_interval: 0"))
     with pytest.raises(
         ConfigError,
-        match=r"lakehouse\.yaml: field 'storage\.checkpoint_interval': .*greater than or equal to 1",
+        match=r"lakehouse\.yaml: line \d+: field 'storage\.checkpoint_interval': .*greater than or equal to 1",
     ):
         load_settings("local", conf_dir=conf)
 

@@ -673,6 +673,7 @@ def test_results_rows_give_one_dq_row_per_rule(lines: Callable[..., DataFrame], 
     assert rows[0] == {
         "run_id": "r1",
         "logical_date": DAY,
+        "first_date": DAY,  # a run of one date: its logical date
         "table_name": "silver.po_lines",
         "rule_id": "qty_range",
         "check": "range",

@@ -186,7 +186,7 @@ def test_missing_key_names_the_variable_and_the_secret_file(
     ("value", "message"),
     [
         ("not-hex-at-all", "not hexadecimal"),
-        ("ab" * 16 + "a", "not hexadecimal"),
+        ("ab" * 16 + "a", r"odd number of hex digits \(33\)"),
         ("ab" * 8, "has 8 bytes"),
     ],
 )
