@@ -97,10 +97,11 @@ def file_spec(source: PlantSource, entity: str, *, expected_rows: int | None = N
     """How `entity`'s file is read: its format and the local columns every entity that the
     same file feeds reads (one file may feed several entities; it is read once)."""
     d, mapped = source.delivery, source.entities[entity]
-    sharing = [o for o in source.entities.values() if o.file == mapped.file]
+    # each entity's columns once (expressions are parsed to find theirs), not per column
+    reads = [set(o.local_columns) for o in source.entities.values() if o.file == mapped.file]
     # the file is refused as a whole only for columns every entity reads; a column only some
     # entities read refuses those entities alone (`_entity_header_problems`)
-    common = [c for c in mapped.local_columns if all(c in o.local_columns for o in sharing)]
+    common = [c for c in mapped.local_columns if all(c in r for r in reads)]
     return FileSpec(
         mapped.format or d.format, d.encoding, d.delimiter, tuple(common), expected_rows
     )
