@@ -181,6 +181,19 @@ class BackfillSettings(_Strict):
     chunk_months: int = Field(default=12, ge=1, description="at most this many months per step")
 
 
+ANCHOR_ROOT_PLACEHOLDER = "{storage_root}"
+
+
+class AuditSettings(_Strict):
+    anchor: str = Field(
+        default="var/audit-anchor/anchor.jsonl",
+        description="append-only file outside storage.root that receives every head of the "
+        "audit trail (one MAC'd JSON line per append); relative: against the home folder; "
+        "`{storage_root}` stands for storage.root (e.g. `{storage_root}.anchor/anchor.jsonl`, "
+        "a folder beside it). Production: a WORM / object-lock mount",
+    )
+
+
 class Settings(_Strict):
     """Everything that differs between environments; nothing else is read from the outside."""
 
@@ -195,6 +208,7 @@ class Settings(_Strict):
     silver: SilverSettings = SilverSettings()
     reports: ReportSettings = ReportSettings()
     backfill: BackfillSettings = BackfillSettings()
+    audit: AuditSettings = AuditSettings()
     lineage: dict[str, Any] | None = None  # validated by medlake.lineage.emitter_from_config
 
     def resolve(self, location: str) -> str:
@@ -207,6 +221,40 @@ class Settings(_Strict):
     @property
     def storage_root(self) -> str:
         return self.resolve(self.storage.root)
+
+    @property
+    def audit_anchor(self) -> Path:
+        """The audit trail's anchor file (`audit.anchor`), checked by `check_audit_anchor`."""
+        return check_audit_anchor(self)
+
+
+def check_audit_anchor(settings: Settings) -> Path:
+    """The anchor file of `settings`, absolute; `ConfigError` when it is a URI or lies inside
+    storage.root (whoever can rewrite the tables could then rewrite the anchor too)."""
+    text = settings.audit.anchor
+    root = settings.storage_root
+    if ANCHOR_ROOT_PLACEHOLDER in text:
+        if "://" in root:
+            raise ConfigError(
+                f"audit.anchor {text!r} uses {ANCHOR_ROOT_PLACEHOLDER}, but storage.root is "
+                f"the URI {root}; give the anchor as a local path (a WORM / object-lock mount)"
+            )
+        text = text.replace(ANCHOR_ROOT_PLACEHOLDER, root.rstrip("/"))
+    if "://" in text:
+        raise ConfigError(
+            f"audit.anchor {text!r} is a URI; it must be a file the jobs append to with "
+            "O_APPEND and fsync: a local path, e.g. a WORM / object-lock mount such as "
+            "/mnt/medlake-worm/audit-anchor.jsonl"
+        )
+    anchor = Path(settings.resolve(text)).resolve()
+    if "://" not in root and anchor.is_relative_to(Path(root).resolve()):
+        raise ConfigError(
+            f"audit.anchor {anchor} lies inside storage.root {root}: the anchor must live "
+            "outside the lakehouse storage, where whoever can rewrite the tables cannot "
+            "rewrite it (e.g. var/audit-anchor/anchor.jsonl beside var/lakehouse, or a WORM "
+            "mount in production); set audit.anchor in conf/lakehouse.yaml or the env overlay"
+        )
+    return anchor
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -460,8 +508,14 @@ def load_settings(
         raw = deep_merge(raw, data)
     raw.pop("pipeline", None)  # an overlay's DAG settings: medlake.pipeline reads them
     try:
-        return Settings.model_validate(
+        settings = Settings.model_validate(
             {**raw, "env": env_name, "conf_dir": directory, "home": home_dir(directory)}
         )
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, sources)) from None
+    try:
+        check_audit_anchor(settings)
+    except ConfigError as exc:
+        origin = next((p for p, data in reversed(sources) if _has_path(data, ("audit",))), None)
+        raise ConfigError(f"{origin or base_path}: {exc}") from None
+    return settings

@@ -108,11 +108,18 @@ class JobContext:
         return self._spark
 
     @cached_property
-    def io(self) -> TableIO:
-        """The table layer; every committed write is appended to the audit trail."""
+    def trail(self) -> AuditTrail:
+        """The audit trail; opening it loads the audit key and checks the anchor setting, so
+        a missing key stops the job before it writes anything."""
 
-        trail = AuditTrail(self.settings, self.registry)
-        on_write = write_auditor(trail, self.principal)
+        return AuditTrail(self.settings, self.registry)
+
+    @cached_property
+    def io(self) -> TableIO:
+        """The table layer; every committed write and every maintenance change (optimize,
+        vacuum, schema change, restore) is appended to the audit trail."""
+
+        on_write = write_auditor(self.trail, self.principal)
         return TableIO(self.spark, self.settings, self.registry, on_write=on_write)
 
     @cached_property

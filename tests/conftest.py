@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,21 @@ for _jurisdiction in ("br", "cn", "eu", "my", "us"):
         f"LAKEHOUSE_PSEUDONYM_KEY_{_jurisdiction.upper()}",
         hashlib.sha256(f"test-key-{_jurisdiction}".encode()).hexdigest(),
     )
+# The audit trail's MAC key for the tests only (fixed; real keys come from the secret store).
+os.environ.setdefault("LAKEHOUSE_AUDIT_KEY", hashlib.sha256(b"test-audit-key").hexdigest())
+os.environ.setdefault("LAKEHOUSE_AUDIT_KEY_ID", "test-1")
 os.environ["TZ"] = "UTC"  # PySpark maps naive datetimes through the process time zone
 time.tzset()
+
+
+def copy_lake(source: Path, target: Path, *parts: str) -> None:
+    """Copy a test lake (or only `parts` of it, e.g. "bronze", "_system") without its audit
+    trail: the copy is another lakehouse, whose trail starts afresh with an anchor of its
+    own (the original's anchor vouches for the original's location only)."""
+    for part in parts or (".",):
+        shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+    for path in (target / "_system").glob("_audit*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def make_settings(root: Path, **storage: object) -> Settings:

@@ -19,7 +19,8 @@ from medlake.argtypes import iso_date, non_negative_int
 from medlake.cli import evaluate, governance, identity, metrics, sources, whatif
 from medlake.config import ConfigError, NotReadyError, Settings, load_settings
 from medlake.entities import full_registry
-from medlake.governance.identity import AuthError, refuse_principal_override
+from medlake.governance.audit import AuditTrail, write_auditor
+from medlake.governance.identity import AuthError, job_principal, refuse_principal_override
 from medlake.io import CommitContext, TableIO
 from medlake.io.errors import TableIOError
 from medlake.runtime import EXIT_NOT_READY, JobContext, JobResult, new_run_id
@@ -35,12 +36,18 @@ def _registry(settings: Settings) -> Registry:
     return full_registry(settings.conf_dir)
 
 
-def _table_io(settings: Settings, app: str, table: str) -> Any:
-    """TableIO on a fresh Spark session, after checking `table` is declared (fail fast)."""
+def _table_io(settings: Settings, app: str, table: str, *, audited: bool = False) -> Any:
+    """TableIO on a fresh Spark session, after checking `table` is declared (fail fast);
+    `audited`: every write and maintenance change is recorded in the audit trail, by the
+    service identity or OS account that runs the command (a missing audit key stops it
+    before anything changes)."""
 
     registry = _registry(settings)
     registry.get(table)
-    return TableIO(build_spark(settings, app_name=app), settings, registry)
+    auditor = None
+    if audited:
+        auditor = write_auditor(AuditTrail(settings, registry), job_principal(settings))
+    return TableIO(build_spark(settings, app_name=app), settings, registry, on_write=auditor)
 
 
 def _cli_context(job: str) -> Any:
@@ -102,7 +109,7 @@ def cmd_table_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_table_vacuum(args: argparse.Namespace, settings: Settings) -> int:
-    io = _table_io(settings, "lakehouse-table-vacuum", args.name)
+    io = _table_io(settings, "lakehouse-table-vacuum", args.name, audited=not args.dry_run)
     removed = io.vacuum(
         args.name,
         retention_hours=args.retention_hours,
@@ -119,11 +126,33 @@ def cmd_table_vacuum(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_table_optimize(args: argparse.Namespace, settings: Settings) -> int:
-    io = _table_io(settings, "lakehouse-table-optimize", args.name)
+    io = _table_io(settings, "lakehouse-table-optimize", args.name, audited=True)
     result = io.optimize(args.name, ctx=_cli_context("table_optimize"), target_mb=args.target_mb)
     print(
         f"{args.name}: compacted {result.files_removed} files into {result.files_added} "
         f"(version {result.version})"
+    )
+    return 0
+
+
+NOT_RESTORABLE = ("_audit", "_erasures")  # and every _vault_*: see cmd_table_restore
+
+
+def cmd_table_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """`lakehouse table restore NAME --version V`: one new commit with version V's files."""
+    if args.name in NOT_RESTORABLE or args.name.startswith("_vault"):
+        print(
+            f"error: {args.name} is not restored by this command: restoring the audit trail "
+            "would cut it short, restoring a vault or the erasure register would bring erased "
+            "subjects back; restore such a table's folder from backup under the change process",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    io = _table_io(settings, "lakehouse-table-restore", args.name, audited=True)
+    change = io.restore(args.name, version=args.version, ctx=_cli_context("table_restore"))
+    print(
+        f"{args.name}: restored version {args.version} as version {change.version} "
+        f"(was {change.details['previous_version']}); audited"
     )
     return 0
 
@@ -175,6 +204,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         entities=[e.strip() for e in args.entities.split(",")] if args.entities else None,
     )
     ctx.principal  # noqa: B018 (a service token that does not verify stops the job here)
+    ctx.trail  # noqa: B018 (so does a missing audit key or anchor: before anything is written)
     module = importlib.import_module(f"medlake.jobs.{args.job}")
     result: JobResult = module.run(ctx)
     print(result.render())
@@ -258,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_table_optimize)
 
+    p = tsub.add_parser(
+        "restore",
+        help="make an earlier version current again (audited)",
+        description="Commit version V's files as the table's new current version, in one "
+        "commit; later versions stay in the history (time travel). Audited with the version "
+        "restored and the previous one. Not for _audit, _erasures and the vaults.",
+    )
+    p.add_argument("name", help="registered table name")
+    p.add_argument(
+        "--version", type=non_negative_int, required=True, metavar="V", help="version to restore"
+    )
+    p.set_defaults(func=cmd_table_restore)
+
     p = sub.add_parser(
         "run",
         help="run a pipeline job (ingest, silver, scan, gates, gold, train, validate, score, "
@@ -316,6 +359,7 @@ def _governance_commands(sub: Any) -> None:
     gsub = gov.add_subparsers(dest="governance_command", required=True, metavar="ACTION")
     governance.add_subjects_cli(gsub)
     evaluate.add_cli(gsub)
+    evaluate.add_quality_cli(gsub)
     governance.add_views_cli(gsub)
 
 

@@ -1,4 +1,4 @@
-"""`lakehouse governance evaluate`: detection quality on the simulator's labelled narratives.
+"""`lakehouse governance evaluate` (the simulator's labelled narratives) and `quality` (the corpus).
 
 Reads the delivered complaint narratives and service symptom texts of every plant (with the
 plant's own reader and contract, as ingestion would), the simulator's label file of every
@@ -124,6 +124,44 @@ def add_cli(sub: Any) -> None:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     landing = Path(args.landing or settings.resolve(settings.landing.root))
     report = evaluate(landing, settings.conf_dir)
+    print(report.format())
+    failures = report.failures(min_recall=args.min_recall, min_precision=args.min_precision)
+    for failure in failures:
+        print(f"below target: {failure}")
+    return 1 if failures else 0
+
+
+def add_quality_cli(sub: Any) -> None:
+    p = sub.add_parser(
+        "quality",
+        help="recall and precision of personal-data detection on the adversarial corpus",
+        description="Generate the seeded adversarial corpus (medlake.governance.corpus: zh/de/en "
+        "texts with rare surnames, honorifics, IDN and quoted e-mail addresses, phone "
+        "extensions, lot numbers shaped like phone numbers ...), run the analyzer on it and "
+        "score it: a planted value counts as found only when a finding covers all of it. "
+        "Exits 1 when any type falls below the thresholds or any device identifier was hit.",
+    )
+    p.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    p.add_argument("--texts", type=int, default=1200, help="number of texts (default 1200)")
+    p.add_argument("--min-recall", type=float, default=0.995)
+    p.add_argument("--min-precision", type=float, default=0.98)
+    p.set_defaults(func=cmd_quality)
+
+
+def quality(seed: int, texts: int) -> Any:
+    """The detection report (`medlake.governance.evaluate.Report`) on the generated corpus."""
+    from medlake.governance.analyzer import detect_many  # noqa: PLC0415 - Presidio: seconds
+    from medlake.governance.corpus import generate  # noqa: PLC0415 - only this command
+
+    records = generate(seed, texts)
+    return score(records, detect_many([r.text for r in records]), min_coverage=1.0)
+
+
+def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
+    if args.texts < 1:
+        raise ConfigError(f"--texts {args.texts}: give at least 1 text")
+    report = quality(args.seed, args.texts)
+    print(f"corpus seed {args.seed}, {args.texts} texts; a value is found when fully covered")
     print(report.format())
     failures = report.failures(min_recall=args.min_recall, min_precision=args.min_precision)
     for failure in failures:

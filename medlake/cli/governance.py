@@ -155,21 +155,33 @@ def audited_read(
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    """`lakehouse audit verify`: exit 0 when the chain is intact, 1 naming the first bad event.
-    Open to every operator: it prints counts and the head hash, no event's content."""
-    trail = AuditTrail(settings)
+    """`lakehouse audit verify`: exit 0 when every event's MAC, every link and every anchored
+    head check out, 1 naming the first problem. Open to every operator: it prints counts, key
+    ids and the head MAC, no event's content."""
     try:
+        trail = AuditTrail(settings)
         result = trail.verify()
     except AuditTrailError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if result.ok:
-        head = f"; head hash {result.head_hash}" if result.head_hash else ""
-        print(f"audit trail intact: {result.checked} events at {trail.location}{head}")
+        keys = ", ".join(result.key_ids) or "none"
+        print(
+            f"audit trail intact: {result.checked} events at {trail.location} (each MAC "
+            f"checked; key ids: {keys}); {result.anchored} anchored heads checked in "
+            f"{result.anchor}"
+        )
+        if result.unanchored:
+            print(
+                f"note: the newest {result.unanchored} events are after the last anchored head "
+                "(an append stopped before anchoring); the next append anchors them"
+            )
+        if result.head_hash:
+            print(f"head: event {result.checked - 1}, MAC {result.head_hash}")
         return 0
     print(
-        f"error: audit trail at {trail.location} is broken ({result.checked} events read): "
-        f"{result.reason}",
+        f"error: audit trail at {trail.location} is broken ({result.checked} events read, "
+        f"anchor {result.anchor}): {result.reason}",
         file=sys.stderr,
     )
     return 1
@@ -226,18 +238,24 @@ def add_audit_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     audit = sub.add_parser(
         "audit",
         help="verify and show the tamper-evident audit trail (_audit)",
-        description="The audit trail records governed reads, re-identifications, erasures "
-        "and writes as a hash chain in the _audit table; any change, removal or reordering "
-        "of an event breaks the chain.",
+        description="The audit trail records governed reads and refusals, re-identifications, "
+        "erasures, identity changes, writes, table maintenance and key rotations as an HMAC "
+        "chain in the _audit table (keys from the secret store: $LAKEHOUSE_AUDIT_KEY or "
+        "audit_keys in $LAKEHOUSE_SECRETS_FILE), and writes every head to an anchor file "
+        "outside the lakehouse (audit.anchor). Rotate the key by adding a new key id as "
+        "current; the next append records a key_rotation event (docs/security.md).",
     )
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = asub.add_parser(
         "verify",
-        help="check the hash chain; exit 1 naming the first bad event",
-        description="Read every event, recompute its hash and check that seq is contiguous "
-        "from 0, that each event links to the previous one and that times never go back. "
-        "Exit 0 when intact (printing the head hash, worth keeping elsewhere), 1 with the "
-        "first bad event's seq, id and what is wrong.",
+        help="check every MAC, link and anchored head; exit 1 naming the first problem",
+        description="Read every event, check its MAC with the key of its key id, that seq "
+        "is contiguous from 0, that each event links to the previous one and that times "
+        "never go back; then check every line of the anchor (its own MAC) and that each head "
+        "it recorded is the event at that seq, and the head in the Delta log. Exit 0 when "
+        "intact (printing the events, key ids and anchored heads checked, and the head MAC), "
+        "1 with the first problem: the event's seq and id, a missing key id, a truncated "
+        "tail, a missing anchor.",
     )
     p.set_defaults(func=cmd_audit_verify)
     p = asub.add_parser(
@@ -276,7 +294,9 @@ def add_subjects_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--purpose", required=True, help="why, e.g. a recall or ticket number")
     p.set_defaults(func=cmd_reidentify)
     p = sub.add_parser(
-        "erase", help="remove a data subject from its vault for good (permitted roles; audited)"
+        "erase",
+        help="erase a data subject from the vault, bronze, its quarantine and the landing "
+        "files, old versions included (permitted roles; audited)",
     )
     p.add_argument("--subject", required=True, metavar="TOKEN")
     add_identity_args(p)
@@ -300,11 +320,24 @@ def cmd_reidentify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     try:
         who = signed_in(args, settings, via="governance erase")
-        removed = erase(settings, who=who, token=args.subject, purpose=args.purpose)
+        result = erase(
+            settings,
+            who=who,
+            token=args.subject,
+            purpose=args.purpose,
+            progress=lambda message: print(f"  {message}", file=sys.stderr, flush=True),
+        )
     except NotPermittedError as exc:
         raise ConfigError(str(exc)) from None
-    print(f"{args.subject}: {removed} vault row(s) erased; the token stays, unlinkable")
-    return 0
+    print(result.summary())
+    for path in result.unreadable:
+        print(f"  not swept: {path}", file=sys.stderr)
+    if not result.vault_rows and not result.unreadable:
+        print(
+            f"{args.subject}: not in its vault (never vaulted, or erased before): no copy to "
+            "look for; the erasure is recorded so it is never vaulted again"
+        )
+    return 1 if result.unreadable else 0
 
 
 # --- views -----------------------------------------------------------------------------------

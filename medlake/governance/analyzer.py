@@ -57,8 +57,8 @@ _GERMAN = re.compile(
     r"bei|wurde|wird|bitte|Herr|Frau|Gerät|Anschrift|Ansprechpartner)\b"
 )
 # What any recognizer needs, except a Latin name (an upper- then a lower-case letter):
-# a digit, "@", a Chinese character, or hex:hex (IPv6).
-_TRIGGER = re.compile(r"[\d@\u3400-\u4dbf\u4e00-\u9fff]|[0-9A-Fa-f]:[:0-9A-Fa-f]")
+# a digit, "@" or "＠", a Chinese character, or hex:hex (IPv6).
+_TRIGGER = re.compile(r"[\d@\uff20\u3400-\u4dbf\u4e00-\u9fff]|[0-9A-Fa-f]:[:0-9A-Fa-f]")
 
 
 @dataclass(frozen=True)

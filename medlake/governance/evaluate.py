@@ -5,6 +5,8 @@ Rules (pure Python, no Spark):
   least `min_coverage` (default 90%) of its characters. Masking is what matters, so two
   adjacent predictions that jointly cover a value count, and a prediction that misses one
   character of a ten-character value still counts; a shorter value must be covered fully.
+  `min_coverage=1.0` counts a value only when it is covered whole (the corpus of
+  `medlake.governance.corpus` and `lakehouse governance quality` score this way).
 - A predicted span is *correct* when it overlaps a labelled span of the same entity type.
 - Every occurrence of a device identifier string in the text (GTIN, lot, serial, UDI) that any
   predicted span overlaps, whatever its type, is a *device hit*; there must be none.

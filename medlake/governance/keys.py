@@ -1,7 +1,10 @@
-"""Pseudonymisation keys per jurisdiction, from the environment or a secret file outside git."""
+"""Secret keys from the environment or a secret file outside git: pseudonymisation keys per
+jurisdiction, and the audit trail's MAC keys by key id."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import string
@@ -15,12 +18,15 @@ from medlake.config import ConfigError
 
 KEY_ENV = "LAKEHOUSE_PSEUDONYM_KEY_{}"  # formatted with the jurisdiction in upper case
 SECRETS_FILE_ENV = "LAKEHOUSE_SECRETS_FILE"
+AUDIT_KEY_ENV = "LAKEHOUSE_AUDIT_KEY"
+AUDIT_KEY_ID_ENV = "LAKEHOUSE_AUDIT_KEY_ID"
 MIN_KEY_BYTES = 32
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class SecretError(ConfigError):
-    """A pseudonymisation key is missing or malformed; the message says which and where."""
+    """A secret key is missing or malformed; the message says which and where."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,11 @@ _HOW = (
 
 def _parse(jurisdiction: str, text: str, origin: str) -> bytes:
     """The key's bytes, or a `SecretError` saying what is wrong with it (never the key)."""
+    return _parse_key(f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin}", text)
+
+
+def _parse_key(which: str, text: str) -> bytes:
     value = text.strip()
-    which = f"pseudonymisation key for jurisdiction {jurisdiction!r} from {origin}"
     if not value:
         raise SecretError(f"{which} is empty; {_HOW}")
     if not _HEX.match(value):
@@ -81,9 +90,21 @@ def _parse(jurisdiction: str, text: str, origin: str) -> bytes:
 
 
 def _secret_file(project_root: Path | None) -> dict[str, str]:
+    found = _secret_data(project_root)
+    if found is None:
+        return {}
+    path, data = found
+    keys = data.get("pseudonym_keys")
+    if not isinstance(keys, dict):
+        raise SecretError(f"secret file {path} has no `pseudonym_keys:` mapping")
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _secret_data(project_root: Path | None) -> tuple[Path, dict[str, object]] | None:
+    """The secret file named by $LAKEHOUSE_SECRETS_FILE and its top-level mapping, or None."""
     name = os.environ.get(SECRETS_FILE_ENV)
     if not name:
-        return {}
+        return None
     path = Path(name).expanduser()
     if project_root is not None and (tree := _git_work_tree(path)) is not None:
         raise SecretError(
@@ -101,10 +122,7 @@ def _secret_file(project_root: Path | None) -> dict[str, str]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SecretError(f"secret file {path} is not valid YAML{where}: {problem}") from None
-    keys = data.get("pseudonym_keys") if isinstance(data, dict) else None
-    if not isinstance(keys, dict):
-        raise SecretError(f"secret file {path} has no `pseudonym_keys:` mapping")
-    return {str(k): str(v) for k, v in keys.items()}
+    return path, data if isinstance(data, dict) else {}
 
 
 def _git_work_tree(path: Path) -> Path | None:
@@ -141,3 +159,107 @@ def load_keys(jurisdictions: Iterable[str], project_root: Path | None = None) ->
                 f"{_where(jurisdiction)}; nothing was written"
             )
     return Keys(found)
+
+
+# --------------------------------------------------------------------- audit keys
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """The audit trail's HMAC keys by key id (bytes; never printed) and the id new entries
+    are MAC'd with. Keys of earlier ids stay here so that older entries keep verifying."""
+
+    current: str
+    by_id: Mapping[str, bytes]
+
+    def __getitem__(self, key_id: str) -> bytes:
+        return self.by_id[key_id]
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self.by_id
+
+    def __repr__(self) -> str:  # keys must never reach a log
+        return f"AuditKeys(current={self.current!r}, ids={sorted(self.by_id)})"
+
+
+AUDIT_WHERE = (
+    f"${AUDIT_KEY_ENV} (with ${AUDIT_KEY_ID_ENV} naming it) or `audit_keys: {{current: ID, "
+    f"keys: {{ID: ...}}}}` in the file named by ${SECRETS_FILE_ENV}"
+)
+
+
+def key_fingerprint(key: bytes) -> str:
+    """The id of a key given without one: a short HMAC of a fixed label (reveals nothing of
+    the key, differs between keys, so a replaced key never passes for the old one)."""
+    return "fp-" + hmac.new(key, b"medlake audit key id", hashlib.sha256).hexdigest()[:12]
+
+
+def _key_id(text: object, origin: str) -> str:
+    key_id = str(text).strip()
+    if not _KEY_ID.match(key_id):
+        raise SecretError(
+            f"audit key id {key_id[:70]!r} from {origin} is not a valid id: use 1 to 64 "
+            "letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. 2026-01)"
+        )
+    return key_id
+
+
+def _file_audit_keys(project_root: Path | None) -> tuple[str | None, dict[str, bytes], str]:
+    """(current id or None, keys by id, where they came from) from the secret file."""
+    found = _secret_data(project_root)
+    if found is None:
+        return None, {}, ""
+    path, data = found
+    section = data.get("audit_keys")
+    if section is None:
+        return None, {}, str(path)
+    keys = section.get("keys") if isinstance(section, dict) else None
+    if not isinstance(section, dict) or not isinstance(keys, dict) or not keys:
+        raise SecretError(
+            f"secret file {path}: `audit_keys:` must be a mapping `{{current: ID, keys: "
+            f"{{ID: HEX, ...}}}}` with at least one key; {_HOW}"
+        )
+    parsed = {
+        _key_id(k, str(path)): _parse_key(f"audit key {str(k)!r} in {path}", str(v))
+        for k, v in keys.items()
+    }
+    current = section.get("current")
+    if current is not None:
+        current = _key_id(current, f"{path} (audit_keys.current)")
+        if current not in parsed:
+            raise SecretError(
+                f"secret file {path}: audit_keys.current is {current!r}, which is not among "
+                f"audit_keys.keys ({', '.join(sorted(parsed))}); add it there"
+            )
+    return current, parsed, str(path)
+
+
+def load_audit_keys(project_root: Path | None = None) -> AuditKeys:
+    """The audit MAC keys, or a `SecretError` saying what is missing or malformed and where.
+
+    `$LAKEHOUSE_AUDIT_KEY` (hex, 32 bytes or more) is the current key when set, with id
+    `$LAKEHOUSE_AUDIT_KEY_ID` (default: a fingerprint of the key); the secret file's
+    `audit_keys: {current: ID, keys: {ID: HEX, ...}}` adds older keys (and the current one
+    when the environment names none). Rotating = adding a new id and making it current;
+    keep the old ones so that the entries MAC'd with them keep verifying.
+    """
+    current, keys, path = _file_audit_keys(project_root)
+    env = os.environ.get(AUDIT_KEY_ENV)
+    if env:
+        key = _parse_key(f"audit key from ${AUDIT_KEY_ENV}", env)
+        named = os.environ.get(AUDIT_KEY_ID_ENV)
+        key_id = _key_id(named, f"${AUDIT_KEY_ID_ENV}") if named else key_fingerprint(key)
+        if key_id in keys and not hmac.compare_digest(keys[key_id], key):
+            raise SecretError(
+                f"audit key id {key_id!r} names one key in ${AUDIT_KEY_ENV} and another in "
+                f"{path}; give the new key a new id (${AUDIT_KEY_ID_ENV})"
+            )
+        keys[key_id] = key
+        current = key_id
+    if current is None:
+        raise SecretError(
+            "no audit key: expected "
+            + (f"audit_keys.current in {path}, or " if keys else "")
+            + f"{AUDIT_WHERE}; {_HOW}. Nothing was written"
+        )
+    return AuditKeys(current=current, by_id=keys)

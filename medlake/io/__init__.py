@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame, SparkSession
 
 from medlake.config import Settings
+from medlake.io.changes import OnChange, TableChange
 from medlake.io.commit import CommitContext, code_version
 from medlake.io.deltars import DeltaRsEngine
 from medlake.io.errors import (
@@ -33,14 +34,17 @@ from medlake.spark import use_delta_spark
 from medlake.tables import Registry, TableSpec
 
 OnWrite = Callable[[str, WriteResult, CommitContext], None]
+MAX_PATHS_REPORTED = 50  # vacuum: file names in the change's details (the count is complete)
 
 __all__ = [
     "Changes",
     "CommitContext",
     "ConstraintViolationError",
+    "OnChange",
     "OptimizeResult",
     "Retract",
     "SchemaMismatchError",
+    "TableChange",
     "TableConflictError",
     "TableIO",
     "TableIOError",
@@ -53,6 +57,7 @@ __all__ = [
 
 class Engine(Protocol):
     name: str
+    on_change: OnChange | None  # told of schema changes the engine makes before a write
 
     def version(self, spec: TableSpec, storage: Storage) -> int | None: ...
     def read(
@@ -106,6 +111,9 @@ class Engine(Protocol):
         dry_run: bool,
         ctx: CommitContext | None = None,
     ) -> list[str]: ...
+    def restore(
+        self, spec: TableSpec, storage: Storage, version: int, ctx: CommitContext
+    ) -> tuple[int, dict[str, Any]]: ...
     def history(
         self, spec: TableSpec, storage: Storage, limit: int | None = None
     ) -> list[dict[str, Any]]: ...
@@ -122,7 +130,12 @@ def make_engine(spark: SparkSession, settings: Settings) -> Engine:
 
 
 class TableIO:
-    """Read and write registered tables by name; every write is one atomic Delta commit."""
+    """Read and write registered tables by name; every write is one atomic Delta commit.
+
+    `on_write` is told of every committed write, `on_change` of every other committed change
+    (`TableChange`: optimize, vacuum, schema change, restore). An `on_write` listener with an
+    `on_change` method of its own (`medlake.governance.audit.write_auditor`) is told of both.
+    """
 
     def __init__(
         self,
@@ -132,17 +145,25 @@ class TableIO:
         *,
         engine: Engine | None = None,
         on_write: OnWrite | None = None,
+        on_change: OnChange | None = None,
     ) -> None:
         self.spark = spark
         self.settings = settings
         self.registry = registry
         self.engine = engine or make_engine(spark, settings)
         self.on_write = on_write  # told of every committed write (the audit trail listens)
+        self.on_change: OnChange | None = on_change or getattr(on_write, "on_change", None)
+        if self.on_change is not None:
+            self.engine.on_change = self.on_change  # schema changes happen inside the engine
 
     def _wrote(self, name: str, result: WriteResult, ctx: CommitContext) -> WriteResult:
         if self.on_write is not None:
             self.on_write(name, result, ctx)
         return result
+
+    def _changed(self, change: TableChange, ctx: CommitContext | None) -> None:
+        if self.on_change is not None:
+            self.on_change(change, ctx)
 
     # ----------------------------------------------------------------- addressing
 
@@ -306,11 +327,18 @@ class TableIO:
     def optimize(
         self, name: str, *, ctx: CommitContext, target_mb: int | None = None
     ) -> OptimizeResult:
-        """Compact small files per partition into files near `storage.target_file_mb`."""
+        """Compact small files per partition into files near `storage.target_file_mb`;
+        `on_change` is told (files removed and added)."""
         spec, storage = self._resolve(name)
-        return self.engine.optimize(
-            spec, storage, ctx, target_mb or self.settings.storage.target_file_mb
-        )
+        target = target_mb or self.settings.storage.target_file_mb
+        result = self.engine.optimize(spec, storage, ctx, target)
+        details = {
+            "files_removed": result.files_removed,
+            "files_added": result.files_added,
+            "target_mb": target,
+        }
+        self._changed(TableChange(name, "optimize", result.version, details), ctx)
+        return result
 
     def vacuum(
         self,
@@ -321,11 +349,38 @@ class TableIO:
         ctx: CommitContext | None = None,
     ) -> list[str]:
         """Delete files no longer referenced by a version within the retention window,
-        uncommitted files from crashed writers, and stale staging folders."""
+        uncommitted files from crashed writers, and stale staging folders. Unless `dry_run`,
+        `on_change` is told: the retention used, whether it was below the configured
+        `storage.vacuum_retention_hours`, and the files removed."""
         spec, storage = self._resolve(name)
-        hours = (
-            self.settings.storage.vacuum_retention_hours
-            if retention_hours is None
-            else retention_hours
+        configured = self.settings.storage.vacuum_retention_hours
+        hours = configured if retention_hours is None else retention_hours
+        removed = self.engine.vacuum(spec, storage, retention_hours=hours, dry_run=dry_run, ctx=ctx)
+        if not dry_run:
+            details = {
+                "retention_hours": hours,
+                "configured_retention_hours": configured,
+                "below_configured_retention": hours < configured,
+                "files_removed": len(removed),
+                "removed": removed[:MAX_PATHS_REPORTED],
+            }
+            version = self.engine.version(spec, storage)
+            self._changed(TableChange(name, "vacuum", version, details), ctx)
+        return removed
+
+    def restore(self, name: str, *, version: int, ctx: CommitContext) -> TableChange:
+        """Make `version` the table's current state again, in one new commit (time travel
+        before it stays possible); `on_change` is told. Returns what was done."""
+        spec, storage = self._resolve(name)
+        before = self.engine.version(spec, storage)
+        if before is None:
+            raise TableNotFoundError(f"{name}: no table at {storage.root_uri} to restore")
+        after, metrics = self.engine.restore(spec, storage, version, ctx)
+        change = TableChange(
+            name,
+            "restore",
+            after,
+            {"restored_version": version, "previous_version": before, **metrics},
         )
-        return self.engine.vacuum(spec, storage, retention_hours=hours, dry_run=dry_run, ctx=ctx)
+        self._changed(change, ctx)
+        return change

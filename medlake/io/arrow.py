@@ -224,6 +224,7 @@ class Snapshot:
     def __init__(self, table: ArrowTable, delta: DeltaTable, *, writing: bool) -> None:
         self.table = table
         self._delta = delta
+        self.added_columns: list[str] = []  # declared columns this snapshot added (writing)
         self._check(writing=writing)
 
     @property
@@ -249,6 +250,7 @@ class Snapshot:
                 ),
             )
             self._delta.update_incremental()
+            self.added_columns = [f"{f.name} {f.dataType.simpleString()}" for f in added]
 
     # ----------------------------------------------------------------- reads
 

@@ -42,6 +42,7 @@ from pyspark.sql import types as T
 
 from medlake.config import Settings
 from medlake.io import failpoints
+from medlake.io.changes import OnChange, TableChange
 from medlake.io.commit import CommitContext
 from medlake.io.errors import (
     CommitOutcomeUnknownError,
@@ -141,6 +142,7 @@ class DeltaRsEngine:
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
         self.settings = settings
+        self.on_change: OnChange | None = None  # told of schema changes (TableIO sets it)
 
     # ------------------------------------------------------------------ snapshot access
 
@@ -261,6 +263,15 @@ class DeltaRsEngine:
                 [Field.from_json(json.dumps(f.jsonValue())) for f in added],
                 commit_properties=self._commit_properties(ctx, "add columns"),
             )
+            if self.on_change is not None:
+                table.update_incremental()
+                change = TableChange(
+                    spec.name,
+                    "schema_change",
+                    table.version(),
+                    {"columns_added": [f"{f.name} {f.dataType.simpleString()}" for f in added]},
+                )
+                self.on_change(change, ctx)
         missing_constraints = {
             k: v
             for k, v in spec.constraints.items()
@@ -302,7 +313,11 @@ class DeltaRsEngine:
             writer = writer.partitionBy(*spec.partition_by)
         writer.parquet(storage.spark_uri(staged.folder))
         data_columns = [c.name for c in spec.columns if c.name not in spec.partition_by]
-        restricted = [c.name for c in spec.columns if c.classification == "restricted"]
+        # the log outlives vacuum and erasure: min/max of a column that may hold commercial
+        # or personal text (anything not public or internal) would keep a value in it
+        restricted = [
+            c.name for c in spec.columns if c.classification not in ("public", "internal")
+        ]
         prefix = storage.abs(staged.folder)
         for entry in storage.list_files(staged.folder):
             base = posixpath.basename(entry.path)
@@ -310,7 +325,7 @@ class DeltaRsEngine:
                 continue
             relative = posixpath.relpath(entry.path, prefix)
             stats = footer_stats(storage.fs, entry.path, data_columns)
-            for name in restricted:  # the log outlives vacuum: no clear value in its stats
+            for name in restricted:
                 stats.min_values.pop(name, None)
                 stats.max_values.pop(name, None)
             if stats.num_records == 0:
@@ -882,6 +897,34 @@ class DeltaRsEngine:
                 if not dry_run:
                     storage.delete_dir(folder.path)
         return removed
+
+    def restore(
+        self, spec: TableSpec, storage: Storage, version: int, ctx: CommitContext
+    ) -> tuple[int, dict[str, Any]]:
+        """Make `version`'s files the table's current state again, in one new commit; return
+        the new version and delta-rs's restore metrics."""
+        table = self._require(spec, storage)
+        current = table.version()
+        if not 0 <= version < current:
+            raise TableIOError(
+                f"{spec.name}: cannot restore version {version}: the table is at version "
+                f"{current}; choose one of 0..{current - 1} (`lakehouse table history "
+                f"{spec.name}`)"
+            )
+        try:
+            metrics = table.restore(
+                version,
+                commit_properties=self._commit_properties(
+                    ctx, "restore", restored_version=str(version)
+                ),
+            )
+        except (DeltaError, OSError) as exc:
+            raise TableIOError(
+                f"{spec.name}: restoring version {version} failed ({exc}); its files may have "
+                "been vacuumed (then it cannot be restored)"
+            ) from None
+        after = DeltaTable(storage.root_uri).version()
+        return after, {k: v for k, v in metrics.items() if isinstance(v, int | str)}
 
 
 def _relative_to_root(storage: Storage, uri: str) -> str:

@@ -17,8 +17,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medlake.config import Settings
+from medlake.io.changes import OnChange, TableChange
 from medlake.io.commit import CommitContext
-from medlake.io.errors import TableConflictError, TableNotFoundError
+from medlake.io.errors import TableConflictError, TableIOError, TableNotFoundError
 from medlake.io.result import Changes, OptimizeResult, Retract, WriteResult
 from medlake.io.schema import evolution_needed, one_file_per_partition
 from medlake.io.storage import Storage
@@ -46,6 +47,7 @@ class DeltaSparkEngine:
         self.settings = settings
         self._delta = DeltaTable
         self._conflict = DeltaConcurrentModificationException
+        self.on_change: OnChange | None = None  # told of schema changes (TableIO sets it)
 
     # ------------------------------------------------------------------ helpers
 
@@ -93,7 +95,9 @@ class DeltaSparkEngine:
             return None
         return int(self._last(spec, storage)["version"])
 
-    def _ensure_table(self, spec: TableSpec, storage: Storage) -> None:
+    def _ensure_table(
+        self, spec: TableSpec, storage: Storage, ctx: CommitContext | None = None
+    ) -> None:
         path = storage.spark_uri()
         if not self._delta.isDeltaTable(self.spark, path):
             builder = self._delta.createIfNotExists(self.spark).location(path)
@@ -101,12 +105,30 @@ class DeltaSparkEngine:
             if spec.partition_by:
                 builder = builder.partitionedBy(*spec.partition_by)
             interval = str(self.settings.storage.checkpoint_interval)
-            builder.property("delta.checkpointInterval", interval).execute()
+            builder = builder.property("delta.checkpointInterval", interval)
+            # the log outlives vacuum and erasure: statistics (min/max) only for columns
+            # that hold no commercial or personal text (as the delta-rs engine writes them)
+            open_columns = [
+                c.name
+                for c in spec.columns
+                if c.classification in ("public", "internal") and c.name not in spec.partition_by
+            ]
+            if open_columns:
+                builder = builder.property("delta.dataSkippingStatsColumns", ",".join(open_columns))
+            else:
+                builder = builder.property("delta.dataSkippingNumIndexedCols", "0")
+            builder.execute()
         stored = self.spark.read.format("delta").load(path).schema
         added = evolution_needed(spec, stored)
         if added:
             columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
             self.spark.sql(f"ALTER TABLE delta.`{path}` ADD COLUMNS ({columns})")
+            if self.on_change is not None:
+                version = int(self._last(spec, storage)["version"])
+                details = {
+                    "columns_added": [f"{f.name} {f.dataType.simpleString()}" for f in added]
+                }
+                self.on_change(TableChange(spec.name, "schema_change", version, details), ctx)
         present = {
             row["key"] for row in self.spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
         }
@@ -201,7 +223,7 @@ class DeltaSparkEngine:
         replace_where: str | None = None,
     ) -> WriteResult:
         with self._session_conf(self._metadata(ctx, operation)):
-            self._ensure_table(spec, storage)
+            self._ensure_table(spec, storage, ctx)
             writer = df.write.format("delta").mode(mode)
             if replace_where:
                 writer = writer.option("replaceWhere", replace_where)
@@ -274,7 +296,7 @@ class DeltaSparkEngine:
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         newer = f"s.`{seq}` >= t.`{seq}` OR t.`{seq}` IS NULL"
         with self._session_conf(self._metadata(ctx, "upsert")):
-            self._ensure_table(spec, storage)
+            self._ensure_table(spec, storage, ctx)
             target = self._table(spec, storage)
             doomed = None
             if retract is not None:
@@ -382,6 +404,23 @@ class DeltaSparkEngine:
             if not dry_run:
                 self.spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours} HOURS")
         return files
+
+    def restore(
+        self, spec: TableSpec, storage: Storage, version: int, ctx: CommitContext
+    ) -> tuple[int, dict[str, Any]]:
+        current = int(self._last(spec, storage)["version"])
+        if not 0 <= version < current:
+            raise TableIOError(
+                f"{spec.name}: cannot restore version {version}: the table is at version "
+                f"{current}; choose one of 0..{current - 1} (`lakehouse table history "
+                f"{spec.name}`)"
+            )
+        with self._session_conf(self._metadata(ctx, "restore")):
+            table = self._table(spec, storage)
+            row = self._guard(spec, lambda: table.restoreToVersion(version).first())
+        metrics = row.asDict() if row is not None else {}
+        found = {k: v for k, v in metrics.items() if isinstance(v, int | str)}
+        return int(self._last(spec, storage)["version"]), found
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -43,7 +43,7 @@ from medlake.governance.identity import (
     Identity,
     save_token,
 )
-from medlake.governance.keys import KEY_ENV, SECRETS_FILE_ENV
+from medlake.governance.keys import AUDIT_KEY_ENV, KEY_ENV, SECRETS_FILE_ENV
 from medlake.jobs import backfill
 from medlake.orchestrate import LocalAirflow
 from medlake.pipeline import load_pipeline
@@ -60,20 +60,29 @@ DEMO_ENV = "demo"  # conf/env/demo.yaml: the local settings, tasks not retried
 
 
 def demo_keys(settings: Settings) -> Path | None:
-    """Point $LAKEHOUSE_SECRETS_FILE at demo keys under var/secrets unless keys are configured."""
+    """Point $LAKEHOUSE_SECRETS_FILE at demo keys under var/secrets unless keys are configured:
+    a pseudonymisation key per jurisdiction and the audit trail's MAC key (`audit_keys`, id
+    demo-1). The DAG's tasks inherit the variable, so every job finds both."""
 
     jurisdictions = load_classes(settings.conf_dir).jurisdictions
-    if os.environ.get(SECRETS_FILE_ENV) or all(
-        os.environ.get(KEY_ENV.format(j.upper())) for j in jurisdictions
+    if os.environ.get(SECRETS_FILE_ENV) or (
+        all(os.environ.get(KEY_ENV.format(j.upper())) for j in jurisdictions)
+        and os.environ.get(AUDIT_KEY_ENV)
     ):
         return None
     path = Path(settings.resolve("var/secrets/pseudonym-keys.yaml"))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.parent.chmod(0o700)  # the secret store: the service account only
-    if not path.exists():
-        keys = {j: secrets.token_hex(32) for j in jurisdictions}
-        path.write_text(yaml.safe_dump({"pseudonym_keys": keys}), encoding="utf-8")
+    stored = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    stored = stored if isinstance(stored, dict) else {}
+    wanted = dict(stored)
+    wanted.setdefault("pseudonym_keys", {j: secrets.token_hex(32) for j in jurisdictions})
+    audit_key = {"current": "demo-1", "keys": {"demo-1": secrets.token_hex(32)}}
+    wanted.setdefault("audit_keys", audit_key)
+    if wanted != stored:  # a new file, or one from before audit keys: add what is missing
+        path.touch(mode=0o600)
         path.chmod(0o600)
+        path.write_text(yaml.safe_dump(wanted), encoding="utf-8")
     os.environ[SECRETS_FILE_ENV] = str(path)
     return path
 
@@ -158,7 +167,7 @@ def run_demo(settings: Settings, night: dt.date | None = None) -> int:
         return 2
     keys = demo_keys(settings)
     if keys is not None:
-        step(f"pseudonymisation keys: demo keys in {keys} (production: env or secret file)")
+        step(f"pseudonymisation and audit keys: demo keys in {keys} (production: secret store)")
     identities = demo_identities(settings)
     if identities is not None:
         step(

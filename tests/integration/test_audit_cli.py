@@ -77,6 +77,8 @@ def test_the_lakehouse_command_verifies_the_trail_quickly_and_names_a_bad_event(
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert f"audit trail intact: 20 events at {trail.location}" in done.stdout
+    assert f"20 anchored heads checked in {lake.audit_anchor}" in done.stdout
+    assert "key ids: test-1" in done.stdout  # the key itself is never printed
     assert seconds < 15, f"`lakehouse audit verify` took {seconds:.1f} s"
 
     shown = subprocess.run(

@@ -33,7 +33,13 @@ PURPOSE = "recall R-2026-014: contact affected patients"
 @pytest.fixture
 def lake(spark: SparkSession, tmp_path: Path) -> tuple[JobContext, dict[str, str]]:
     """A vault holding two Shenzhen contacts, written as silver writes it."""
-    settings = load_settings("test", overrides={"storage": {"root": str(tmp_path / "lake")}})
+    settings = load_settings(
+        "test",
+        overrides={
+            "storage": {"root": str(tmp_path / "lake")},
+            "landing": {"root": str(tmp_path / "landing")},
+        },
+    )
     ctx = JobContext(settings=settings, job="silver", dates=[dt.date(2026, 3, 1)], run_id="r1")
     ctx._spark = spark
     masker = Masker(load_classes(), Keys({"cn": KEY}), {"SZ": "cn"})
@@ -97,7 +103,7 @@ def test_erasure_removes_the_value_from_every_vault_file_for_good(
         token=tokens["王秀英"],
         purpose="DSR-2026-0042 erasure",
     )
-    assert removed == 1
+    assert removed.vault_rows == 1
     files = [p for p in (tmp_path / "lake" / "_system" / "_vault_cn").rglob("*") if p.is_file()]
     assert files
     contents = [

@@ -22,6 +22,7 @@ from medlake.jobs import ingest as ingest_job
 from medlake.jobs import silver as silver_job
 from medlake.runtime import JobContext
 from medlake_simulator.dirt import _BAD_DATES, _BAD_NUMBERS
+from tests.conftest import copy_lake
 from tests.silver.jobs import DATES, FORMATS, job_context, local
 
 
@@ -438,7 +439,7 @@ def test_a_corrected_redelivery_without_a_record_withdraws_it_from_silver(
     import io
 
     lake, landing = tmp_path / "lake", tmp_path / "landing"
-    shutil.copytree(built["root"] / "lake", lake)
+    copy_lake(built["root"] / "lake", lake)
     shutil.copytree(built["landing"], landing)
     day, entity = DATES[2], "wms__stock_movements"
     relative = f"PN/{day.isoformat()}/{entity}.csv"

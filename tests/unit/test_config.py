@@ -175,3 +175,15 @@ def test_when_a_file_is_not_utf8_then_the_error_says_so(tmp_path: Path) -> None:
     (conf / "env" / "local.yaml").write_bytes("spark:\n  app_name: 工厂\n".encode("gb18030"))
     with pytest.raises(ConfigError, match=r"local\.yaml: not UTF-8 text"):
         load_settings("local", conf_dir=conf)
+
+
+def test_an_audit_anchor_inside_storage_root_or_a_uri_is_refused_at_load(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    beside = load_settings("test", overrides={"storage": {"root": str(lake)}})
+    assert beside.audit_anchor == tmp_path / "lake.audit-anchor" / "anchor.jsonl"
+    inside = {"storage": {"root": str(lake)}, "audit": {"anchor": str(lake / "a.jsonl")}}
+    with pytest.raises(ConfigError, match=r"lies inside storage.root .*outside the lakehouse"):
+        load_settings("test", overrides=inside)
+    uri = {"storage": {"root": str(lake)}, "audit": {"anchor": "s3://bucket/anchor.jsonl"}}
+    with pytest.raises(ConfigError, match=r"is a URI; .*WORM"):
+        load_settings("test", overrides=uri)

@@ -11,7 +11,7 @@ the costlier pattern.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, ClassVar
 
@@ -44,11 +44,13 @@ def find(
     *,
     labelled: bool = True,
     guards: Mapping[str, str] | None = None,
+    fit: Callable[[str], int] | None = None,
 ) -> list[RecognizerResult]:
     """Run `patterns` for `recognizer`: span = group `pii` (or the match), minus device ids.
 
     `labelled`: also drop a candidate that follows a lot/serial/GTIN/order label (numbers);
-    names and addresses only drop candidates inside a UDI. Candidates are then scored like
+    names and addresses only drop candidates inside a UDI. `fit(candidate)` may cut a candidate
+    to the length of its longest valid prefix (0 drops it). Candidates are then scored like
     Presidio does: `validate_result` True -> 1.0, False -> dropped; `invalidate_result` drops.
     """
     results = []
@@ -60,6 +62,8 @@ def find(
         group = "pii" if "pii" in compiled.groupindex else 0
         for match in compiled.finditer(text):
             start, end = match.span(group)
+            if fit is not None:
+                end = start + fit(text[start:end])
             if start >= end or is_device_identifier(text, start, end, labelled=labelled):
                 continue
             value = text[start:end]

@@ -67,15 +67,21 @@ _STOP = _any(
 )
 _TOKEN = (
     rf"(?!(?:{_STOP}|{_ORG}){_NOT_LETTER})"
-    r"(?:O['’]|Mc|Mac)?\p{Lu}\p{Ll}+(?:[\-'’]\p{Lu}?\p{Ll}+)?"
+    r"(?:O['’]|Mc|Mac)?\p{Lu}\p{Ll}+(?:[\-'’]\p{Lu}?\p{Ll}+)*"
 )
 # A name is not followed by more capitalised words that make it an organisation or place.
 _NOT_ORG = rf"(?!(?:[ ]\p{{Lu}}[\p{{L}}'’\-]*)*[ ]{_ORG}{_NOT_LETTER}){_NOT_LETTER}"
-_PARTICLE = r"(?:bin|binti|van|de|da|di|del|al)"
-_NAME = rf"{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])?{_TOKEN}){{0,2}}"
+# Name particles: von und zu, van der, de la, bin, binti, a/l ... (lower case, inside a name).
+_PARTICLE = (
+    r"(?:von[ ]und[ ]zu|von[ ]der|von[ ]dem|von[ ]den|van[ ]der|van[ ]den|van[ ]de|de[ ]la|"
+    r"de[ ]los|von|vom|van|zu|zur|ten|ter|de|da|di|del|della|du|dos|le|la|al|bin|binti|bte|"
+    r"a/l|a/p|Ó|Ní|Nic|Mhic|Uí|Ua)"
+)
+_NAME = rf"(?:{_PARTICLE}[ ])?{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])?{_TOKEN}){{0,2}}"
 _TITLE = (
-    r"(?<!\p{L})(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herrn?|Frau|Hr|Fr)\.?[ ]"
-    r"(?:(?:Dr|Prof|med|rer\. nat|Dipl\.-Ing)\.?[ ])*"
+    r"(?<!\p{L})(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herrn?|Frau|Hr|Fr|Sr|Encik|En|Puan|Pn|Cik|Tuan|"
+    r"Dato['’]?|Datin|Datuk|Tan[ ]Sri)\.?[ ]"
+    r"(?:(?:Dr|Prof|med|rer\. nat|Dipl\.-Ing|Ing|habil)\.?[ ])*"
 )
 _CONTEXT_WORDS = words(
     """patient patientin caregiver carer contact nurse sister physician doctor engineer technician
@@ -86,7 +92,8 @@ _CONTEXT_WORDS = words(
 # ("patient Tadeusz Nowakowski"); field labels such as "Contact:" may precede a company.
 _ROLE_WORDS = words(
     """patient patientin caregiver carer nurse sister physician doctor angehörige angehöriger
-    pfleger pflegerin schwester krankenschwester arzt ärztin"""
+    pfleger pflegerin schwester krankenschwester arzt ärztin oberarzt oberärztin pflegekraft
+    betreuer betreuerin"""
 ) | {"customer contact", "site contact"}
 # ... and in Chinese text: 患者家属Laura Martin
 _CJK_CONTEXT = "患者|家属|联系人|客户|用户|医生|护士|工程师|姓名"
@@ -107,14 +114,20 @@ class LatinPersonRecognizer(ContextPatternRecognizer):
         Pattern("after_title", f"{_TITLE}(?P<pii>{_NAME}){_NOT_ORG}", 0.85),
         Pattern(
             "after_context",
-            rf"{_CONTEXT}(?P<pii>{_GIVEN}(?:[ ]{_TOKEN}){{0,2}}|(?:{_TOKEN}[ ]){{0,2}}{_SURNAME})"
-            + _NOT_ORG,
+            rf"{_CONTEXT}(?P<pii>{_GIVEN}(?:[ ](?:{_PARTICLE}[ ])?{_TOKEN}){{0,2}}"
+            rf"|(?:{_TOKEN}[ ]){{0,2}}{_SURNAME})" + _NOT_ORG,
             0.8,
         ),
         Pattern(
             "after_role",
             rf"{_ROLE}(?P<pii>{_TOKEN}(?:[ ](?:{_PARTICLE}[ ])?{_TOKEN}){{1,2}}){_NOT_ORG}",
             0.75,
+        ),
+        # a surname alone after a role, when lower case or punctuation follows
+        Pattern(
+            "surname_after_role",
+            rf"{_ROLE}(?P<pii>(?:{_PARTICLE}[ ])?{_TOKEN})(?=[ ]\p{{Ll}}|[,.;:)]|$)",
+            0.7,
         ),
         Pattern(
             "given_surname",
@@ -125,7 +138,8 @@ class LatinPersonRecognizer(ContextPatternRecognizer):
     )
     CONTEXT = ("Mr", "Mrs", "Ms", "Dr", "Herr", "Frau", "patient", "contact", "Ansprechpartner")
     GUARDS: ClassVar[Mapping[str, str]] = {
-        "after_title": r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herrn?|Frau|Hr|Fr)\.?[ ]",
+        "after_title": r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herrn?|Frau|Hr|Fr|Sr|Encik|En|Puan|Pn|Cik|"
+        r"Tuan|Dat)",
     }
 
 
@@ -133,9 +147,9 @@ _WORD = r"(?:St\.|Mt\.|Ft\.|\p{Lu}[\p{L}'’\-]*)"
 _PLACE = rf"{_WORD}(?:[ ](?:{_WORD}|\d{{1,2}})){{0,3}}"
 _EN_TYPES = _any(
     words(
-        """Street St. St Avenue Ave. Ave Road Rd. Rd Lane Ln. Drive Dr. Boulevard Blvd. Blvd Way
-        Court Ct. Place Pl. Parkway Pkwy Terrace Circle Square Sq. Highway Hwy Crescent Close Row
-        Quay Walk Grove Gardens Mews Park"""
+        """Street St. St Avenue Ave. Ave Road Rd. Rd Lane Ln. Ln Drive Dr. Dr Boulevard Blvd. Blvd
+        Way Court Ct. Ct Place Pl. Parkway Pkwy Terrace Ter. Circle Cir. Square Sq. Highway Hwy
+        Crescent Close Row Quay Walk Grove Gardens Mews Park Trail Pike Alley"""
     )
 )
 _EN_STREET = (
@@ -149,12 +163,18 @@ _IE_TAIL = (
     rf",[ ]{_PLACE}(?:,[ ](?:Co\.|County)[ ]{_WORD})?,[ ]"
     r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}(?![\p{L}\d])"
 )
+_EIRCODE = r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}(?![\p{L}\d])"
+# Irish addresses often have no street number: Unit 7, Ballybrit Business Park, Galway, H91 P2DK
+_IE_UNIT = (
+    r"(?<!\p{L})(?:Unit|Apt\.?|Apartment|Suite|Block|Flat|Floor)[ ][A-Za-z0-9\-]{1,6},[ ]"
+    rf"{_PLACE}(?:,[ ]{_PLACE}){{0,3}},[ ]{_EIRCODE}"
+)
 _UK_TAIL = rf",[ ]{_PLACE},[ ][A-Z]{{1,2}}\d[A-Z\d]?[ ]\d[A-Z]{{2}}(?![\p{{L}}\d])"
 _MY_ADDRESS = (
     r"(?<!\p{L})(?:No\.?|Lot|Unit)[ ]?\d{1,5}[A-Za-z]?(?:[\-/]\d{1,5}[A-Za-z]?)?,[ ]"
     rf"(?:Jalan|Jln\.?|Lorong|Lrg\.?|Lebuh|Lebuhraya|Persiaran|Lengkok|Taman|Solok|Medan|Lintang)"
-    rf"[ ]{_WORD}(?:[ ]{_WORD}){{0,4}}"
-    rf"(?:,[ ](?:Taman|Kampung|Bandar|Desa)[ ]{_WORD}(?:[ ]{_WORD}){{0,3}})?"
+    rf"[ ]{_WORD}(?:[ ](?:{_WORD}|\d{{1,3}}(?:/\d{{1,3}})?[A-Z]?(?![\p{{L}}\d]))){{0,4}}"
+    rf"(?:,[ ](?:Taman|Kampung|Bandar|Desa|Kawasan)[ ]{_WORD}(?:[ ]{_WORD}){{0,3}})?"
     rf",[ ]\d{{5}}[ ]{_PLACE}(?:,[ ]{_PLACE})?"
 )
 _DE_PREFIX = (
@@ -165,14 +185,16 @@ _DE_STRASSE = (
     rf"(?<!\p{{L}}){_DE_PREFIX}\p{{Lu}}\p{{Ll}}+(?:-\p{{Lu}}\p{{Ll}}+)*(?:straße|strasse)(?!\p{{L}})"
     r"|(?<!\p{L})\p{Lu}\p{Ll}+(?:-\p{Lu}\p{Ll}+)*str\."
     r"|(?<!\p{L})\p{Lu}\p{Ll}+(?:er|sche)?[ ](?:Straße|Strasse|Str\.)"
+    r"|(?<!\p{L})(?:\p{Lu}\p{Ll}+-)+(?:Straße|Strasse|Str\.)"  # Friedrich-Ebert-Straße
 )
 _DE_OTHER = (
     rf"(?<!\p{{L}}){_DE_PREFIX}\p{{Lu}}\p{{Ll}}+(?:-\p{{Lu}}\p{{Ll}}+)*"
     r"(?:weg|platz|allee|gasse|ring|damm|ufer|markt|steig|pfad|chaussee|promenade|graben)(?!\p{L})"
     r"|(?<!\p{L})\p{Lu}\p{Ll}+(?:er|sche)?[ ](?:Weg|Platz|Allee|Gasse|Ring|Damm|Ufer|Markt)"
+    r"|(?<!\p{L})(?:\p{Lu}\p{Ll}+-)+(?:Weg|Platz|Allee|Gasse|Ring|Damm|Ufer)"
     r"|(?<!\p{L})(?:Am|Im|An der|Auf dem|Zum|Zur)[ ]\p{Lu}\p{Ll}+"
 )
-_DE_NUMBER = r"[ ]\d{1,4}(?:[ ]?[a-zA-Z](?!\p{L}))?(?:[\-/]\d{1,4}[a-z]?)?(?!\d)"
+_DE_NUMBER = r"[ ]\d{1,4}(?:[ ]?[a-zA-Z](?![\p{L}\-]))?(?:[\-/]\d{1,4}[a-z]?)?(?!\d)"
 _DE_TAIL = (
     r",?[ ](?:D-)?\d{5}[ ]\p{Lu}\p{L}+(?:-\p{Lu}\p{L}+)*"
     r"(?:[ ](?:am|im|an der|ob der|in der|bei)[ ]\p{Lu}\p{L}+)?(?:[ ]\([\p{L} .]+\))?"
@@ -190,6 +212,7 @@ class LatinAddressRecognizer(ContextPatternRecognizer):
         Pattern("us_address", _EN_STREET + _US_TAIL, 0.85),
         Pattern("ie_address", _EN_STREET + _IE_TAIL, 0.85),
         Pattern("uk_address", _EN_STREET + _UK_TAIL, 0.85),
+        Pattern("ie_unit_address", _IE_UNIT, 0.85),
         Pattern("en_street", _EN_STREET, 0.6),
         Pattern("my_address", _MY_ADDRESS, 0.85),
         Pattern("de_strasse", f"(?:{_DE_STRASSE}){_DE_NUMBER}(?:{_DE_TAIL})?", 0.8),
@@ -200,6 +223,7 @@ class LatinAddressRecognizer(ContextPatternRecognizer):
         "us_address": r",[ ][A-Z]{2}[ ]\d{5}",
         "ie_address": r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}",
         "uk_address": r"[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}",
+        "ie_unit_address": r"(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[0-9AC-FHKNPRTV-Y]{4}",
         "de_strasse": r"[sS]tra(?:ße|sse)|[sS]tr\.",
         "de_address": r"\d[a-zA-Z]?(?:[\-/]\d{1,4}[a-z]?)?,?[ ](?:D-)?\d{5}[ ][^\W\d_]",
     }

@@ -1,4 +1,6 @@
-"""The audit trail: hash chain, one commit per record, tamper detection, concurrency, CLI."""
+"""The audit trail: MAC chain, one commit per record, tamper detection, concurrency, CLI.
+
+The tamper cases an attacker without the key tries are in tests/integration/test_audit_tamper.py."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import itertools
 import json
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +32,7 @@ from medlake.governance.audit import (
     AuditTrailError,
     Verification,
     current_principal,
-    event_hash,
+    event_mac,
 )
 from medlake.governance.identity import AuthError, os_user
 from medlake.io import TableConflictError, TableIO
@@ -70,8 +74,16 @@ def _trail_of(settings: Settings, n: int) -> AuditTrail:
     return trail
 
 
+KEY = bytes.fromhex(os.environ["LAKEHOUSE_AUDIT_KEY"])  # tests/conftest.py, key id test-1
+
+
+def event_hash(row: Row) -> str:
+    """An insider's re-MAC with the real key (the cases without the key: test_audit_tamper)."""
+    return event_mac(row, KEY)
+
+
 def _expected_hash(row: Row) -> str:
-    """The documented canonical form, computed here independently of medlake.governance.audit."""
+    """The documented canonical form and HMAC, computed independently of the audit module."""
 
     def fmt(value: Any) -> Any:
         if isinstance(value, dt.datetime):
@@ -82,7 +94,7 @@ def _expected_hash(row: Row) -> str:
 
     body = {k: fmt(v) for k, v in row.items() if k != "hash"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hmac.new(KEY, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _rechain(rows: list[Row], start: int) -> None:
@@ -128,10 +140,11 @@ def test_when_nothing_was_recorded_then_the_trail_verifies_with_zero_events(
     settings: Settings,
 ) -> None:
     trail = AuditTrail(settings)
-    assert trail.verify() == Verification(ok=True, checked=0)
+    empty = Verification(ok=True, checked=0, anchor=str(settings.audit_anchor))
+    assert trail.verify() == empty
     assert trail.events() == []
     ArrowTable(settings, "_audit").snapshot(create=True)  # created, still empty
-    assert trail.verify() == Verification(ok=True, checked=0)
+    assert trail.verify() == empty
 
 
 def test_record_chains_events_from_64_zeros_with_seq_and_every_field(
@@ -171,6 +184,7 @@ def test_record_chains_events_from_64_zeros_with_seq_and_every_field(
         "logical_date": dt.date(2026, 1, 5),
         "details": '{"n": 3, "via": "sql"}',
         "prev_hash": GENESIS,
+        "key_id": "test-1",
         "hash": "-",
     }
     assert (e1["principal"], e2["principal"], e2["table_version"]) == ("alice", "svc-airflow", 7)
@@ -187,7 +201,7 @@ def test_each_record_call_is_one_delta_commit_with_the_head_in_its_metadata(
     commit = table.history(1)[0]
     head = trail.events()[-1]
     assert commit["audit_first_seq"] == "1" and commit["audit_head_seq"] == "5"
-    assert commit["audit_head_hash"] == head["hash"]
+    assert commit["audit_head_hash"] == head["hash"] and commit["audit_key_id"] == "test-1"
     assert trail.record([]) == []
     assert DeltaTable(trail.location).version() == before + 1
 
@@ -209,7 +223,7 @@ def test_the_table_is_where_table_io_finds_it_partitioned_by_event_date(
     }
     declared = [c.name for c in spec.columns]
     assert [f.name for f in _schema(trail)] == declared
-    assert list(audit.HASHED_FIELDS) == [c for c in declared if c != "hash"]
+    assert list(audit.MAC_FIELDS) == [c for c in declared if c != "hash"]
 
 
 def test_many_small_appends_are_compacted_and_still_verify(
@@ -272,7 +286,14 @@ def test_an_untouched_chain_verifies_ok_and_reports_its_head(settings: Settings)
     trail = _trail_of(settings, 5)
     trail.record([_read(9), _read(10)])
     result = trail.verify()
-    assert result == Verification(ok=True, checked=7, head_hash=trail.events()[-1]["hash"])
+    assert result == Verification(
+        ok=True,
+        checked=7,
+        head_hash=trail.events()[-1]["hash"],
+        anchored=6,  # one head per record call
+        anchor=str(settings.audit_anchor),
+        key_ids=("test-1",),
+    )
 
 
 def test_when_a_field_is_changed_then_verify_names_that_event(settings: Settings) -> None:
@@ -285,7 +306,8 @@ def test_when_a_field_is_changed_then_verify_names_that_event(settings: Settings
     result = trail.verify()
     assert (result.ok, result.position, result.first_bad) == (False, 3, rows[3]["event_id"])
     assert result.reason == (
-        f"event 3 (id {rows[3]['event_id']}): content changed since it was written (hash mismatch)"
+        f"event 3 (id {rows[3]['event_id']}): content changed since it was written, or its "
+        "MAC was recomputed without the audit key 'test-1' (MAC mismatch)"
     )
     assert result.checked == 6
 
@@ -310,7 +332,7 @@ def test_when_the_first_event_is_deleted_then_verify_says_where_the_trail_starts
     assert "event 0 is missing" in str(result.reason)
 
 
-def test_when_the_newest_events_are_deleted_then_verify_uses_the_head_in_the_log(
+def test_when_the_newest_events_are_deleted_then_verify_uses_the_anchored_head(
     settings: Settings,
 ) -> None:
     trail = _trail_of(settings, 5)
@@ -333,7 +355,7 @@ def test_when_two_events_swap_seq_then_verify_names_the_first_moved_one(
     result = trail.verify()
     moved = rows[3]  # sorted by seq it now comes second of the two
     assert (result.ok, result.position, result.first_bad) == (False, 2, moved["event_id"])
-    assert "content changed since it was written (hash mismatch)" in str(result.reason)
+    assert "content changed since it was written" in str(result.reason)
 
 
 def test_when_two_events_are_reordered_and_rechained_then_their_times_give_it_away(
@@ -356,7 +378,7 @@ def test_when_two_events_are_reordered_and_rechained_then_their_times_give_it_aw
     assert rows[3]["hash"] == event_hash(rows[3])
 
 
-def test_when_an_event_is_changed_and_everything_after_it_rehashed_then_the_head_differs(
+def test_when_an_insider_with_the_key_rewrites_and_re_macs_then_the_anchor_differs(
     settings: Settings,
 ) -> None:
     trail = _trail_of(settings, 5)
@@ -367,8 +389,9 @@ def test_when_an_event_is_changed_and_everything_after_it_rehashed_then_the_head
 
     rows = _tamper(trail, rewrite)
     result = trail.verify()
-    assert (result.ok, result.position, result.first_bad) == (False, 4, rows[4]["event_id"])
-    assert "rewritten and re-hashed at or before this event" in str(result.reason)
+    assert (result.ok, result.position, result.first_bad) == (False, 1, rows[1]["event_id"])
+    assert "is not the head line 3 of the anchor" in str(result.reason)  # line 1: genesis
+    assert "rewritten at or before this event" in str(result.reason)
 
 
 def test_when_a_forged_event_is_appended_with_a_wrong_prev_hash_then_verify_names_it(
@@ -385,7 +408,7 @@ def test_when_a_forged_event_is_appended_with_a_wrong_prev_hash_then_verify_name
     assert (result.ok, result.position, result.first_bad) == (False, 4, "forged-1")
     assert result.reason == (
         f"event 4 (id forged-1) does not link to event 3 (id {last['event_id']}): its "
-        "prev_hash is not the hash of that event; an event was removed, inserted or "
+        "prev_hash is not the MAC of that event; an event was removed, inserted or "
         "rewritten before it"
     )
 
@@ -435,7 +458,12 @@ def test_two_processes_appending_at_once_never_fork_the_chain(settings: Settings
 
     trail = AuditTrail(settings)
     assert trail.verify() == Verification(
-        ok=True, checked=2 * count, head_hash=trail.events()[-1]["hash"]
+        ok=True,
+        checked=2 * count,
+        head_hash=trail.events()[-1]["hash"],
+        anchored=2 * count,
+        anchor=str(settings.audit_anchor),
+        key_ids=("test-1",),
     )
     events = trail.events()
     assert [e["seq"] for e in events] == list(range(2 * count))

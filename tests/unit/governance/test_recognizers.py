@@ -278,3 +278,78 @@ def test_gtin_check_digit_agrees_with_the_hand_computation() -> None:
     assert gtin_valid(GTIN)
     assert not gtin_valid(GTIN[:-1] + str((int(GTIN[-1]) + 1) % 10))
     assert gtin_valid("4006381333931")  # a GTIN-13 (EAN) printed on a retail product
+
+
+# ------------------------------------------------------------------------------------------
+# Issue 20: a finding covers the whole value; detection by class
+# ------------------------------------------------------------------------------------------
+
+WHOLE_VALUES = [
+    # (a) non-ASCII local parts were masked only from the first non-ASCII letter on
+    ("email", "de", "E-Mail: jürgen.müller@firma.de, bitte", ["jürgen.müller@firma.de"]),
+    ("email", "en", "mail zoë.o'brien@hse.ie today", ["zoë.o'brien@hse.ie"]),
+    ("email", "de", "an søren@müller.de", ["søren@müller.de"]),
+    ("email", "zh", "邮箱a.li@例子.中国，谢谢", ["a.li@例子.中国"]),
+    ("email", "zh", "邮箱：张伟@例子.中国联系", ["张伟@例子.中国"]),
+    ("email", "zh", "邮箱张伟@例子.中国", ["张伟@例子.中国"]),
+    ("email", "en", "x@xn--fsqu00a.xn--fiqs8s and y@xn--mller-kva.de", ["x@xn--fsqu00a.xn--fiqs8s", "y@xn--mller-kva.de"]),
+    ("email", "en", 'to "john doe"@example.com.', ['"john doe"@example.com']),
+    ("email", "en", "anna.schmidt+rma@firma.de", ["anna.schmidt+rma@firma.de"]),
+    ("email", "zh", "邮箱wang.fang＠163.com。", ["wang.fang＠163.com"]),
+    ("email", "zh", "邮箱zhang@x.cn", ["zhang@x.cn"]),
+    # (b) less common single-character surnames were not detected at all
+    ("zh_person", "zh", "隗小明先生来电", ["隗小明"]),
+    ("zh_person", "zh", "晁阳女士反映", ["晁阳"]),
+    ("zh_person", "zh", "钮伟工程师上门", ["钮伟"]),
+    ("zh_person", "zh", "患者邝志强反映", ["邝志强"]),
+    ("zh_person", "zh", "龚丽护士长说", ["龚丽"]),
+    ("zh_person", "zh", "已与岑总确认", ["岑"]),
+    ("zh_person", "zh", "李工说明天到", ["李"]),
+    ("zh_person", "zh", "家属常永红来电", ["常永红"]),
+    ("zh_person", "zh", "感谢张伟医生", ["张伟"]),
+    ("latin_person", "de", "Frau Dr. Anna von der Heide meldet", ["Anna von der Heide"]),
+    ("latin_person", "de", "Herr Müller-Lüdenscheidt", ["Müller-Lüdenscheidt"]),
+    ("latin_person", "en", "Puan Siti binti Ahmad called", ["Siti binti Ahmad"]),
+    ("latin_person", "de", "Pflegerin Möhring wohnt", ["Möhring"]),
+    # found in review, outside the corpus: Irish particles, Malay abbreviated titles, and a
+    # Chinese name after a Latin context word (the surname was all that was masked, or nothing)
+    ("latin_person", "en", "Customer contact: Seán Ó Briain, mobile", ["Seán Ó Briain"]),
+    ("latin_person", "en", "Patient Máire Ní Bhriain reported", ["Máire Ní Bhriain"]),
+    ("latin_person", "en", "Pn. Siti Nurhaliza binti Ahmad, No. 12", ["Siti Nurhaliza binti Ahmad"]),
+    ("latin_person", "en", "En. Ahmad Faizal bin Hassan called", ["Ahmad Faizal bin Hassan"]),
+    ("zh_person", "zh", "Kontakt: 张伟 <zhang.wei@例子.中国>", ["张伟"]),
+    ("zh_person", "zh", "Name: 李娜, Tel 13812345678", ["李娜"]),
+    ("phone_number", "de", "Tel. +49 7461 234567 Durchwahl -34.", ["+49 7461 234567 Durchwahl -34"]),
+    ("phone_number", "zh", "电话0755-2345678转8021，", ["0755-2345678转8021"]),
+    ("phone_number", "en", "call 1-800-555-0199 x12 or +44 (0)20 7946 0958 ext. 3", ["+44 (0)20 7946 0958 ext. 3", "1-800-555-0199 x12"]),
+    ("phone_number", "zh", "电话(+86) 13812345678", ["(+86) 13812345678"]),
+    ("phone_number", "de", "Tel. 07461.468203", ["07461.468203"]),
+    ("latin_address", "de", "an Friedrich-Ebert-Straße 12a, 69117 Heidelberg.", ["Friedrich-Ebert-Straße 12a, 69117 Heidelberg"]),
+    ("latin_address", "de", "Schillerstraße 27 D-80331 München", ["Schillerstraße 27 D-80331 München"]),
+    ("latin_address", "en", "Unit 7, Ballybrit Business Park, Galway, H91 P2DK.", ["Unit 7, Ballybrit Business Park, Galway, H91 P2DK"]),
+    ("latin_address", "en", "No. 12, Jalan Perusahaan 2, 13600 Prai, Pulau Pinang", ["No. 12, Jalan Perusahaan 2, 13600 Prai, Pulau Pinang"]),
+    ("latin_address", "en", "at 98 Riverside Dr, Suite 300, Edina, MN 55435", ["98 Riverside Dr, Suite 300, Edina, MN 55435"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "language", "text", "expected"), WHOLE_VALUES)
+def test_when_a_value_of_a_covered_class_is_written_then_the_finding_covers_all_of_it(
+    name: str, language: str, text: str, expected: list[str]
+) -> None:
+    assert run(name, language, text) == expected
+
+
+NOT_NAMES_OR_NUMBERS = [
+    ("zh_person", "zh", "正在施工，安装工程师已上门，责任护士和值班医生在场，感谢对方医生。"),
+    ("zh_person", "zh", "王伟工作认真"),  # 工作 is work, not 工 (engineer)
+    ("phone_number", "zh", "批号 13812345678，Lot 15912345678"),
+    ("phone_number", "en", "PO-2026-00123, ECO-2026-017, alarm E-1043, ALM-207"),
+    ("email", "zh", "邮箱：无，邮箱@未知, user@localhost"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "language", "text"), NOT_NAMES_OR_NUMBERS)
+def test_when_words_only_look_like_a_class_then_nothing_is_found(
+    name: str, language: str, text: str
+) -> None:
+    assert run(name, language, text) == []
