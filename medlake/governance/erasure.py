@@ -91,6 +91,8 @@ class SubjectPattern:
 
 def _escaped_forms(value: str) -> list[str]:
     forms = {json.dumps(value)[1:-1]}  # JSON with non-ASCII as \uXXXX
+    if '"' in value:  # a quote inside a quoted CSV cell is doubled: "john doe"@x -> ""john doe""@x
+        forms.add(value.replace('"', '""'))
     for encoding in _ENCODINGS:  # bytes a reader kept as \xNN escapes (wrong encoding)
         try:
             raw = value.encode(encoding)
@@ -143,25 +145,51 @@ def _sha(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def _holds_text(kind: pa.DataType) -> bool:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return _holds_text(kind.value_type)
+    if pa.types.is_map(kind):
+        return _holds_text(kind.key_type) or _holds_text(kind.item_type)
+    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return any(_holds_text(kind.field(i).type) for i in range(kind.num_fields))
+    return False
+
+
+def _replace(value: Any, pattern: Any) -> tuple[Any, int]:
+    """`value` (a Parquet cell as Python: text, list, map entries, struct) with every match
+    in its text tombstoned, and the number replaced."""
+    if isinstance(value, str):
+        new, n = pattern.subn(TOMBSTONE, value)
+        return new, int(n)
+    if isinstance(value, list | tuple):
+        parts = [_replace(item, pattern) for item in value]
+        items = [item for item, _ in parts]
+        return (tuple(items) if isinstance(value, tuple) else items), sum(n for _, n in parts)
+    if isinstance(value, dict):
+        parts_by = {key: _replace(item, pattern) for key, item in value.items()}
+        return {k: v for k, (v, _) in parts_by.items()}, sum(n for _, n in parts_by.values())
+    return value, 0
+
+
 def _rewrite_parquet(content: bytes, pattern: Any) -> tuple[bytes, int]:
-    """Every text column (dictionary-encoded ones too) rewritten; types, schema metadata and
-    each column's codec kept."""
+    """Every column holding text rewritten (plain, dictionary-encoded, or inside lists, maps
+    and structs); types, schema metadata and each column's codec kept."""
     source = pq.ParquetFile(pa.BufferReader(content))
     table = source.read()
     total, columns = 0, []
     for column in table.columns:
         kind = column.type
-        text = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if not (pa.types.is_string(text) or pa.types.is_large_string(text)):
+        if not _holds_text(kind):
             columns.append(column)
             continue
-        values = []
-        for value in column.to_pylist():
-            new, n = (None, 0) if value is None else pattern.subn(TOMBSTONE, value)
-            total += n
-            values.append(new)
-        array = pa.array(values, type=text)
-        columns.append(array.dictionary_encode().cast(kind) if text is not kind else array)
+        values, n = _replace(column.to_pylist(), pattern)
+        total += n
+        if pa.types.is_dictionary(kind):
+            columns.append(pa.array(values, type=kind.value_type).dictionary_encode().cast(kind))
+        else:
+            columns.append(pa.array(values, type=kind))
     if not total:
         return content, 0
     codecs = {}

@@ -118,6 +118,41 @@ def test_dictionary_encoded_and_uncompressed_parquet_columns_are_rewritten() -> 
     assert out.column("contact").to_pylist() == [TOMBSTONE, "Bo Park", TOMBSTONE]
 
 
+def test_text_inside_list_map_and_struct_parquet_columns_is_rewritten() -> None:
+    table = pa.table(
+        {
+            "notes": pa.array([["called Kim Lee", "ok"], None], pa.list_(pa.string())),
+            "fields": pa.array(
+                [[("contact", "Kim Lee")], [("contact", "Bo Park")]],
+                pa.map_(pa.string(), pa.string()),
+            ),
+            "who": pa.array(
+                [{"name": "Kim Lee", "n": 1}, {"name": None, "n": 2}],
+                pa.struct([("name", pa.string()), ("n", pa.int32())]),
+            ),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    pattern = subject_pattern("PERSON", "Kim Lee").python
+    new, replaced = rewrite_file(sink.getvalue(), "parquet", "utf-8", pattern) or (b"", 0)
+    assert replaced == 3
+    out = pq.read_table(pa.BufferReader(new))
+    assert out.schema == table.schema
+    assert out.to_pylist() == [
+        {"notes": [f"called {TOMBSTONE}", "ok"], "fields": [("contact", TOMBSTONE)],
+         "who": {"name": TOMBSTONE, "n": 1}},
+        {"notes": None, "fields": [("contact", "Bo Park")], "who": {"name": None, "n": 2}},
+    ]  # fmt: skip
+
+
+def test_a_quoted_local_part_is_found_in_a_csv_cell_where_its_quotes_are_doubled() -> None:
+    content = b'id,email\n1,"""john doe""@example.com"\n'
+    pattern = subject_pattern("EMAIL_ADDRESS", '"john doe"@example.com').python
+    new, replaced = rewrite_file(content, "csv", "utf-8", pattern) or (b"", 0)
+    assert (new.decode(), replaced) == (f'id,email\n1,"{TOMBSTONE}"\n', 1)
+
+
 def test_a_file_exported_as_utf8_instead_of_its_declared_encoding_is_swept_as_ingest_reads_it() -> (
     None
 ):
