@@ -22,10 +22,12 @@ import csv
 import hashlib
 import io as io_module
 import json
+import operator
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -406,6 +408,26 @@ def _rewrite_where(
     return count
 
 
+def _holds(java: str, *, texts: Sequence[str] = (), maps: Sequence[str] = ()) -> Column:
+    """Whether any of the text columns, or any value of the map<string,string> columns,
+    matches the Java pattern (a null is no match)."""
+    found = [F.coalesce(F.col(c).rlike(java), F.lit(False)) for c in texts] + [
+        F.exists(F.map_values(c), lambda v: F.coalesce(v.rlike(java), F.lit(False))) for c in maps
+    ]
+    return reduce(operator.or_, found)
+
+
+def _replace_in(
+    df: DataFrame, java: str, by: str, *, texts: Sequence[str] = (), maps: Sequence[str] = ()
+) -> DataFrame:
+    """Every match in the text columns and in the values of the map columns replaced by `by`."""
+    for c in texts:
+        df = df.withColumn(c, F.regexp_replace(c, java, by))
+    for c in maps:
+        df = df.withColumn(c, F.transform_values(c, lambda _k, v: F.regexp_replace(v, java, by)))
+    return df
+
+
 def sweep_bronze(
     io: TableIO,
     tables: Iterable[str],
@@ -420,14 +442,11 @@ def sweep_bronze(
     out: dict[str, int] = {}
 
     def record_hit(df: DataFrame) -> Column:
-        found = F.exists(F.map_values("_record"), lambda v: F.coalesce(v.rlike(java), F.lit(False)))
+        found = _holds(java, maps=["_record"])
         return found | F.col("_file_sha256").isin(list(shas)) if shas else found
 
     def record_fix(df: DataFrame) -> DataFrame:
-        fixed = df.withColumn(
-            "_record",
-            F.transform_values("_record", lambda _k, v: F.regexp_replace(v, java, TOMBSTONE)),
-        )
+        fixed = _replace_in(df, java, TOMBSTONE, maps=["_record"])
         return fixed.withColumn("_file_sha256", _sha_column("_file_sha256", shas))
 
     for name in tables:
@@ -436,11 +455,11 @@ def sweep_bronze(
             out[name] = rows
 
     def raw_hit(df: DataFrame) -> Column:
-        found = F.coalesce(F.col("raw").rlike(java), F.lit(False))
+        found = _holds(java, texts=["raw"])
         return found | F.col("file_sha256").isin(list(shas)) if shas else found
 
     def raw_fix(df: DataFrame) -> DataFrame:
-        fixed = df.withColumn("raw", F.regexp_replace("raw", java, TOMBSTONE))
+        fixed = _replace_in(df, java, TOMBSTONE, texts=["raw"])
         return fixed.withColumn("file_sha256", _sha_column("file_sha256", shas))
 
     rows = _rewrite_where(io, QUARANTINE, plants, "plant_id", raw_hit, raw_fix, ctx)
@@ -484,23 +503,10 @@ def sweep_silver(
             continue
 
         def hit(df: DataFrame, texts: list[str] = texts, maps: list[str] = maps) -> Column:
-            found = [F.coalesce(F.col(c).rlike(java), F.lit(False)) for c in texts] + [
-                F.exists(F.map_values(c), lambda v: F.coalesce(v.rlike(java), F.lit(False)))
-                for c in maps
-            ]
-            any_found = found[0]
-            for more in found[1:]:
-                any_found = any_found | more
-            return any_found
+            return _holds(java, texts=texts, maps=maps)
 
         def fix(df: DataFrame, texts: list[str] = texts, maps: list[str] = maps) -> DataFrame:
-            for c in texts:
-                df = df.withColumn(c, F.regexp_replace(c, java, token))
-            for c in maps:
-                df = df.withColumn(
-                    c, F.transform_values(c, lambda _k, v: F.regexp_replace(v, java, token))
-                )
-            return df
+            return _replace_in(df, java, token, texts=texts, maps=maps)
 
         rows = _rewrite_where(io, spec.name, plants, "plant_id", hit, fix, ctx)
         if rows:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from medlake.governance.audit import AuditTrail
@@ -69,8 +70,6 @@ def table_rows(spark: SparkSession, lake: Path) -> dict[str, Counter[str]]:
         table = log.parent
         if table.name.startswith("_vault") or table.name == "_audit":
             continue
-        from deltalake import DeltaTable
-
         rows = DeltaTable(str(table)).to_pyarrow_table().to_pylist()
         for row in rows:
             for column in ("_file_sha256", "file_sha256", "sha256"):
@@ -99,8 +98,6 @@ def delivered(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def subject(ctx: Any, lake: Path, landing: Path, vault: str, plant: str) -> tuple[str, str]:
     """The vaulted person (token, value) delivered most often in the plant's files."""
-    from deltalake import DeltaTable
-
     rows = DeltaTable(str(lake / "_system" / vault)).to_pyarrow_table().to_pylist()
     names = [r for r in rows if r["entity_type"] == "PERSON" and len(r["value"]) >= 3]
     texts = []
@@ -171,8 +168,6 @@ def test_erasure_leaves_no_byte_of_the_subject_and_every_other_row_unchanged(
             expected[erased] += n
         assert after_rows[table] == expected, table
     # the rewritten landing files are vouched for by the manifest: a new ingest skips them
-    from deltalake import DeltaTable
-
     manifest = DeltaTable(str(lake / "_system" / "_bronze_manifest")).to_pyarrow_table()
     shas = {r["source_file"]: r["sha256"] for r in manifest.to_pylist()}
     delivered = [r for result in results for r in result.landing_files if r.relative in shas]
